@@ -1,0 +1,38 @@
+# The two commands of the README:
+#   make demo   runs examples/quickstart.py (starting an embedded Redis when
+#               TICKR_REDIS_URL is unset)
+#   make test   installs everything, then runs ruff, mypy and the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test lint typecheck pytest bench install clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+
+demo: install
+	$(BIN)/python examples/quickstart.py
+
+lint: install
+	$(BIN)/ruff check src tests examples benchmarks
+	$(BIN)/ruff format --check src tests examples benchmarks
+
+typecheck: install
+	$(BIN)/mypy
+
+pytest: install
+	$(BIN)/python -m coverage run -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m coverage report --fail-under=80
+
+test: lint typecheck pytest
+
+bench: install
+	$(BIN)/python benchmarks/bench_tickr.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .coverage

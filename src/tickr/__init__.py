@@ -1,0 +1,63 @@
+"""Tickr: an embeddable asyncio task queue on Redis.
+
+The public surface, all importable from ``tickr``::
+
+    Client, TaskSpec                 enqueue, read back, wait for and cancel tasks
+    ServeMux, Task                   route task types to async handlers (with middleware)
+    Server                           run handlers: retries, timeouts, graceful shutdown
+    Inspector                        read and steer queues and tasks
+    exponential_backoff, constant_delay     retry delays
+    TaskInfo, QueueInfo, DailyStats, ServerInfo, SchedulerEntry    values
+    TickrError and its subclasses    errors (see tickr.errors)
+"""
+
+from tickr.backoff import RetryDelay, constant_delay, exponential_backoff
+from tickr.client import Client
+from tickr.errors import (
+    DuplicateTask,
+    QueueNotFound,
+    RedisUnavailable,
+    SkipRetry,
+    TaskFailed,
+    TaskIDConflict,
+    TaskNotFound,
+    TickrError,
+)
+from tickr.inspector import Inspector
+from tickr.mux import CallNext, Handler, Middleware, ServeMux
+from tickr.options import TaskSpec
+from tickr.server import Server
+from tickr.task import Task
+from tickr.values import DailyStats, QueueInfo, SchedulerEntry, ServerInfo, TaskInfo, TaskState
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CallNext",
+    "Client",
+    "DailyStats",
+    "DuplicateTask",
+    "Handler",
+    "Inspector",
+    "Middleware",
+    "QueueInfo",
+    "QueueNotFound",
+    "RedisUnavailable",
+    "RetryDelay",
+    "SchedulerEntry",
+    "ServeMux",
+    "Server",
+    "ServerInfo",
+    "SkipRetry",
+    "Task",
+    "TaskFailed",
+    "TaskIDConflict",
+    "TaskInfo",
+    "TaskNotFound",
+    "TaskSpec",
+    "TaskState",
+    "TickrError",
+    "__version__",
+    "constant_delay",
+    "exponential_backoff",
+]

@@ -1,0 +1,55 @@
+"""Small asyncio helpers that never swallow a cancellation.
+
+Python 3.11's `asyncio.wait_for` returns normally when the awaited future finishes in
+the same loop iteration as the caller is cancelled, losing the cancellation.  These
+helpers are built on `asyncio.timeout` instead, which keeps it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Iterable
+from typing import Any
+
+__all__ = ["cancel_and_wait", "wait_event", "within"]
+
+
+async def wait_event(event: asyncio.Event, timeout: float | None) -> bool:
+    """Wait until `event` is set or `timeout` seconds pass; returns whether it was set."""
+    if event.is_set():
+        return True
+    try:
+        async with asyncio.timeout(timeout):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True
+
+
+async def within(awaitable: Awaitable[object], timeout: float | None) -> bool:
+    """Await `awaitable` for at most `timeout` seconds; returns whether it finished."""
+    try:
+        async with asyncio.timeout(timeout):
+            await awaitable
+    except TimeoutError:
+        return False
+    return True
+
+
+async def cancel_and_wait(
+    tasks: Iterable[asyncio.Task[Any]], patience: float | None = None
+) -> set[asyncio.Task[Any]]:
+    """Cancel tasks and wait for them to end; returns those still running after `patience`.
+
+    The cancellation is repeated until each task ends, because code a task awaits may
+    lose one (redis-py's use of `asyncio.wait_for` on Python 3.11 can).  With
+    `patience` None this waits as long as it takes.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = None if patience is None else loop.time() + patience
+    pending = {task for task in tasks if not task.done()}
+    while pending and (deadline is None or loop.time() < deadline):
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.1)
+    return pending

@@ -1,0 +1,37 @@
+"""The Redis layer: the only part of Tickr that talks to Redis.
+
+`Broker` performs every state change of a task as one Lua script (kept in ``lua/``),
+`keys` names every key, and `events` turns pub/sub notifications into events.
+"""
+
+from tickr._broker.broker import (
+    OP_ARCHIVE,
+    OP_COMPLETE,
+    OP_REQUEUE,
+    OP_RETRY,
+    Broker,
+    DequeuedTask,
+    EnqueueItem,
+    EnqueueOutcome,
+    FinishOp,
+)
+from tickr._broker.connection import RedisClient, resolve_url
+from tickr._broker.events import Event, EventKind, EventListener, EventSink
+
+__all__ = [
+    "OP_ARCHIVE",
+    "OP_COMPLETE",
+    "OP_REQUEUE",
+    "OP_RETRY",
+    "Broker",
+    "DequeuedTask",
+    "EnqueueItem",
+    "EnqueueOutcome",
+    "Event",
+    "EventKind",
+    "EventListener",
+    "EventSink",
+    "FinishOp",
+    "RedisClient",
+    "resolve_url",
+]

@@ -1,0 +1,427 @@
+"""The broker: every read and write of Tickr's state in Redis.
+
+Each method is one atomic step: one Lua script, one pipeline of independent reads, or
+one command.  Methods speak in ids, bytes, ints and milliseconds; decoding into values
+is the caller's job.  Connection failures surface as `tickr.errors.RedisUnavailable`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any, Final, TypeAlias
+
+from redis.asyncio import Redis
+from redis.client import NEVER_DECODE
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from tickr._broker.connection import open_redis
+from tickr._broker.events import EventListener, EventSink
+from tickr._broker.keys import PENDING_SEQ_WIDTH, NamespaceKeys, QueueKeys
+from tickr._broker.scripts import Script, load_script
+from tickr.errors import RedisUnavailable
+
+__all__ = [
+    "Broker",
+    "DequeuedTask",
+    "EnqueueItem",
+    "EnqueueOutcome",
+    "FinishOp",
+]
+
+logger = logging.getLogger("tickr.broker")
+
+EnqueueItem: TypeAlias = tuple[str, bytes, int, int, str, int]
+"""(id, msg, priority, due ms or 0, unique digest or '', unique ttl ms)."""
+
+EnqueueOutcome: TypeAlias = int | str
+"""1 pending, 2 scheduled, 0 id taken; a str is the id of the live equal (unique) task."""
+
+DequeuedTask: TypeAlias = tuple[str, bytes | None, int]
+"""(id, msg or None when the task hash is missing, retries done)."""
+
+FinishOp: TypeAlias = tuple[bytes, str, int, bytes]
+"""(op, id, number, text): see lua/finish.lua for the four ops."""
+
+OP_COMPLETE: Final = b"c"
+OP_RETRY: Final = b"r"
+OP_ARCHIVE: Final = b"a"
+OP_REQUEUE: Final = b"q"
+
+COMMAND_TIMEOUT: Final = 10.0
+"""Seconds any one call to Redis may take before it counts as a lost connection."""
+
+_RAW: Final = {NEVER_DECODE: True}
+_CONNECTION_ERRORS: Final = (RedisConnectionError, RedisTimeoutError, OSError)
+_ENQUEUE_CHUNK: Final = 500
+_STATE_SETS: Final = ("pending", "active", "scheduled", "retry", "archived", "completed")
+
+_ENQUEUE = load_script("enqueue")
+_DEQUEUE = load_script("dequeue")
+_FINISH = load_script("finish")
+_FORWARD = load_script("forward")
+_RENEW = load_script("renew")
+_CANCEL = load_script("cancel")
+_WATCH = load_script("watch")
+_UNPAUSE = load_script("unpause")
+
+
+def _unavailable(exc: BaseException) -> RedisUnavailable:
+    if isinstance(exc, TimeoutError):
+        return RedisUnavailable(f"Redis did not answer within {COMMAND_TIMEOUT:g}s")
+    return RedisUnavailable(f"Redis is unavailable: {exc}")
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class Broker:
+    """Tickr's state in one Redis namespace.
+
+    Args:
+        redis: The client to use.
+        namespace: Prefix of every key.
+        owns_redis: Whether `aclose` closes `redis` (only when Tickr opened it).
+    """
+
+    def __init__(self, redis: Redis, namespace: str, *, owns_redis: bool) -> None:
+        self._redis = redis
+        self._owns_redis = owns_redis
+        self.namespace = namespace
+        self.namespace_keys = NamespaceKeys(namespace)
+        self._queue_keys: dict[str, QueueKeys] = {}
+
+    @classmethod
+    def connect(cls, url: str | None, redis: Redis | None, namespace: str) -> Broker:
+        """A broker on `redis` if given, else on a client Tickr opens for `url`.
+
+        Raises:
+            ValueError: If the URL is invalid.
+        """
+        if redis is not None:
+            return cls(redis, namespace, owns_redis=False)
+        return cls(open_redis(url), namespace, owns_redis=True)
+
+    async def aclose(self) -> None:
+        """Close the Redis client if this broker opened it."""
+        if self._owns_redis:
+            await self._redis.aclose()
+
+    def keys(self, queue: str) -> QueueKeys:
+        """The (cached) key names of a queue."""
+        keys = self._queue_keys.get(queue)
+        if keys is None:
+            keys = self._queue_keys[queue] = QueueKeys(self.namespace, queue)
+        return keys
+
+    def listener(self, sink: EventSink) -> EventListener:
+        """A pub/sub listener delivering the events of chosen queues to `sink`."""
+        return EventListener(self._redis, sink, self.keys)
+
+    # ------------------------------------------------------------------ plumbing
+
+    # Every call is bounded by COMMAND_TIMEOUT (the connection has no socket timeout, see
+    # connection.py); a timeout, like any connection failure, becomes RedisUnavailable.
+
+    async def _command(self, *args: Any) -> Any:
+        try:
+            async with asyncio.timeout(COMMAND_TIMEOUT):
+                return await self._redis.execute_command(*args, **_RAW)
+        except _CONNECTION_ERRORS as exc:
+            raise _unavailable(exc) from exc
+
+    async def _eval(self, script: Script, keys: Sequence[str], args: Iterable[Any]) -> Any:
+        command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+        try:
+            async with asyncio.timeout(COMMAND_TIMEOUT):
+                try:
+                    return await self._redis.execute_command(*command, **_RAW)
+                except NoScriptError:
+                    await self._redis.execute_command("SCRIPT", "LOAD", script.source)
+                    return await self._redis.execute_command(*command, **_RAW)
+        except _CONNECTION_ERRORS as exc:
+            raise _unavailable(exc) from exc
+
+    async def _eval_many(
+        self, calls: Sequence[tuple[Script, Sequence[str], Sequence[Any]]]
+    ) -> list[Any]:
+        """Run several script calls in one round trip (not a transaction).
+
+        Calls that failed because Redis did not know the script did not run; they are
+        run again once the script is loaded.  Other errors are raised.
+        """
+        if len(calls) == 1:
+            script, keys, args = calls[0]
+            return [await self._eval(script, keys, args)]
+        try:
+            async with asyncio.timeout(COMMAND_TIMEOUT):
+                return await self._run_scripts(calls)
+        except _CONNECTION_ERRORS as exc:
+            raise _unavailable(exc) from exc
+
+    async def _run_scripts(
+        self, calls: Sequence[tuple[Script, Sequence[str], Sequence[Any]]]
+    ) -> list[Any]:
+        results: list[Any] = [None] * len(calls)
+        todo = list(range(len(calls)))
+        for _attempt in range(2):
+            pipe = self._redis.pipeline(transaction=False)
+            for index in todo:
+                script, keys, args = calls[index]
+                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args, **_RAW)
+            replies = await pipe.execute(raise_on_error=False)
+            missing: list[int] = []
+            for index, reply in zip(todo, replies, strict=True):
+                if isinstance(reply, NoScriptError):
+                    missing.append(index)
+                elif isinstance(reply, Exception):
+                    raise reply
+                else:
+                    results[index] = reply
+            if not missing:
+                return results
+            for name in {calls[index][0].name for index in missing}:
+                await self._redis.execute_command("SCRIPT", "LOAD", load_script(name).source)
+            todo = missing
+        raise RedisUnavailable("Redis keeps losing its script cache")
+
+    # ------------------------------------------------------------------ queues
+
+    async def register_queues(self, queues: Iterable[str]) -> None:
+        """Record queue names in the namespace's queue registry."""
+        names = list(queues)
+        if names:
+            await self._command("SADD", self.namespace_keys.queues, *names)
+
+    async def queues(self) -> list[str]:
+        """Every queue name recorded in the namespace, sorted."""
+        members = await self._command("SMEMBERS", self.namespace_keys.queues)
+        return sorted(_text(member) for member in members)
+
+    async def pause(self, queue: str) -> None:
+        """Stop servers from taking tasks of `queue`."""
+        await self._command("SET", self.keys(queue).paused, b"1")
+
+    async def unpause(self, queue: str) -> bool:
+        """Let servers take tasks of `queue` again; returns whether it was paused."""
+        keys = self.keys(queue)
+        return bool(await self._eval(_UNPAUSE, (keys.paused, keys.idle), (keys.events_channel,)))
+
+    async def queue_sizes(self, queue: str) -> dict[str, int]:
+        """The number of tasks in each state, and whether the queue is paused (0/1)."""
+        keys = self.keys(queue)
+        replies = await self._pipeline(
+            [("ZCARD", getattr(keys, state)) for state in _STATE_SETS] + [("EXISTS", keys.paused)]
+        )
+        sizes = dict(zip(_STATE_SETS, (int(reply) for reply in replies), strict=False))
+        sizes["paused"] = int(replies[-1])
+        return sizes
+
+    async def queue_stats(
+        self, queue: str, days: Sequence[str]
+    ) -> tuple[dict[str, int], list[tuple[int, int]], bytes | None]:
+        """Sizes, daily counters and the next task, in one round trip.
+
+        Returns the sizes (as `queue_sizes`), (processed, failed) per day of `days`, and
+        the id of the task that runs next (None when nothing is pending).
+        """
+        keys = self.keys(queue)
+        commands: list[tuple[Any, ...]] = [("ZCARD", getattr(keys, s)) for s in _STATE_SETS]
+        commands.append(("EXISTS", keys.paused))
+        commands.append(("ZRANGE", keys.pending, 0, 0))
+        for day in days:
+            commands.append(("MGET", keys.processed_on(day), keys.failed_on(day)))
+        replies = await self._pipeline(commands)
+        count = len(_STATE_SETS)
+        sizes = dict(zip(_STATE_SETS, (int(reply) for reply in replies[:count]), strict=True))
+        sizes["paused"] = int(replies[count])
+        head = replies[count + 1]
+        next_id = head[0][PENDING_SEQ_WIDTH:] if head else None
+        daily = [
+            (int(processed or 0), int(failed or 0)) for processed, failed in replies[count + 2 :]
+        ]
+        return sizes, daily, next_id
+
+    async def _pipeline(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+        try:
+            async with asyncio.timeout(COMMAND_TIMEOUT):
+                pipe = self._redis.pipeline(transaction=False)
+                for command in commands:
+                    pipe.execute_command(*command, **_RAW)
+                return list(await pipe.execute())
+        except _CONNECTION_ERRORS as exc:
+            raise _unavailable(exc) from exc
+
+    # ------------------------------------------------------------------ enqueue
+
+    def _enqueue_call(
+        self, queue: str, items: Sequence[EnqueueItem]
+    ) -> tuple[Script, Sequence[str], list[Any]]:
+        keys = self.keys(queue)
+        args: list[Any] = [keys.task_prefix, keys.unique_prefix, keys.events_channel]
+        for item in items:
+            args.extend(item)
+        return _ENQUEUE, (keys.pending, keys.scheduled, keys.seq, keys.idle), args
+
+    @staticmethod
+    def _outcome(reply: int | bytes) -> EnqueueOutcome:
+        return reply if isinstance(reply, int) else reply.decode()
+
+    async def enqueue(self, queue: str, item: EnqueueItem) -> EnqueueOutcome:
+        """Add one task to `queue` (see lua/enqueue.lua for the outcome)."""
+        script, keys, args = self._enqueue_call(queue, (item,))
+        replies = await self._eval(script, keys, args)
+        return self._outcome(replies[0])
+
+    async def enqueue_many(
+        self, batches: Sequence[tuple[str, Sequence[EnqueueItem]]]
+    ) -> list[list[EnqueueOutcome]]:
+        """Add batches of tasks, each batch to one queue, in one round trip.
+
+        Returns the outcomes per batch, in order.
+        """
+        calls = []
+        shape: list[tuple[int, int]] = []  # (batch index, items in this call)
+        for batch_index, (queue, items) in enumerate(batches):
+            for start in range(0, len(items), _ENQUEUE_CHUNK):
+                chunk = items[start : start + _ENQUEUE_CHUNK]
+                calls.append(self._enqueue_call(queue, chunk))
+                shape.append((batch_index, len(chunk)))
+        outcomes: list[list[EnqueueOutcome]] = [[] for _ in batches]
+        for (batch_index, _size), replies in zip(shape, await self._eval_many(calls), strict=True):
+            outcomes[batch_index].extend(self._outcome(reply) for reply in replies)
+        return outcomes
+
+    # ------------------------------------------------------------------ serving
+
+    async def dequeue(
+        self, queue: str, count: int, lease_expiry_ms: int, owner: str
+    ) -> list[DequeuedTask]:
+        """Take up to `count` pending tasks of `queue` under a lease held by `owner`."""
+        keys = self.keys(queue)
+        reply = await self._eval(
+            _DEQUEUE,
+            (keys.pending, keys.active, keys.paused, keys.idle),
+            (keys.task_prefix, count, lease_expiry_ms, owner),
+        )
+        return [
+            (reply[i].decode(), reply[i + 1], int(reply[i + 2])) for i in range(0, len(reply), 3)
+        ]
+
+    async def finish(
+        self,
+        queue: str,
+        ops: Sequence[FinishOp],
+        *,
+        now_ms: int,
+        owner: str,
+        day: str,
+        stats_ttl_s: int,
+        archive_max_size: int,
+        archive_max_age_ms: int,
+    ) -> list[int]:
+        """Record outcomes of tasks held by `owner` (see lua/finish.lua).
+
+        Returns 1 per applied op and 0 per op ignored because the lease was lost.
+        """
+        keys = self.keys(queue)
+        args: list[Any] = [
+            keys.task_prefix,
+            keys.unique_prefix,
+            keys.events_channel,
+            keys.done_channel,
+            now_ms,
+            owner,
+            stats_ttl_s,
+            archive_max_size,
+            archive_max_age_ms,
+        ]
+        for op in ops:
+            args.extend(op)
+        reply = await self._eval(
+            _FINISH,
+            (
+                keys.active,
+                keys.pending,
+                keys.retry,
+                keys.archived,
+                keys.completed,
+                keys.processed,
+                keys.failed,
+                keys.processed_on(day),
+                keys.failed_on(day),
+                keys.idle,
+                keys.seq,
+            ),
+            args,
+        )
+        return [int(applied) for applied in reply]
+
+    async def forward(
+        self, queues: Sequence[str], now_ms: int, limit: int
+    ) -> dict[str, tuple[int, int | None]]:
+        """Move due scheduled and retry tasks of each queue to pending.
+
+        Returns per queue (tasks moved, earliest due time left in ms or None).
+        """
+        calls = []
+        for queue in queues:
+            keys = self.keys(queue)
+            calls.append(
+                (
+                    _FORWARD,
+                    (keys.scheduled, keys.retry, keys.pending, keys.seq, keys.idle),
+                    (keys.task_prefix, now_ms, limit, keys.events_channel),
+                )
+            )
+        replies = await self._eval_many(calls)
+        return {
+            queue: (int(moved), None if earliest < 0 else int(earliest))
+            for queue, (moved, earliest) in zip(queues, replies, strict=True)
+        }
+
+    async def renew(
+        self, queue: str, owner: str, lease_expiry_ms: int, task_ids: Sequence[str]
+    ) -> tuple[list[str], list[str]]:
+        """Extend `owner`'s leases; returns (ids no longer held, ids to cancel)."""
+        keys = self.keys(queue)
+        lost, cancelled = await self._eval(
+            _RENEW, (keys.active,), (keys.task_prefix, owner, lease_expiry_ms, *task_ids)
+        )
+        return [_text(i) for i in lost], [_text(i) for i in cancelled]
+
+    # ------------------------------------------------------------------ single tasks
+
+    async def cancel(self, queue: str, task_id: str) -> int:
+        """Cancel a task (see lua/cancel.lua for the returned code)."""
+        keys = self.keys(queue)
+        return int(
+            await self._eval(
+                _CANCEL,
+                (keys.task(task_id), keys.pending, keys.scheduled, keys.retry),
+                (task_id, keys.unique_prefix, keys.events_channel, keys.done_channel),
+            )
+        )
+
+    async def get_task(self, queue: str, task_id: str) -> dict[str, bytes] | None:
+        """Every field of a task's hash, or None when there is no such task."""
+        fields = await self._command("HGETALL", self.keys(queue).task(task_id))
+        if not fields:
+            return None
+        if isinstance(fields, dict):
+            return {_text(name): value for name, value in fields.items()}
+        return {_text(fields[i]): fields[i + 1] for i in range(0, len(fields), 2)}
+
+    async def watch_result(
+        self, queue: str, task_id: str
+    ) -> tuple[str, bytes | None, bytes | None] | None:
+        """Mark a waiter on the task and read (state, result, error); None if missing."""
+        reply = await self._eval(_WATCH, (self.keys(queue).task(task_id),), ())
+        if reply is None:
+            return None
+        state, result, error = reply
+        return _text(state or b""), result, error

@@ -1,0 +1,118 @@
+"""The Redis key layout: the only place where key names are built.
+
+Every per-queue key carries the hash tag ``{<namespace>:<queue>}`` so that all keys of one
+queue live in one cluster slot and each Lua script touches one slot.  Namespace-wide keys
+(the queue registry, the server registry) carry the tag ``{<namespace>}``.
+
+Per queue, with ``P = "<ns>:{<ns>:<queue>}:"``:
+
+=====================  ======  ==========================================================
+key                    type    contents
+=====================  ======  ==========================================================
+P t:<id>               hash    one task: msg, state, pri, pm, retried, err, owner, due,
+                               result, done, uk, w, cancel
+P pending              zset    score -priority, member <12 hex seq><id>: strict priority,
+                               FIFO among equal priority (members sort by seq)
+P active               zset    task id -> lease expiry (ms)
+P scheduled            zset    task id -> due time (ms)
+P retry                zset    task id -> due time (ms)
+P archived             zset    task id -> archive time (ms)
+P completed            zset    task id -> expiry of the kept result (ms)
+P seq                  string  counter giving pending members their FIFO order
+P paused               string  present while the queue is paused
+P idle                 string  present while some server found the queue empty
+P u:<digest>           string  unique lock: id of the live task holding it
+P processed / failed   string  all-time counters
+P processed:<day>      string  daily counters (UTC day, kept 90 days)
+P events               pubsub  "p" pending work, "s" earlier due time, "c<id>" cancel
+P done                 pubsub  id of a finished task somebody waits on
+=====================  ======  ==========================================================
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["NamespaceKeys", "QueueKeys"]
+
+PENDING_SEQ_WIDTH: Final = 12
+"""Hex digits of the sequence prefix of a pending member (see pending above)."""
+
+
+class QueueKeys:
+    """Key names of one queue."""
+
+    __slots__ = (
+        "active",
+        "archived",
+        "completed",
+        "done_channel",
+        "events_channel",
+        "failed",
+        "idle",
+        "namespace",
+        "paused",
+        "pending",
+        "prefix",
+        "processed",
+        "queue",
+        "retry",
+        "scheduled",
+        "seq",
+        "task_prefix",
+        "unique_prefix",
+    )
+
+    def __init__(self, namespace: str, queue: str) -> None:
+        prefix = f"{namespace}:{{{namespace}:{queue}}}:"
+        self.namespace = namespace
+        self.queue = queue
+        self.prefix = prefix
+        self.task_prefix = prefix + "t:"
+        self.unique_prefix = prefix + "u:"
+        self.pending = prefix + "pending"
+        self.active = prefix + "active"
+        self.scheduled = prefix + "scheduled"
+        self.retry = prefix + "retry"
+        self.archived = prefix + "archived"
+        self.completed = prefix + "completed"
+        self.seq = prefix + "seq"
+        self.paused = prefix + "paused"
+        self.idle = prefix + "idle"
+        self.processed = prefix + "processed"
+        self.failed = prefix + "failed"
+        self.events_channel = prefix + "events"
+        self.done_channel = prefix + "done"
+
+    def task(self, task_id: str) -> str:
+        """Key of one task's hash."""
+        return self.task_prefix + task_id
+
+    def unique(self, digest: str) -> str:
+        """Key of one unique lock."""
+        return self.unique_prefix + digest
+
+    def processed_on(self, day: str) -> str:
+        """Daily processed counter; `day` is an ISO date (UTC)."""
+        return f"{self.processed}:{day}"
+
+    def failed_on(self, day: str) -> str:
+        """Daily failed counter; `day` is an ISO date (UTC)."""
+        return f"{self.failed}:{day}"
+
+
+class NamespaceKeys:
+    """Key names shared by all queues of a namespace."""
+
+    __slots__ = ("namespace", "queues", "server_prefix", "servers")
+
+    def __init__(self, namespace: str) -> None:
+        prefix = f"{namespace}:{{{namespace}}}:"
+        self.namespace = namespace
+        self.queues = prefix + "queues"
+        self.servers = prefix + "servers"
+        self.server_prefix = prefix + "server:"
+
+    def server(self, server_id: str) -> str:
+        """Key of one server's registry record."""
+        return self.server_prefix + server_id

@@ -1,0 +1,62 @@
+-- Enqueue a batch of tasks into one queue.
+-- KEYS[1] pending zset    KEYS[2] scheduled zset    KEYS[3] seq counter    KEYS[4] idle flag
+-- ARGV[1] task key prefix    ARGV[2] unique key prefix    ARGV[3] events channel
+-- ARGV[4..] six values per task:
+--   id, msg, priority, due (ms; 0 = runnable now), unique digest ('' = none), unique ttl (ms)
+-- Returns one value per task:
+--   1 pending, 2 scheduled, 0 the id is taken by a different task,
+--   or a string: the id of the live equal task that holds the unique lock.
+-- A task whose id exists with the very same msg counts as enqueued (1 or 2): that is a
+-- retry of this same call after a lost reply, not a conflict.
+--@include wake_pending
+--@include zset_head
+--@include pending_member
+
+local task_prefix, unique_prefix, events = ARGV[1], ARGV[2], ARGV[3]
+local results = {}
+local added_pending = false
+local earliest_due = nil
+local scheduled_head = zset_head(KEYS[2])
+
+for i = 4, #ARGV, 6 do
+  local id, msg = ARGV[i], ARGV[i + 1]
+  local priority, due = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
+  local digest, unique_ttl = ARGV[i + 4], ARGV[i + 5]
+  local key = task_prefix .. id
+  local existing = redis.call('HGET', key, 'msg')
+  local outcome
+  if existing then
+    if existing == msg then
+      outcome = (due > 0) and 2 or 1
+    else
+      outcome = 0
+    end
+  elseif digest ~= '' and not redis.call('SET', unique_prefix .. digest, id, 'NX', 'PX', unique_ttl) then
+    outcome = redis.call('GET', unique_prefix .. digest) or ''
+  elseif due > 0 then
+    redis.call('HSET', key, 'msg', msg, 'state', 'scheduled', 'pri', priority, 'due', due)
+    redis.call('ZADD', KEYS[2], due, id)
+    if earliest_due == nil or due < earliest_due then
+      earliest_due = due
+    end
+    outcome = 2
+  else
+    local member = pending_member(redis.call('INCR', KEYS[3]), id)
+    redis.call('HSET', key, 'msg', msg, 'state', 'pending', 'pri', priority, 'pm', member)
+    redis.call('ZADD', KEYS[1], -priority, member)
+    added_pending = true
+    outcome = 1
+  end
+  if (outcome == 1 or outcome == 2) and not existing and digest ~= '' then
+    redis.call('HSET', key, 'uk', digest)
+  end
+  results[#results + 1] = outcome
+end
+
+if added_pending then
+  wake_pending(KEYS[4], events)
+end
+if earliest_due and (scheduled_head == nil or earliest_due < scheduled_head) then
+  redis.call('PUBLISH', events, 's')
+end
+return results

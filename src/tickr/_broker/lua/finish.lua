@@ -1,0 +1,111 @@
+-- Record what happened to tasks a server ran: one batch, one queue.
+-- KEYS[1] active    KEYS[2] pending    KEYS[3] retry    KEYS[4] archived    KEYS[5] completed
+-- KEYS[6] processed    KEYS[7] failed    KEYS[8] processed today    KEYS[9] failed today
+-- KEYS[10] idle flag    KEYS[11] seq counter
+-- ARGV[1] task key prefix    ARGV[2] unique key prefix    ARGV[3] events channel
+-- ARGV[4] done channel    ARGV[5] now (ms)    ARGV[6] owner (server id)
+-- ARGV[7] daily counter ttl (s)    ARGV[8] archive max size    ARGV[9] archive max age (ms)
+-- ARGV[10..] four values per task: op, id, number, text
+--   'c' completed:  number = retention (ms),  text = encoded result
+--   'r' retry:      number = due time (ms),   text = error message
+--   'a' archived:   number = unused,          text = error message
+--   'q' requeued to the front of pending (graceful shutdown): not an attempt, not counted
+-- Returns one value per task: 1 applied, 0 ignored because the server no longer holds the
+-- task (its lease was lost and the task recovered, or it was finished already).
+--@include wake_pending
+--@include zset_head
+--@include release_unique
+--@include pending_member
+--@include trim_archive
+
+local task_prefix, unique_prefix = ARGV[1], ARGV[2]
+local events, done = ARGV[3], ARGV[4]
+local now, owner, day_ttl = tonumber(ARGV[5]), ARGV[6], ARGV[7]
+local results = {}
+local processed, failed, requeued, archived, completed = 0, 0, 0, 0, 0
+local retry_head, earliest_retry = nil, nil
+
+for i = 10, #ARGV, 4 do
+  local op, id, number, text = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
+  local key = task_prefix .. id
+  local task = redis.call('HMGET', key, 'state', 'owner', 'pri', 'pm', 'uk', 'w')
+  if task[1] ~= 'active' or task[2] ~= owner then
+    results[#results + 1] = 0
+  else
+    redis.call('ZREM', KEYS[1], id)
+    local final = false
+    if op == 'c' then
+      processed = processed + 1
+      final = true
+      if number > 0 then
+        redis.call('HSET', key, 'state', 'completed', 'done', now, 'result', text)
+        redis.call('HDEL', key, 'owner', 'cancel')
+        redis.call('PEXPIRE', key, number)
+        redis.call('ZADD', KEYS[5], now + number, id)
+        completed = completed + 1
+      else
+        redis.call('DEL', key)
+      end
+    elseif op == 'r' then
+      processed, failed = processed + 1, failed + 1
+      if retry_head == nil then
+        retry_head = zset_head(KEYS[3]) or -1
+      end
+      redis.call('HSET', key, 'state', 'retry', 'err', text, 'due', number, 'failed_at', now)
+      redis.call('HINCRBY', key, 'retried', 1)
+      redis.call('HDEL', key, 'owner')
+      redis.call('ZADD', KEYS[3], number, id)
+      if earliest_retry == nil or number < earliest_retry then
+        earliest_retry = number
+      end
+    elseif op == 'a' then
+      processed, failed = processed + 1, failed + 1
+      final = true
+      redis.call('HSET', key, 'state', 'archived', 'err', text, 'failed_at', now)
+      redis.call('HDEL', key, 'owner', 'cancel')
+      redis.call('ZADD', KEYS[4], now, id)
+      archived = archived + 1
+    else
+      local member = task[4] or pending_member(redis.call('INCR', KEYS[11]), id)
+      redis.call('HSET', key, 'state', 'pending', 'pm', member)
+      redis.call('HDEL', key, 'owner')
+      redis.call('ZADD', KEYS[2], -(tonumber(task[3]) or 0), member)
+      requeued = requeued + 1
+    end
+    if final then
+      release_unique(unique_prefix, task[5], id)
+      if task[6] then
+        redis.call('PUBLISH', done, id)
+      end
+    end
+    results[#results + 1] = 1
+  end
+end
+
+if processed > 0 then
+  redis.call('INCRBY', KEYS[6], processed)
+  redis.call('INCRBY', KEYS[8], processed)
+  redis.call('EXPIRE', KEYS[8], day_ttl)
+end
+if failed > 0 then
+  redis.call('INCRBY', KEYS[7], failed)
+  redis.call('INCRBY', KEYS[9], failed)
+  redis.call('EXPIRE', KEYS[9], day_ttl)
+end
+if requeued > 0 then
+  wake_pending(KEYS[10], events)
+end
+if earliest_retry and (retry_head < 0 or earliest_retry < retry_head) then
+  redis.call('PUBLISH', events, 's')
+end
+if archived > 0 then
+  trim_archive(KEYS[4], task_prefix, tonumber(ARGV[8]), tonumber(ARGV[9]), now)
+end
+if completed > 0 then
+  local expired = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now, 'LIMIT', 0, 100)
+  for _, id in ipairs(expired) do
+    redis.call('DEL', task_prefix .. id)
+    redis.call('ZREM', KEYS[5], id)
+  end
+end
+return results

@@ -1,0 +1,71 @@
+"""Turning a task's hash, as read from Redis, into a `TaskInfo`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tickr._time import datetime_from_ms, now_ms
+from tickr.serialization import MessageDecodeError, decode_message, decode_value
+from tickr.values import TASK_STATES, TaskInfo, TaskState
+
+__all__ = ["task_info"]
+
+
+def _int(value: bytes | None, default: int = 0) -> int:
+    try:
+        return int(value) if value is not None else default
+    except ValueError:
+        return default
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode(errors="replace")
+
+
+def task_info(queue: str, task_id: str, fields: dict[str, bytes]) -> TaskInfo:
+    """Decode a task hash; an undecodable message yields type "" and the decode error."""
+    state_text = (_text(fields.get("state")) or "pending").lower()
+    state: TaskState = "pending"
+    for known in TASK_STATES:
+        if known == state_text:
+            state = known
+    last_error = _text(fields.get("err"))
+    try:
+        message = decode_message(fields.get("msg"))
+    except MessageDecodeError as exc:
+        return TaskInfo(
+            id=task_id, type="", payload=None, queue=queue, state=state,
+            priority=_int(fields.get("pri")), retried=_int(fields.get("retried")),
+            last_error=last_error or str(exc),
+        )  # fmt: skip
+    next_process_at = None
+    if state == "pending":
+        next_process_at = datetime_from_ms(now_ms())
+    elif state in ("scheduled", "retry"):
+        next_process_at = datetime_from_ms(_int(fields.get("due")))
+    result: Any = None
+    raw_result = fields.get("result")
+    if state == "completed" and raw_result:
+        try:
+            result = decode_value(raw_result)
+        except MessageDecodeError:
+            result = None
+    done = fields.get("done")
+    return TaskInfo(
+        id=task_id,
+        type=message.type,
+        payload=message.payload,
+        queue=queue,
+        state=state,
+        priority=_int(fields.get("pri")),
+        max_retry=message.max_retry,
+        retried=_int(fields.get("retried")),
+        last_error=last_error,
+        timeout=None if message.timeout_ms is None else message.timeout_ms / 1000,
+        deadline=None if message.deadline_ms is None else datetime_from_ms(message.deadline_ms),
+        next_process_at=next_process_at,
+        completed_at=datetime_from_ms(_int(done)) if done and state == "completed" else None,
+        result=result,
+        enqueued_at=datetime_from_ms(message.enqueued_ms),
+        retention=message.retention_ms / 1000,
+    )

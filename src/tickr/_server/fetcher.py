@@ -1,0 +1,132 @@
+"""The fetcher: the one loop of a server that takes tasks from Redis.
+
+It waits for a free worker, then asks for as many tasks as there are free workers,
+spreading the request over the queues by weight (or strictly in weight order).  A queue
+that returns fewer tasks than asked is empty (or paused) for this round; the dequeue
+script then flags it idle, so the next enqueue publishes a wake-up.  When every queue
+came back short the fetcher sleeps until such a wake-up: an idle server sends nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from typing import Final
+
+from tickr._aio import wait_event
+from tickr._broker import Broker
+from tickr._server.processor import Processor
+from tickr._time import now_ms
+from tickr.errors import RedisUnavailable
+
+__all__ = ["Fetcher"]
+
+logger = logging.getLogger("tickr.server.fetcher")
+
+_BACKOFF_START: Final = 0.05
+_BACKOFF_CAP: Final = 2.0
+SAFETY_RECHECK_SECONDS: Final = 30.0
+"""An idle fetcher looks again this often even without a wake-up (a safety net only)."""
+
+
+class Fetcher:
+    """Takes tasks for a processor.
+
+    Args:
+        broker: Where tasks come from.
+        processor: Where tasks go.
+        owner: This server's id (the lease holder).
+        queues: Queue name -> weight.
+        strict_priority: Always drain the heaviest queue first.
+        lease_ms: Length of the lease granted with each task.
+        on_error: Called with the exception when Redis fails.
+        on_idle: Called when a round found every queue empty.
+    """
+
+    def __init__(
+        self,
+        broker: Broker,
+        processor: Processor,
+        *,
+        owner: str,
+        queues: Mapping[str, int],
+        strict_priority: bool,
+        lease_ms: int,
+        on_error: Callable[[BaseException], None],
+        on_idle: Callable[[], None],
+    ) -> None:
+        self._broker = broker
+        self._processor = processor
+        self._owner = owner
+        self._strict = strict_priority
+        self._queues = sorted(queues, key=lambda name: (-queues[name], name))
+        self._weights = dict(queues)
+        self._credit = dict.fromkeys(queues, 0)
+        self._lease_ms = lease_ms
+        self._on_error = on_error
+        self._on_idle = on_idle
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Look for tasks again now (new work was published, or events may be lost)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Fetch until cancelled."""
+        backoff = _BACKOFF_START
+        while True:
+            await self._processor.wait_for_free_worker()
+            self._wake.clear()
+            try:
+                exhausted = await self._round(self._processor.free)
+                backoff = _BACKOFF_START
+            except RedisUnavailable as exc:
+                self._on_error(exc)
+                logger.warning("could not fetch tasks (%s); retrying in %.2fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, _BACKOFF_CAP)
+                continue
+            if exhausted:
+                self._on_idle()
+                await wait_event(self._wake, SAFETY_RECHECK_SECONDS)
+
+    async def _round(self, wanted: int) -> bool:
+        """Fetch up to `wanted` tasks; returns whether every queue came back short."""
+        candidates = list(self._queues)
+        remaining = wanted
+        while remaining > 0 and candidates:
+            for queue, count in self._plan(candidates, remaining):
+                tasks = await self._broker.dequeue(
+                    queue, count, now_ms() + self._lease_ms, self._owner
+                )
+                if tasks:
+                    self._processor.submit(queue, tasks)
+                    remaining -= len(tasks)
+                if len(tasks) < count:
+                    candidates.remove(queue)
+        return not candidates
+
+    def _plan(self, candidates: list[str], wanted: int) -> list[tuple[str, int]]:
+        """How many tasks to ask of which queue.
+
+        Weighted queues share the slots by smooth weighted round-robin (as nginx balances
+        upstreams): each slot goes to the queue with the highest running credit, which
+        then pays the total weight.  Over any run of slots each queue gets its share
+        within one slot, and the credits carry over from round to round.
+        """
+        if self._strict or len(candidates) == 1:
+            return [(candidates[0], wanted)]
+        weights = self._weights
+        credit = self._credit
+        total = sum(weights[queue] for queue in candidates)
+        counts = dict.fromkeys(candidates, 0)
+        for _ in range(wanted):
+            best = candidates[0]
+            for queue in candidates:
+                credit[queue] += weights[queue]
+                if credit[queue] > credit[best]:
+                    best = queue
+            credit[best] -= total
+            counts[best] += 1
+        return [(queue, count) for queue, count in counts.items() if count]

@@ -1,0 +1,86 @@
+"""The forwarder: moves scheduled and retry tasks to pending when they fall due.
+
+It moves whatever is due, learns the earliest due time left, and sleeps until then.  A
+task enqueued (or failed) with an earlier due time, by any process, publishes a wake-up,
+so the forwarder re-plans at once.  After downtime every overdue task moves at once, a
+bounded batch per script call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from typing import Final
+
+from tickr._aio import wait_event
+from tickr._broker import Broker
+from tickr._time import now_ms
+from tickr.errors import RedisUnavailable
+
+__all__ = ["Forwarder"]
+
+logger = logging.getLogger("tickr.server.forwarder")
+
+BATCH: Final = 1000
+"""Most tasks moved per set and queue in one script call."""
+SAFETY_RECHECK_SECONDS: Final = 30.0
+_BACKOFF_START: Final = 0.05
+_BACKOFF_CAP: Final = 2.0
+
+
+class Forwarder:
+    """Moves due tasks of some queues to pending.
+
+    Args:
+        broker: Where the tasks are.
+        queues: The queues to watch.
+        on_error: Called with the exception when Redis fails.
+    """
+
+    def __init__(
+        self,
+        broker: Broker,
+        queues: Sequence[str],
+        *,
+        on_error: Callable[[BaseException], None],
+    ) -> None:
+        self._broker = broker
+        self._queues = list(queues)
+        self._on_error = on_error
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Re-read the due times now (an earlier task was added, or events may be lost)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Forward until cancelled."""
+        backoff = _BACKOFF_START
+        while True:
+            self._wake.clear()
+            try:
+                sleep_for = await self.forward_due()
+                backoff = _BACKOFF_START
+            except RedisUnavailable as exc:
+                self._on_error(exc)
+                logger.warning("could not move due tasks (%s); retrying in %.2fs", exc, backoff)
+                sleep_for = backoff
+                backoff = min(backoff * 2, _BACKOFF_CAP)
+            if sleep_for > 0:
+                await wait_event(self._wake, sleep_for)
+
+    async def forward_due(self) -> float:
+        """Move every due task; returns the seconds until the next one falls due."""
+        while True:
+            now = now_ms()
+            report = await self._broker.forward(self._queues, now, BATCH)
+            if any(moved >= BATCH for moved, _ in report.values()):
+                continue  # more may be due already
+            moved_total = sum(moved for moved, _ in report.values())
+            if moved_total:
+                logger.debug("moved %d due tasks to pending", moved_total)
+            earliest = [due for _, due in report.values() if due is not None]
+            if not earliest:
+                return SAFETY_RECHECK_SECONDS
+            return min(SAFETY_RECHECK_SECONDS, max(0.0, (min(earliest) - now) / 1000))

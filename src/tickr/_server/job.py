@@ -1,0 +1,40 @@
+"""`Job`: one task held by this server, from the fetch until Redis records its outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+
+__all__ = ["Job", "StopReason"]
+
+
+class StopReason(enum.Enum):
+    """Why the server stopped a running handler itself."""
+
+    CANCELLED = "cancelled"
+    """Somebody called cancel() on the task."""
+    LEASE_LOST = "lease lost"
+    """Another server recovered the task; this server must not report on it."""
+    SHUTDOWN = "shutdown"
+    """The server is shutting down and requeued the task."""
+
+
+class Job:
+    """A task held by this server, with what the processor needs to stop it."""
+
+    __slots__ = ("id", "msg", "queue", "retried", "scope", "stop_reason")
+
+    def __init__(self, queue: str, task_id: str, msg: bytes | None, retried: int) -> None:
+        self.queue = queue
+        self.id = task_id
+        self.msg = msg
+        self.retried = retried
+        self.scope: asyncio.Timeout | None = None
+        self.stop_reason: StopReason | None = None
+
+    def stop(self, reason: StopReason) -> None:
+        """Stop the handler at its next await, for `reason` (the first reason wins)."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        if self.scope is not None and not self.scope.expired():
+            self.scope.reschedule(asyncio.get_running_loop().time())

@@ -1,0 +1,324 @@
+"""The processor: `concurrency` worker coroutines that run handlers.
+
+The fetcher submits jobs; each worker takes one, decodes it, finds its handler, runs it
+inside a timeout scope, and hands the outcome to the finisher.  The scope serves every
+way the server stops a handler itself (timeout, deadline, cancel, lost lease, shutdown):
+the job records why, and the scope turns the cancellation into a `TimeoutError` inside
+this module, so an outer cancellation of the worker always stays a `CancelledError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, Final
+
+from tickr._aio import cancel_and_wait
+from tickr._broker import DequeuedTask
+from tickr._server.finisher import Finisher
+from tickr._server.job import Job, StopReason
+from tickr._time import now_ms
+from tickr.backoff import RetryDelay, exponential_backoff
+from tickr.errors import SkipRetry
+from tickr.mux import CallNext, no_handler_message
+from tickr.serialization import MessageDecodeError, TaskMessage, decode_message, encode_value
+from tickr.task import Task
+
+__all__ = ["ErrorHandler", "Processor"]
+
+logger = logging.getLogger("tickr.server.processor")
+
+ErrorHandler = Callable[[Task, BaseException], Any]
+"""``(task, exc) -> None``, sync or async: told about every failed attempt."""
+
+_FALLBACK_DELAY: Final = exponential_backoff()
+
+
+def describe(exc: BaseException) -> str:
+    """The error message recorded for an exception."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class Processor:
+    """Runs jobs on a fixed set of worker coroutines.
+
+    Args:
+        concurrency: Number of worker coroutines.
+        resolve: Returns the handler for a task type, or None.
+        finisher: Receives every outcome.
+        retry_delay: Seconds to wait before the next attempt of a failed task.
+        error_handler: Called for every failed attempt, or None.
+    """
+
+    def __init__(
+        self,
+        *,
+        concurrency: int,
+        resolve: Callable[[str], CallNext | None],
+        finisher: Finisher,
+        retry_delay: RetryDelay,
+        error_handler: ErrorHandler | None,
+    ) -> None:
+        self._concurrency = concurrency
+        self._resolve = resolve
+        self._finisher = finisher
+        self._retry_delay = retry_delay
+        self._error_handler = error_handler
+        self._inbox: asyncio.Queue[Job] = asyncio.Queue()
+        self._free = concurrency
+        self._slot_freed = asyncio.Event()
+        self._all_idle = asyncio.Event()
+        self._all_idle.set()
+        self._workers: list[asyncio.Task[None]] = []
+        self.held: dict[tuple[str, str], Job] = {}
+        """Every job from its fetch until Redis has recorded its outcome."""
+        self.running: dict[tuple[str, str], Job] = {}
+        """Jobs whose handler is running now."""
+
+    # Capacity -------------------------------------------------------------
+
+    @property
+    def free(self) -> int:
+        """Workers neither running a handler nor assigned a job."""
+        return self._free
+
+    async def wait_for_free_worker(self) -> None:
+        """Return once at least one worker is free."""
+        while self._free <= 0:
+            self._slot_freed.clear()
+            await self._slot_freed.wait()
+
+    async def wait_until_idle(self) -> None:
+        """Return once no job is waiting or running."""
+        await self._all_idle.wait()
+
+    # Jobs -----------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the worker coroutines."""
+        self._workers = [
+            asyncio.create_task(self._work(), name=f"tickr-worker-{i}")
+            for i in range(self._concurrency)
+        ]
+
+    def submit(self, queue: str, tasks: list[DequeuedTask]) -> None:
+        """Queue fetched tasks for the workers."""
+        for task_id, msg, retried in tasks:
+            job = Job(queue, task_id, msg, retried)
+            self.held[(queue, task_id)] = job
+            self._free -= 1
+            self._all_idle.clear()
+            self._inbox.put_nowait(job)
+
+    def recorded(self, queue: str, task_id: str) -> None:
+        """Redis has the outcome of this job: stop holding it."""
+        self.held.pop((queue, task_id), None)
+
+    def stop(self, queue: str, task_id: str, reason: StopReason) -> bool:
+        """Stop a held job, running or waiting; returns whether this server holds it."""
+        job = self.held.get((queue, task_id))
+        if job is None:
+            return False
+        job.stop(reason)
+        if reason is StopReason.LEASE_LOST:
+            self.held.pop((queue, task_id), None)
+        return True
+
+    def take_waiting(self) -> list[Job]:
+        """Remove and return the jobs no worker has started yet."""
+        jobs = []
+        while not self._inbox.empty():
+            jobs.append(self._inbox.get_nowait())
+            self._release_worker()
+        return jobs
+
+    async def cancel_workers(self, patience: float) -> None:
+        """Cancel every worker coroutine and wait up to `patience` seconds for them."""
+        stuck = await cancel_and_wait(self._workers, patience)
+        if stuck:
+            logger.warning(
+                "%d handler(s) ignore cancellation (they swallow CancelledError); abandoning them",
+                len(stuck),
+            )
+        self._workers = []
+
+    def _release_worker(self) -> None:
+        self._free += 1
+        self._slot_freed.set()
+        if self._free >= self._concurrency:
+            self._all_idle.set()
+
+    # One job --------------------------------------------------------------
+
+    async def _work(self) -> None:
+        get = self._inbox.get
+        while True:
+            job = await get()
+            try:
+                await self._process(job)
+            finally:
+                self._release_worker()
+
+    async def _process(self, job: Job) -> None:
+        try:
+            message = decode_message(job.msg)
+        except MessageDecodeError as exc:
+            logger.error(
+                "task %s in %r cannot be decoded: %s; archiving it", job.id, job.queue, exc
+            )
+            self._finisher.archive(job.queue, job.id, str(exc))
+            return
+        started = now_ms()
+        deadline_ms = message.deadline_ms
+        if message.timeout_ms is not None:
+            attempt_end = started + message.timeout_ms
+            if deadline_ms is None or attempt_end < deadline_ms:
+                deadline_ms = attempt_end
+        task = Task(
+            job.id,
+            message.type,
+            message.payload,
+            job.queue,
+            retry_count=job.retried,
+            max_retry=message.max_retry,
+            timeout=None if message.timeout_ms is None else message.timeout_ms / 1000,
+            deadline_ms=deadline_ms,
+            enqueued_ms=message.enqueued_ms,
+        )
+        if job.stop_reason is not None:
+            await self._stopped_before_start(job, task)
+            return
+        handler = self._resolve(message.type)
+        if handler is None:
+            await self._fail(job, task, LookupError(no_handler_message(message.type)), final=True)
+            return
+        if message.deadline_ms is not None and message.deadline_ms <= started:
+            await self._fail(job, task, TimeoutError("deadline exceeded"), final=True)
+            return
+        await self._run(job, task, message, handler, deadline_ms, started)
+
+    async def _stopped_before_start(self, job: Job, task: Task) -> None:
+        if job.stop_reason is StopReason.CANCELLED:
+            await self._fail(job, task, asyncio.CancelledError("cancelled"), final=True)
+        elif job.stop_reason is StopReason.SHUTDOWN:
+            self._finisher.requeue(job.queue, job.id)
+
+    async def _run(
+        self,
+        job: Job,
+        task: Task,
+        message: TaskMessage,
+        handler: CallNext,
+        deadline_ms: int | None,
+        started_ms: int,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        when = None if deadline_ms is None else loop.time() + (deadline_ms - started_ms) / 1000
+        key = (job.queue, job.id)
+        self.running[key] = job
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("task %s (%s) in %r started", job.id, task.type, job.queue)
+        try:
+            async with asyncio.timeout_at(when) as scope:
+                job.scope = scope
+                result = await handler(task)
+        except SkipRetry as exc:
+            await self._fail(job, task, exc, final=True)
+        except TimeoutError as exc:
+            if job.scope is not None and job.scope.expired():
+                await self._stopped(job, task, message)
+            else:
+                await self._fail(job, task, exc)
+        except asyncio.CancelledError as exc:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                # The worker itself is being cancelled (forced shutdown).
+                if job.stop_reason is None:
+                    job.stop_reason = StopReason.SHUTDOWN
+                    self._finisher.requeue(job.queue, job.id)
+                raise
+            await self._fail(job, task, exc)  # a CancelledError of the handler's own making
+        except Exception as exc:  # noqa: BLE001 - any handler error is a failed attempt
+            await self._fail(job, task, exc)
+        except BaseException as exc:  # noqa: BLE001 - SystemExit or KeyboardInterrupt from a handler
+            await self._fail(job, task, exc)
+        else:
+            if job.stop_reason is None:
+                self._succeed(job, task, message, result)
+            else:
+                await self._stopped(job, task, message)
+        finally:
+            self.running.pop(key, None)
+
+    async def _stopped(self, job: Job, task: Task, message: TaskMessage) -> None:
+        reason = job.stop_reason
+        if reason is StopReason.CANCELLED:
+            await self._fail(job, task, asyncio.CancelledError("cancelled"), final=True)
+        elif reason is None:
+            deadline_ms = message.deadline_ms
+            if deadline_ms is not None and now_ms() >= deadline_ms - 1:
+                await self._fail(job, task, TimeoutError("deadline exceeded"), final=True)
+            else:
+                timeout = (message.timeout_ms or 0) / 1000
+                await self._fail(job, task, TimeoutError(f"timed out after {timeout:g}s"))
+        # LEASE_LOST: another server owns the task now; SHUTDOWN: requeued already.
+
+    def _succeed(self, job: Job, task: Task, message: TaskMessage, result: Any) -> None:
+        encoded = b""
+        if message.retention_ms > 0 and result is not None:
+            try:
+                encoded = encode_value(result)
+            except TypeError as exc:
+                logger.error(
+                    "task %s in %r returned a result that cannot be stored", job.id, job.queue
+                )
+                self._finisher.archive(job.queue, job.id, f"result cannot be stored: {exc}")
+                return
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("task %s (%s) in %r completed", job.id, task.type, job.queue)
+        self._finisher.complete(job.queue, job.id, message.retention_ms, encoded)
+
+    async def _fail(self, job: Job, task: Task, exc: BaseException, *, final: bool = False) -> None:
+        error = describe(exc)
+        if isinstance(exc, asyncio.CancelledError) and final:
+            error = "cancelled"
+        if final or task.retry_count >= task.max_retry:
+            logger.debug("task %s (%s) in %r archived: %s", job.id, task.type, job.queue, error)
+            self._finisher.archive(job.queue, job.id, error)
+        else:
+            delay = self._delay(task, exc)
+            logger.debug(
+                "task %s (%s) in %r failed (%s); retry in %.3gs",
+                job.id,
+                task.type,
+                job.queue,
+                error,
+                delay,
+            )
+            self._finisher.retry(job.queue, job.id, now_ms() + int(delay * 1000), error)
+        await self._report(task, exc)
+
+    def _delay(self, task: Task, exc: BaseException) -> float:
+        try:
+            delay = self._retry_delay(task.retry_count, exc, task)
+            seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
+            if seconds >= 0:
+                return seconds
+            logger.error("retry_delay returned a negative delay (%r); using the default", delay)
+        except Exception:
+            logger.exception("retry_delay raised; using the default backoff")
+        return _FALLBACK_DELAY(task.retry_count, exc, task)
+
+    async def _report(self, task: Task, exc: BaseException) -> None:
+        if self._error_handler is None:
+            return
+        try:
+            outcome = self._error_handler(task, exc)
+            if inspect.isawaitable(outcome):
+                await outcome
+        except Exception:
+            logger.exception("error_handler raised while reporting task %s", task.id)

@@ -1,0 +1,309 @@
+"""`Client`: enqueues tasks, reads them back, waits for results and cancels."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, Final, Self
+
+from tickr._aio import cancel_and_wait
+from tickr._broker import Broker, EnqueueOutcome, Event, EventKind, EventListener, RedisClient
+from tickr._records import task_info
+from tickr._time import now_ms
+from tickr.errors import DuplicateTask, TaskFailed, TaskIDConflict, TaskNotFound
+from tickr.options import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    DEFAULT_MAX_RETRY,
+    DEFAULT_QUEUE,
+    DEFAULT_TIMEOUT,
+    PreparedTask,
+    TaskSpec,
+    check_name,
+    prepare_task,
+)
+from tickr.serialization import MessageDecodeError, decode_value
+from tickr.values import TaskInfo
+
+__all__ = ["Client"]
+
+logger = logging.getLogger("tickr.client")
+
+_CANCEL_MISSING: Final = -1
+_CANCEL_DELETED: Final = 1
+_CANCEL_REQUESTED: Final = 2
+
+
+class Client:
+    """Enqueues tasks and inspects their outcome.
+
+    Args:
+        url: Redis URL; default $TICKR_REDIS_URL, else ``redis://127.0.0.1:6379/0``.
+        redis: An existing `redis.asyncio.Redis` to use instead (never closed by Tickr).
+        namespace: Prefix of every key.
+        max_payload_bytes: Largest encoded payload accepted (default 512 KiB).
+
+    Raises:
+        ValueError: For an invalid URL, namespace or limit.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        redis: RedisClient | None = None,
+        namespace: str = "tickr",
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+    ) -> None:
+        check_name(namespace, "namespace")
+        if not isinstance(max_payload_bytes, int) or max_payload_bytes <= 0:
+            raise ValueError("max_payload_bytes must be a positive int")
+        self.namespace = namespace
+        self.max_payload_bytes = max_payload_bytes
+        self._broker = Broker.connect(url, redis, namespace)
+        self._registered_queues: set[str] = set()
+        self._listener: EventListener | None = None
+        self._listener_task: asyncio.Task[None] | None = None
+        self._waiters: dict[tuple[str, str], set[asyncio.Event]] = {}
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop listening for results and close the connection if Tickr opened it."""
+        if self._listener_task is not None:
+            await cancel_and_wait([self._listener_task])
+            self._listener_task = None
+            self._listener = None
+        await self._broker.aclose()
+
+    # ------------------------------------------------------------------ enqueue
+
+    async def enqueue(
+        self,
+        type: str,
+        payload: Any = None,
+        *,
+        queue: str = DEFAULT_QUEUE,
+        priority: int = 0,
+        delay: float | timedelta | None = None,
+        at: datetime | None = None,
+        max_retry: int = DEFAULT_MAX_RETRY,
+        timeout: float | timedelta | None = DEFAULT_TIMEOUT,
+        deadline: datetime | None = None,
+        task_id: str | None = None,
+        unique: float | timedelta | None = None,
+        retention: float | timedelta = 0,
+    ) -> TaskInfo:
+        """Enqueue one task.
+
+        Args:
+            type: Task type, a non-empty str; selects the handler.
+            payload: Anything msgpack encodes (see `tickr.serialization`).
+            queue: Queue name.
+            priority: Higher runs first within the queue; FIFO among equals.
+            delay: Run no earlier than now + delay (seconds or timedelta).
+            at: Run no earlier than this aware datetime (not together with delay).
+            max_retry: Retries after the first attempt; 0 never retries.
+            timeout: Seconds (or timedelta) per attempt; None for no limit.
+            deadline: Aware datetime after which no attempt may run or continue.
+            task_id: Caller-chosen id; default a fresh uuid4 hex string.
+            unique: Reject an equal task (type, payload, queue) while one is live, for
+                at most this long (seconds or timedelta).
+            retention: How long to keep the completed task and its result.
+
+        Returns:
+            The task as enqueued, in state "pending" or "scheduled".
+
+        Raises:
+            TaskIDConflict: If `task_id` is already used in the queue.
+            DuplicateTask: If `unique` found a live equal task.
+            TypeError: For an argument of the wrong type or an unencodable payload.
+            ValueError: For an argument out of range (empty type, negative delay, both
+                delay and at, naive datetime, deadline in the past, payload over
+                `max_payload_bytes`...).
+            RedisUnavailable: If Redis cannot be reached.
+        """
+        spec = TaskSpec(
+            type, payload, queue=queue, priority=priority, delay=delay, at=at,
+            max_retry=max_retry, timeout=timeout, deadline=deadline, task_id=task_id,
+            unique=unique, retention=retention,
+        )  # fmt: skip
+        prepared = prepare_task(spec, now_ms=now_ms(), max_payload_bytes=self.max_payload_bytes)
+        await self._register_queues((prepared.queue,))
+        outcome = await self._broker.enqueue(prepared.queue, prepared.item)
+        result = _interpret(prepared, outcome)
+        if isinstance(result, TaskInfo):
+            return result
+        raise result
+
+    async def enqueue_many(
+        self, specs: Iterable[TaskSpec]
+    ) -> list[TaskInfo | TaskIDConflict | DuplicateTask]:
+        """Enqueue many tasks in as few round trips as possible.
+
+        Every spec is validated before anything is written.
+
+        Returns:
+            One entry per spec, in order: its `TaskInfo`, or the `TaskIDConflict` or
+            `DuplicateTask` that kept it out (the other specs are enqueued regardless).
+
+        Raises:
+            TypeError, ValueError: If any spec is invalid (nothing is enqueued).
+            RedisUnavailable: If Redis cannot be reached.
+        """
+        now = now_ms()
+        prepared = []
+        for spec in specs:
+            if not isinstance(spec, TaskSpec):
+                raise TypeError(f"enqueue_many takes TaskSpec objects, not {type(spec).__name__}")
+            prepared.append(
+                prepare_task(spec, now_ms=now, max_payload_bytes=self.max_payload_bytes)
+            )
+        if not prepared:
+            return []
+        by_queue: dict[str, list[int]] = {}
+        for index, task in enumerate(prepared):
+            by_queue.setdefault(task.queue, []).append(index)
+        await self._register_queues(by_queue)
+        batches = [
+            (queue, [prepared[i].item for i in indexes]) for queue, indexes in by_queue.items()
+        ]
+        results: list[TaskInfo | TaskIDConflict | DuplicateTask] = [None] * len(prepared)  # type: ignore[list-item]
+        outcomes = await self._broker.enqueue_many(batches)
+        for indexes, queue_outcomes in zip(by_queue.values(), outcomes, strict=True):
+            for index, outcome in zip(indexes, queue_outcomes, strict=True):
+                results[index] = _interpret(prepared[index], outcome)
+        return results
+
+    async def _register_queues(self, queues: Iterable[str]) -> None:
+        new = [queue for queue in queues if queue not in self._registered_queues]
+        if new:
+            await self._broker.register_queues(new)
+            self._registered_queues.update(new)
+
+    # ------------------------------------------------------------------ reading
+
+    async def get_task(self, task_id: str, queue: str = DEFAULT_QUEUE) -> TaskInfo:
+        """The current state of a task.
+
+        Raises:
+            TaskNotFound: If the queue has no task with this id (any more).
+            RedisUnavailable: If Redis cannot be reached.
+        """
+        fields = await self._broker.get_task(queue, task_id)
+        if fields is None:
+            raise TaskNotFound(task_id, queue)
+        return task_info(queue, task_id, fields)
+
+    async def result(
+        self, task_id: str, queue: str = DEFAULT_QUEUE, timeout: float | None = None
+    ) -> Any:
+        """Wait for a task to complete and return its handler's return value.
+
+        The result is kept only for tasks enqueued with ``retention > 0``.
+
+        Raises:
+            TaskFailed: If the task ended archived (its last error is attached).
+            TaskNotFound: If there is no such task, or it completed without retention.
+            TimeoutError: If `timeout` seconds pass first.
+            RedisUnavailable: If Redis cannot be reached.
+        """
+        async with asyncio.timeout(timeout):
+            return await self._wait_for_result(task_id, queue)
+
+    async def _wait_for_result(self, task_id: str, queue: str) -> Any:
+        listener = self._ensure_listener()
+        await listener.watch_done(queue)
+        changed = asyncio.Event()
+        key = (queue, task_id)
+        self._waiters.setdefault(key, set()).add(changed)
+        try:
+            while True:
+                changed.clear()
+                outcome = await self._broker.watch_result(queue, task_id)
+                if outcome is None:
+                    raise TaskNotFound(task_id, queue)
+                state, result, error = outcome
+                if state == "completed":
+                    return _decode_result(result)
+                if state == "archived":
+                    raise TaskFailed(task_id, queue, None if error is None else error.decode())
+                await changed.wait()
+        finally:
+            waiters = self._waiters.get(key)
+            if waiters is not None:
+                waiters.discard(changed)
+                if not waiters:
+                    del self._waiters[key]
+
+    def _ensure_listener(self) -> EventListener:
+        if self._listener is None:
+            self._listener = self._broker.listener(self._on_event)
+            self._listener_task = asyncio.create_task(
+                self._listener.run(), name="tickr-client-listener"
+            )
+        return self._listener
+
+    def _on_event(self, event: Event) -> None:
+        if event.kind is EventKind.DONE:
+            for changed in self._waiters.get((event.queue, event.task_id), ()):
+                changed.set()
+        elif event.kind is EventKind.RESYNC:
+            for (queue, _task_id), waiters in self._waiters.items():
+                if queue == event.queue:
+                    for changed in waiters:
+                        changed.set()
+
+    # ------------------------------------------------------------------ cancel
+
+    async def cancel(self, task_id: str, queue: str = DEFAULT_QUEUE) -> bool:
+        """Cancel a task.
+
+        A pending, scheduled or retry task is deleted.  An active task has its handler
+        cancelled on whichever server runs it; that attempt is archived with the error
+        "cancelled" and not retried.
+
+        Returns:
+            True if a task was deleted or its cancellation requested; False if it had
+            already completed or been archived.
+
+        Raises:
+            TaskNotFound: If the queue has no task with this id.
+            RedisUnavailable: If Redis cannot be reached.
+        """
+        code = await self._broker.cancel(queue, task_id)
+        if code == _CANCEL_MISSING:
+            raise TaskNotFound(task_id, queue)
+        return code in (_CANCEL_DELETED, _CANCEL_REQUESTED)
+
+
+def _interpret(
+    prepared: PreparedTask, outcome: EnqueueOutcome
+) -> TaskInfo | TaskIDConflict | DuplicateTask:
+    info = prepared.info
+    if outcome == 1 or outcome == 2:
+        return info
+    if outcome == 0:
+        return TaskIDConflict(info.id, info.queue)
+    return DuplicateTask(info.type, info.queue, str(outcome) or None)
+
+
+def _decode_result(result: bytes | None) -> Any:
+    if not result:
+        return None
+    try:
+        return decode_value(result)
+    except MessageDecodeError:
+        logger.warning("a stored result cannot be decoded; returning None")
+        return None

@@ -1,0 +1,167 @@
+"""`Inspector`: read and steer queues and tasks (what the CLI is built on)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Self
+
+from tickr._broker import Broker, RedisClient
+from tickr._records import task_info
+from tickr._time import now_ms
+from tickr.errors import QueueNotFound, TaskNotFound
+from tickr.options import DEFAULT_QUEUE, check_name
+from tickr.values import DailyStats, QueueInfo, TaskInfo
+
+__all__ = ["Inspector"]
+
+_CANCEL_MISSING = -1
+
+
+class Inspector:
+    """Reads and steers the queues of one namespace.
+
+    Args:
+        url: Redis URL; default $TICKR_REDIS_URL, else ``redis://127.0.0.1:6379/0``.
+        redis: An existing `redis.asyncio.Redis` to use instead (never closed by Tickr).
+        namespace: Prefix of every key.
+
+    Raises:
+        ValueError: For an invalid URL or namespace.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        redis: RedisClient | None = None,
+        namespace: str = "tickr",
+    ) -> None:
+        check_name(namespace, "namespace")
+        self.namespace = namespace
+        self._broker = Broker.connect(url, redis, namespace)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection if Tickr opened it."""
+        await self._broker.aclose()
+
+    async def queues(self) -> list[str]:
+        """Every queue that has ever had a task or a server in this namespace, sorted.
+
+        Raises:
+            RedisUnavailable: If Redis cannot be reached.
+        """
+        return await self._broker.queues()
+
+    async def _check_queue(self, queue: str) -> None:
+        if queue not in await self._broker.queues():
+            raise QueueNotFound(queue)
+
+    async def queue_info(self, queue: str) -> QueueInfo:
+        """Sizes, today's counters, pause state and latency of a queue.
+
+        Raises:
+            QueueNotFound: If the namespace has no such queue.
+            RedisUnavailable: If Redis cannot be reached.
+        """
+        await self._check_queue(queue)
+        today = datetime.now(UTC).date().isoformat()
+        sizes, daily, next_id = await self._broker.queue_stats(queue, [today])
+        latency = 0.0
+        if next_id is not None:
+            fields = await self._broker.get_task(queue, next_id.decode())
+            if fields is not None:
+                enqueued = task_info(queue, next_id.decode(), fields).enqueued_at
+                if enqueued is not None:
+                    latency = max(0.0, now_ms() / 1000 - enqueued.timestamp())
+        processed, failed = daily[0]
+        states = ("pending", "active", "scheduled", "retry", "archived", "completed")
+        return QueueInfo(
+            queue=queue,
+            pending=sizes["pending"],
+            active=sizes["active"],
+            scheduled=sizes["scheduled"],
+            retry=sizes["retry"],
+            archived=sizes["archived"],
+            completed=sizes["completed"],
+            processed=processed,
+            failed=failed,
+            paused=bool(sizes["paused"]),
+            latency=latency,
+            size=sum(sizes[state] for state in states),
+        )
+
+    async def history(self, queue: str, days: int = 7) -> list[DailyStats]:
+        """Processed and failed counts of the last `days` UTC days, oldest first.
+
+        Raises:
+            QueueNotFound: If the namespace has no such queue.
+            ValueError: If `days` is not between 1 and 90.
+            RedisUnavailable: If Redis cannot be reached.
+        """
+        if not 1 <= days <= 90:
+            raise ValueError("days must be between 1 and 90")
+        await self._check_queue(queue)
+        today = datetime.now(UTC).date()
+        dates = [today - timedelta(days=offset) for offset in range(days - 1, -1, -1)]
+        _, daily, _ = await self._broker.queue_stats(queue, [d.isoformat() for d in dates])
+        return [
+            DailyStats(queue, day, processed, failed)
+            for day, (processed, failed) in zip(dates, daily, strict=True)
+        ]
+
+    async def get_task(self, task_id: str, queue: str = DEFAULT_QUEUE) -> TaskInfo:
+        """The current state of a task.
+
+        Raises:
+            TaskNotFound: If the queue has no task with this id.
+            RedisUnavailable: If Redis cannot be reached.
+        """
+        fields = await self._broker.get_task(queue, task_id)
+        if fields is None:
+            raise TaskNotFound(task_id, queue)
+        return task_info(queue, task_id, fields)
+
+    async def cancel(self, task_id: str, queue: str = DEFAULT_QUEUE) -> bool:
+        """Cancel a task, exactly as `Client.cancel` does.
+
+        Raises:
+            TaskNotFound: If the queue has no task with this id.
+            RedisUnavailable: If Redis cannot be reached.
+        """
+        code = await self._broker.cancel(queue, task_id)
+        if code == _CANCEL_MISSING:
+            raise TaskNotFound(task_id, queue)
+        return code > 0
+
+    async def pause(self, queue: str) -> None:
+        """Stop every server from taking tasks of `queue` (running tasks go on).
+
+        Raises:
+            ValueError: For an invalid queue name.
+            RedisUnavailable: If Redis cannot be reached.
+        """
+        check_name(queue, "queue")
+        await self._broker.register_queues([queue])
+        await self._broker.pause(queue)
+
+    async def unpause(self, queue: str) -> None:
+        """Let servers take tasks of `queue` again; idle servers are woken at once.
+
+        Raises:
+            ValueError: For an invalid queue name.
+            RedisUnavailable: If Redis cannot be reached.
+        """
+        check_name(queue, "queue")
+        await self._broker.unpause(queue)

@@ -1,0 +1,206 @@
+"""`TaskSpec` and the validation of enqueue options.
+
+Every rule of the contract is checked here, before anything is written to Redis, so that
+a bad argument raises `TypeError` or `ValueError` and never leaves a half-made task.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from tickr._time import datetime_from_ms, ms_from_datetime, seconds
+from tickr.serialization import canonical_bytes, encode_message, encode_value
+from tickr.values import TaskInfo
+
+__all__ = [
+    "DEFAULT_MAX_PAYLOAD_BYTES",
+    "DEFAULT_MAX_RETRY",
+    "DEFAULT_QUEUE",
+    "DEFAULT_TIMEOUT",
+    "PreparedTask",
+    "TaskSpec",
+    "check_name",
+    "prepare_task",
+]
+
+DEFAULT_QUEUE: Final = "default"
+DEFAULT_MAX_RETRY: Final = 25
+DEFAULT_TIMEOUT: Final = 1800.0
+DEFAULT_MAX_PAYLOAD_BYTES: Final = 512 * 1024
+PRIORITY_LIMIT: Final = 2**31
+_NAME_LIMIT: Final = 256
+_BAD_NAME_CHARS: Final = re.compile(r"[{}\s\x00-\x1f\x7f]")
+
+
+def check_name(value: object, what: str) -> str:
+    """Validate a queue name, namespace or task id and return it.
+
+    Raises:
+        TypeError: If it is not a str.
+        ValueError: If it is empty, longer than 256 characters, or contains braces,
+            whitespace or control characters (braces would break the key hash tags).
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str, not {type(value).__name__}")
+    if not value:
+        raise ValueError(f"{what} must not be empty")
+    if len(value) > _NAME_LIMIT:
+        raise ValueError(f"{what} must be at most {_NAME_LIMIT} characters")
+    if _BAD_NAME_CHARS.search(value):
+        raise ValueError(
+            f"{what} {value!r} must not contain braces, whitespace or control characters"
+        )
+    return value
+
+
+class TaskSpec:
+    """A task to enqueue: its type, payload and options, as taken by `Client.enqueue`.
+
+    Arguments are stored as given and validated when the spec is enqueued.  See
+    `Client.enqueue` for the meaning of each option.
+    """
+
+    __slots__ = (
+        "at",
+        "deadline",
+        "delay",
+        "max_retry",
+        "payload",
+        "priority",
+        "queue",
+        "retention",
+        "task_id",
+        "timeout",
+        "type",
+        "unique",
+    )
+
+    def __init__(
+        self,
+        type: str,
+        payload: Any = None,
+        *,
+        queue: str = DEFAULT_QUEUE,
+        priority: int = 0,
+        delay: float | timedelta | None = None,
+        at: datetime | None = None,
+        max_retry: int = DEFAULT_MAX_RETRY,
+        timeout: float | timedelta | None = DEFAULT_TIMEOUT,
+        deadline: datetime | None = None,
+        task_id: str | None = None,
+        unique: float | timedelta | None = None,
+        retention: float | timedelta = 0,
+    ) -> None:
+        self.type = type
+        self.payload = payload
+        self.queue = queue
+        self.priority = priority
+        self.delay = delay
+        self.at = at
+        self.max_retry = max_retry
+        self.timeout = timeout
+        self.deadline = deadline
+        self.task_id = task_id
+        self.unique = unique
+        self.retention = retention
+
+    def __repr__(self) -> str:
+        return f"TaskSpec({self.type!r}, queue={self.queue!r}, task_id={self.task_id!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedTask:
+    """A validated task, encoded and ready for the broker."""
+
+    queue: str
+    item: tuple[str, bytes, int, int, str, int]
+    info: TaskInfo
+
+
+def _check_int(value: object, name: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, not {value!r}")
+    return value
+
+
+def _due_ms(spec: TaskSpec, now: int) -> int:
+    if spec.delay is not None and spec.at is not None:
+        raise ValueError("give either delay or at, not both")
+    if spec.delay is not None:
+        return now + int(seconds(spec.delay, "delay") * 1000)
+    if spec.at is not None:
+        return ms_from_datetime(spec.at, "at")
+    return now
+
+
+def _positive_ms(value: float | timedelta, name: str) -> int:
+    ms = int(seconds(value, name) * 1000)
+    if ms <= 0:
+        raise ValueError(f"{name} must be positive, got {value!r}")
+    return ms
+
+
+def prepare_task(spec: TaskSpec, *, now_ms: int, max_payload_bytes: int) -> PreparedTask:
+    """Validate and encode a spec.
+
+    Raises:
+        TypeError: For an argument of the wrong type or an unencodable payload.
+        ValueError: For an argument out of range, as documented on `Client.enqueue`.
+    """
+    task_type = spec.type
+    if not isinstance(task_type, str):
+        raise TypeError(f"task type must be a str, not {type(task_type).__name__}")
+    if not task_type:
+        raise ValueError("task type must not be empty")
+    queue = check_name(spec.queue, "queue")
+    priority = _check_int(spec.priority, "priority")
+    if not -PRIORITY_LIMIT <= priority < PRIORITY_LIMIT:
+        raise ValueError(f"priority must be within [-2**31, 2**31), got {priority}")
+    max_retry = _check_int(spec.max_retry, "max_retry")
+    if max_retry < 0:
+        raise ValueError(f"max_retry must not be negative, got {max_retry}")
+    timeout_ms = None if spec.timeout is None else _positive_ms(spec.timeout, "timeout")
+    deadline_ms = None if spec.deadline is None else ms_from_datetime(spec.deadline, "deadline")
+    if deadline_ms is not None and deadline_ms <= now_ms:
+        raise ValueError("deadline is already in the past")
+    retention_ms = int(seconds(spec.retention, "retention") * 1000)
+    unique_ms = None if spec.unique is None else _positive_ms(spec.unique, "unique")
+    task_id = uuid.uuid4().hex if spec.task_id is None else check_name(spec.task_id, "task_id")
+    due_ms = _due_ms(spec, now_ms)
+
+    payload_bytes = encode_value(spec.payload)
+    if len(payload_bytes) > max_payload_bytes:
+        raise ValueError(
+            f"payload is {len(payload_bytes)} bytes, over the limit of {max_payload_bytes}"
+        )
+    msg = encode_message(
+        task_type, payload_bytes, max_retry, timeout_ms, deadline_ms, retention_ms, now_ms
+    )
+    digest = ""
+    if unique_ms is not None:
+        hasher = hashlib.blake2b(digest_size=16)
+        hasher.update(canonical_bytes([task_type, queue, spec.payload]))
+        digest = hasher.hexdigest()
+
+    scheduled = due_ms > now_ms
+    info = TaskInfo(
+        id=task_id,
+        type=task_type,
+        payload=spec.payload,
+        queue=queue,
+        state="scheduled" if scheduled else "pending",
+        priority=priority,
+        max_retry=max_retry,
+        timeout=None if timeout_ms is None else timeout_ms / 1000,
+        deadline=spec.deadline,
+        next_process_at=datetime_from_ms(max(due_ms, now_ms)),
+        enqueued_at=datetime_from_ms(now_ms),
+        retention=retention_ms / 1000,
+    )
+    item = (task_id, msg, priority, due_ms if scheduled else 0, digest, unique_ms or 0)
+    return PreparedTask(queue, item, info)

@@ -1,0 +1,152 @@
+"""Encoding of payloads, results and task messages with msgpack (never pickle).
+
+A payload or result may be anything msgpack encodes: dict, list, tuple (decoded as a
+list), str, bytes, int (64-bit), float, bool, None, and timezone-aware datetimes (decoded
+as UTC datetimes).  Anything else raises `TypeError` when encoded.
+
+A task message is the immutable part of a task, stored once at enqueue time::
+
+    [version, type, payload, max_retry, timeout_ms, deadline_ms, retention_ms, enqueued_ms]
+
+It is built by concatenating encoded items, so that the payload is encoded once and its
+size is known exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+import msgpack
+
+__all__ = [
+    "MESSAGE_VERSION",
+    "MessageDecodeError",
+    "TaskMessage",
+    "canonical_bytes",
+    "decode_message",
+    "decode_value",
+    "encode_message",
+    "encode_value",
+]
+
+MESSAGE_VERSION: Final = 1
+_MESSAGE_FIELDS: Final = 8
+_ARRAY_HEADER: Final = msgpack.packb([None] * _MESSAGE_FIELDS)[:1]
+_VERSION_BYTES: Final = msgpack.packb(MESSAGE_VERSION)
+
+
+class MessageDecodeError(ValueError):
+    """A task record in Redis cannot be decoded (corrupt, foreign or truncated)."""
+
+
+def encode_value(value: Any) -> bytes:
+    """Encode a payload or result with msgpack.
+
+    Raises:
+        TypeError: If the value (or something inside it) cannot be encoded, including
+            naive datetimes and integers outside the 64-bit range.
+    """
+    try:
+        return msgpack.packb(value, use_bin_type=True, datetime=True)  # type: ignore[no-any-return]
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise TypeError(f"value cannot be encoded with msgpack: {exc}") from None
+
+
+def decode_value(data: bytes) -> Any:
+    """Decode bytes produced by `encode_value`.
+
+    Raises:
+        MessageDecodeError: If the bytes are not one valid msgpack value.
+    """
+    try:
+        return msgpack.unpackb(data, raw=False, timestamp=3, strict_map_key=False)
+    except Exception as exc:  # noqa: BLE001 - msgpack raises many unrelated types
+        raise MessageDecodeError(f"undecodable value: {exc}") from None
+
+
+def _sort_maps(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _sort_maps(value[key]) for key in sorted(value, key=repr)}
+    if isinstance(value, list | tuple):
+        return [_sort_maps(item) for item in value]
+    return value
+
+
+def canonical_bytes(value: Any) -> bytes:
+    """Encode a value so that equal values give equal bytes (maps sorted by key).
+
+    Raises:
+        TypeError: If the value cannot be encoded.
+    """
+    return encode_value(_sort_maps(value))
+
+
+@dataclass(frozen=True, slots=True)
+class TaskMessage:
+    """The decoded immutable part of a task."""
+
+    type: str
+    payload: Any
+    max_retry: int
+    timeout_ms: int | None
+    deadline_ms: int | None
+    retention_ms: int
+    enqueued_ms: int
+
+
+def encode_message(
+    task_type: str,
+    payload_bytes: bytes,
+    max_retry: int,
+    timeout_ms: int | None,
+    deadline_ms: int | None,
+    retention_ms: int,
+    enqueued_ms: int,
+) -> bytes:
+    """Build a task message around an already encoded payload."""
+    return b"".join(
+        (
+            _ARRAY_HEADER,
+            _VERSION_BYTES,
+            msgpack.packb(task_type),
+            payload_bytes,
+            msgpack.packb([max_retry, timeout_ms, deadline_ms, retention_ms, enqueued_ms])[1:],
+        )
+    )
+
+
+def _optional_int(value: Any) -> bool:
+    return value is None or (isinstance(value, int) and not isinstance(value, bool))
+
+
+def decode_message(data: bytes | None) -> TaskMessage:
+    """Decode and validate a task message.
+
+    Raises:
+        MessageDecodeError: If the data is missing, not msgpack, or not a task message
+            of a version this Tickr understands.
+    """
+    if not data:
+        raise MessageDecodeError("task data is missing")
+    try:
+        fields = msgpack.unpackb(data, raw=False, timestamp=3, strict_map_key=False)
+    except Exception as exc:  # noqa: BLE001 - msgpack raises many unrelated types
+        raise MessageDecodeError(f"undecodable task data: {exc}") from None
+    if not isinstance(fields, list) or len(fields) != _MESSAGE_FIELDS:
+        raise MessageDecodeError("undecodable task data: not a task message")
+    version, task_type, payload, max_retry, timeout_ms, deadline_ms, retention_ms, enqueued = fields
+    if version != MESSAGE_VERSION:
+        raise MessageDecodeError(f"undecodable task data: unknown message version {version!r}")
+    if (
+        not isinstance(task_type, str)
+        or not isinstance(max_retry, int)
+        or not _optional_int(timeout_ms)
+        or not _optional_int(deadline_ms)
+        or not isinstance(retention_ms, int)
+        or not isinstance(enqueued, int)
+    ):
+        raise MessageDecodeError("undecodable task data: malformed task message")
+    return TaskMessage(
+        task_type, payload, max_retry, timeout_ms, deadline_ms, retention_ms, enqueued
+    )

@@ -1,0 +1,476 @@
+"""`Server`: runs handlers for the tasks of some queues.
+
+Start order: connect and subscribe to the queues' events, then start the finisher,
+the workers, the heartbeat, the forwarder and finally the fetcher, so that nothing is
+fetched before everything that handles it runs.  `serve()` reports readiness
+(`wait_ready()`) only once all of them are up.
+
+Shutdown order, and why:
+
+1. Stop the fetcher and the forwarder: take nothing new.
+2. Requeue the jobs that no worker has started yet, at once: other servers can run them
+   while this one waits for its running handlers.
+3. Wait up to `shutdown_timeout` for the running handlers to finish.
+4. Requeue the handlers still running (to the front of pending) and cancel them.
+5. Write every outcome to Redis (the heartbeat keeps the leases alive meanwhile).
+6. Stop the heartbeat, then the event listener; cancel the workers; close Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from datetime import timedelta
+from typing import Any, Final
+
+from tickr._aio import cancel_and_wait, within
+from tickr._broker import Broker, Event, EventKind, EventListener, RedisClient
+from tickr._server.fetcher import Fetcher
+from tickr._server.finisher import Finisher
+from tickr._server.forwarder import Forwarder
+from tickr._server.heartbeat import HealthCheck, Heartbeat
+from tickr._server.job import StopReason
+from tickr._server.processor import ErrorHandler, Processor
+from tickr._time import seconds
+from tickr.backoff import RetryDelay, exponential_backoff
+from tickr.errors import RedisUnavailable
+from tickr.mux import CallNext, ServeMux
+from tickr.options import check_name
+from tickr.task import Task
+
+__all__ = ["Server"]
+
+logger = logging.getLogger("tickr.server")
+
+DEFAULT_LEASE: Final = 8.0
+DEFAULT_HEARTBEAT: Final = 2.0
+DEFAULT_ARCHIVE_MAX_SIZE: Final = 10_000
+DEFAULT_ARCHIVE_MAX_AGE: Final = timedelta(days=90)
+_FINAL_FLUSH_LIMIT: Final = 30.0
+_HANDLER_GRACE: Final = 1.0
+_BURST_CHECK_SECONDS: Final = 0.05
+
+
+class Server:
+    """Runs handlers for the tasks of some queues, `concurrency` at a time.
+
+    Args:
+        url: Redis URL; default $TICKR_REDIS_URL, else ``redis://127.0.0.1:6379/0``.
+        redis: An existing client to use instead (never closed by Tickr).
+        namespace: Prefix of every key.
+        concurrency: Number of worker coroutines (tasks run at once).
+        queues: Queue name -> weight.  A queue of weight 6 is served about six times as
+            often as one of weight 1 while both have work.
+        strict_priority: Always drain heavier queues first instead.
+        retry_delay: ``(retry_count, exc, task) -> seconds`` before a retry.
+        error_handler: ``(task, exc)``, sync or async, called on every failed attempt.
+        shutdown_timeout: Seconds that running handlers get to finish on shutdown.
+        health_check: ``(exc | None)``, sync or async, called every heartbeat with the
+            last Redis error or None.
+        lease_duration: Seconds a task stays held without a heartbeat; after that it is
+            recovered by another server.
+        heartbeat_interval: Seconds between lease renewals (well below lease_duration).
+        archive_max_size: Most archived tasks kept per queue.
+        archive_max_age: Archived tasks older than this are deleted (seconds/timedelta).
+
+    Raises:
+        TypeError, ValueError: For invalid settings.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        redis: RedisClient | None = None,
+        namespace: str = "tickr",
+        concurrency: int = 10,
+        queues: Mapping[str, int] | None = None,
+        strict_priority: bool = False,
+        retry_delay: RetryDelay | None = None,
+        error_handler: ErrorHandler | None = None,
+        shutdown_timeout: float = 8.0,
+        health_check: HealthCheck | None = None,
+        lease_duration: float = DEFAULT_LEASE,
+        heartbeat_interval: float = DEFAULT_HEARTBEAT,
+        archive_max_size: int = DEFAULT_ARCHIVE_MAX_SIZE,
+        archive_max_age: float | timedelta = DEFAULT_ARCHIVE_MAX_AGE,
+    ) -> None:
+        check_name(namespace, "namespace")
+        if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
+            raise ValueError(f"concurrency must be a positive int, got {concurrency!r}")
+        self._queues = _check_queues({"default": 1} if queues is None else queues)
+        self._shutdown_timeout = seconds(shutdown_timeout, "shutdown_timeout")
+        self._lease_ms = int(seconds(lease_duration, "lease_duration") * 1000)
+        self._heartbeat_interval = seconds(heartbeat_interval, "heartbeat_interval")
+        if not 0 < self._heartbeat_interval * 1000 < self._lease_ms:
+            raise ValueError("heartbeat_interval must be positive and shorter than lease_duration")
+        if not isinstance(archive_max_size, int) or archive_max_size < 0:
+            raise ValueError("archive_max_size must be a non-negative int")
+        for name, hook in (("retry_delay", retry_delay), ("error_handler", error_handler)):
+            if hook is not None and not callable(hook):
+                raise TypeError(f"{name} must be callable")
+        if health_check is not None and not callable(health_check):
+            raise TypeError("health_check must be callable")
+        self._url = url
+        self._redis = redis
+        self.namespace = namespace
+        self.concurrency = concurrency
+        self.strict_priority = strict_priority
+        self._retry_delay = retry_delay or exponential_backoff()
+        self._error_handler = error_handler
+        self._health_check = health_check
+        self._archive_max_size = archive_max_size
+        self._archive_max_age_ms = int(seconds(archive_max_age, "archive_max_age") * 1000)
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self._last_error: BaseException | None = None
+        self._stop_requested: asyncio.Event | None = None
+        self._force: asyncio.Event | None = None
+        self._ready: asyncio.Event | None = None
+        self._stopped: asyncio.Event | None = None
+        self._serving = False
+
+    @property
+    def queues(self) -> dict[str, int]:
+        """Queue name -> weight, as configured."""
+        return dict(self._queues)
+
+    # ------------------------------------------------------------------ public API
+
+    def run(self, handler: ServeMux | Callable[[Task], Awaitable[Any]]) -> None:
+        """Serve in a new event loop until SIGINT or SIGTERM, then shut down gracefully.
+
+        A second signal skips the wait for running handlers: they are requeued and
+        cancelled at once.
+
+        Raises:
+            RuntimeError: If called from a running event loop (use `serve`).
+        """
+        asyncio.run(self._run_with_signals(handler))
+
+    async def serve(
+        self, handler: ServeMux | Callable[[Task], Awaitable[Any]], *, burst: bool = False
+    ) -> None:
+        """Serve in the running event loop; returns after `shutdown()` completes.
+
+        Args:
+            handler: A `ServeMux`, or one async function that handles every task.
+            burst: Shut down by itself once the queues have no pending, active,
+                scheduled or retry tasks left.
+
+        Raises:
+            RuntimeError: If this server is already serving.
+            TypeError: If `handler` is neither a ServeMux nor an async callable.
+        """
+        if self._serving:
+            raise RuntimeError("this Server is already serving")
+        resolve = _resolver(handler)
+        self._serving = True
+        self._stop_requested = asyncio.Event()
+        self._force = asyncio.Event()
+        self._ready = asyncio.Event()
+        self._stopped = asyncio.Event()
+        try:
+            await self._serve(resolve, burst)
+        finally:
+            self._serving = False
+            self._stopped.set()
+
+    async def wait_ready(self) -> None:
+        """Return once `serve()` has every loop running and listens for work.
+
+        Call it after starting `serve()` (for example in a task of its own).
+        """
+        while self._ready is None:  # noqa: ASYNC110 - serve() creates the event
+            await asyncio.sleep(0.005)
+        await self._ready.wait()
+
+    async def shutdown(self) -> None:
+        """Stop fetching, give running handlers `shutdown_timeout`, requeue the rest.
+
+        Returns once `serve()` has finished shutting down (at once if not serving).
+        """
+        if self._stop_requested is None or self._stopped is None or not self._serving:
+            return
+        self._stop_requested.set()
+        await self._stopped.wait()
+
+    # ------------------------------------------------------------------ serving
+
+    def _record_error(self, exc: BaseException) -> None:
+        self._last_error = exc
+
+    def _take_last_error(self) -> BaseException | None:
+        error, self._last_error = self._last_error, None
+        return error
+
+    async def _serve(self, resolve: Callable[[str], CallNext | None], burst: bool) -> None:
+        assert self._stop_requested is not None and self._ready is not None
+        assert self._force is not None
+        broker = Broker.connect(self._url, self._redis, self.namespace)
+        processor, finisher, fetcher, forwarder, heartbeat, listener = self._build(broker, resolve)
+        background: dict[str, asyncio.Task[None]] = {}
+        cancelled = False
+        try:
+            background["listener"] = asyncio.create_task(listener.run(), name="tickr-listener")
+            if await self._start_up(broker, listener):
+                background["finisher"] = asyncio.create_task(finisher.run(), name="tickr-finisher")
+                processor.start()
+                background["heartbeat"] = asyncio.create_task(
+                    heartbeat.run(), name="tickr-heartbeat"
+                )
+                background["forwarder"] = asyncio.create_task(
+                    forwarder.run(), name="tickr-forwarder"
+                )
+                background["fetcher"] = asyncio.create_task(fetcher.run(), name="tickr-fetcher")
+                if burst:
+                    background["burst"] = asyncio.create_task(
+                        self._stop_when_empty(broker, processor), name="tickr-burst"
+                    )
+                logger.info(
+                    "server %s serving %s with concurrency %d",
+                    self.id,
+                    ", ".join(f"{q}={w}" for q, w in self._queues.items()),
+                    self.concurrency,
+                )
+                self._ready.set()
+                await self._stop_requested.wait()
+                logger.info("server %s shutting down", self.id)
+        except asyncio.CancelledError:
+            # Cancelled from outside: shut down at once (requeue running tasks without
+            # waiting for them), then let the cancellation go on.
+            cancelled = True
+            self._force.set()
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+            logger.info("server %s cancelled: shutting down now", self.id)
+        finally:
+            await self._shut_down(broker, background, processor, finisher)
+        if cancelled:
+            raise asyncio.CancelledError
+
+    async def _start_up(self, broker: Broker, listener: EventListener) -> bool:
+        """Register the queues and wait for the subscription; False if stopped first."""
+        assert self._stop_requested is not None
+        backoff = 0.05
+        while not self._stop_requested.is_set():
+            try:
+                await broker.register_queues(self._queues)
+                break
+            except RedisUnavailable as exc:
+                self._record_error(exc)
+                logger.warning("cannot reach Redis to start (%s); retrying in %.2fs", exc, backoff)
+                await _first_of(self._stop_requested.wait(), asyncio.sleep(backoff))
+                backoff = min(backoff * 2, 2.0)
+        await _first_of(self._stop_requested.wait(), listener.connected.wait())
+        return not self._stop_requested.is_set()
+
+    def _build(
+        self, broker: Broker, resolve: Callable[[str], CallNext | None]
+    ) -> tuple[Processor, Finisher, Fetcher, Forwarder, Heartbeat, EventListener]:
+        processor_ref: list[Processor] = []
+        finisher = Finisher(
+            broker,
+            self.id,
+            archive_max_size=self._archive_max_size,
+            archive_max_age_ms=self._archive_max_age_ms,
+            on_recorded=lambda queue, task_id: processor_ref[0].recorded(queue, task_id),
+            on_error=self._record_error,
+        )
+        processor = Processor(
+            concurrency=self.concurrency,
+            resolve=resolve,
+            finisher=finisher,
+            retry_delay=self._retry_delay,
+            error_handler=self._error_handler,
+        )
+        processor_ref.append(processor)
+        fetcher = Fetcher(
+            broker,
+            processor,
+            owner=self.id,
+            queues=self._queues,
+            strict_priority=self.strict_priority,
+            lease_ms=self._lease_ms,
+            on_error=self._record_error,
+            on_idle=lambda: None,
+        )
+        forwarder = Forwarder(broker, list(self._queues), on_error=self._record_error)
+        heartbeat = Heartbeat(
+            broker,
+            processor,
+            owner=self.id,
+            interval=self._heartbeat_interval,
+            lease_ms=self._lease_ms,
+            health_check=self._health_check,
+            last_error=self._take_last_error,
+        )
+
+        def on_event(event: Event) -> None:
+            kind = event.kind
+            if kind is EventKind.PENDING:
+                fetcher.wake()
+            elif kind is EventKind.SCHEDULE:
+                forwarder.wake()
+            elif kind is EventKind.CANCEL:
+                processor.stop(event.queue, event.task_id, StopReason.CANCELLED)
+            elif kind is EventKind.RESYNC:
+                fetcher.wake()
+                forwarder.wake()
+
+        listener = broker.listener(on_event)
+        for queue in self._queues:
+            listener.add_events(queue)
+        return processor, finisher, fetcher, forwarder, heartbeat, listener
+
+    async def _stop_when_empty(self, broker: Broker, processor: Processor) -> None:
+        assert self._stop_requested is not None
+        while True:
+            await asyncio.sleep(_BURST_CHECK_SECONDS)
+            if processor.held:
+                continue
+            empty = True
+            for queue in self._queues:
+                sizes = await broker.queue_sizes(queue)
+                if (
+                    (sizes["pending"] and not sizes["paused"])
+                    or sizes["active"]
+                    or sizes["scheduled"]
+                    or sizes["retry"]
+                ):
+                    empty = False
+            if empty and not processor.held:
+                logger.info("server %s: queues are empty, stopping (burst mode)", self.id)
+                self._stop_requested.set()
+                return
+
+    async def _shut_down(
+        self,
+        broker: Broker,
+        background: dict[str, asyncio.Task[None]],
+        processor: Processor,
+        finisher: Finisher,
+    ) -> None:
+        await _cancel(background.pop("burst", None))
+        await _cancel(background.pop("fetcher", None))
+        await _cancel(background.pop("forwarder", None))
+        for job in processor.take_waiting():
+            job.stop_reason = StopReason.SHUTDOWN
+            finisher.requeue(job.queue, job.id)
+        await self._wait_for_handlers(processor)
+        for job in list(processor.running.values()):
+            logger.info("task %s in %r still running at shutdown: requeued", job.id, job.queue)
+            if job.stop_reason is None:
+                finisher.requeue(job.queue, job.id)
+            job.stop(StopReason.SHUTDOWN)
+        flushed = "finisher" not in background or await within(finisher.drain(), _FINAL_FLUSH_LIMIT)
+        if not flushed:
+            logger.warning(
+                "could not record every outcome before shutting down; their leases will "
+                "expire and other servers will recover those tasks"
+            )
+        await _cancel(background.pop("heartbeat", None))
+        await _cancel(background.pop("finisher", None))
+        await _cancel(background.pop("listener", None))
+        if not await within(processor.wait_until_idle(), _HANDLER_GRACE):
+            logger.warning("some handlers ignored cancellation; abandoning them")
+        await processor.cancel_workers(_HANDLER_GRACE)
+        await broker.aclose()
+        logger.info("server %s stopped", self.id)
+
+    async def _wait_for_handlers(self, processor: Processor) -> None:
+        assert self._force is not None
+        if not processor.running or self._force.is_set():
+            return
+        idle = asyncio.create_task(processor.wait_until_idle())
+        forced = asyncio.create_task(self._force.wait())
+        try:
+            await asyncio.wait(
+                {idle, forced},
+                timeout=self._shutdown_timeout,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            idle.cancel()
+            forced.cancel()
+
+    async def _run_with_signals(self, handler: ServeMux | Callable[[Task], Awaitable[Any]]) -> None:
+        loop = asyncio.get_running_loop()
+        signals_seen = 0
+
+        def on_signal(signum: int) -> None:
+            nonlocal signals_seen
+            signals_seen += 1
+            name = signal.Signals(signum).name
+            if signals_seen == 1:
+                logger.info("received %s: shutting down gracefully", name)
+                _spawn(self.shutdown())
+            else:
+                logger.warning("received %s again: requeueing running tasks now", name)
+                if self._force is not None:
+                    self._force.set()
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, on_signal, signum)
+        try:
+            await self.serve(handler)
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+
+
+_background_tasks: set[asyncio.Task[Any]] = set()
+
+
+def _spawn(coro: Coroutine[Any, Any, Any]) -> None:
+    task = asyncio.get_running_loop().create_task(coro)
+    _background_tasks.add(task)
+    task.add_done_callback(_background_tasks.discard)
+
+
+async def _first_of(*waits: Coroutine[Any, Any, Any]) -> None:
+    tasks = [asyncio.ensure_future(wait) for wait in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+async def _cancel(task: asyncio.Task[None] | None) -> None:
+    """Cancel a loop, wait for it to end, and log it if it had failed."""
+    if task is None:
+        return
+    await cancel_and_wait([task])
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None:
+        logger.error("a server loop had failed", exc_info=exc)
+
+
+def _check_queues(queues: Mapping[str, int]) -> dict[str, int]:
+    if not isinstance(queues, Mapping) or not queues:
+        raise ValueError("queues must be a non-empty mapping of queue name to weight")
+    checked = {}
+    for name, weight in queues.items():
+        check_name(name, "queue")
+        if not isinstance(weight, int) or isinstance(weight, bool) or weight < 1:
+            raise ValueError(f"the weight of queue {name!r} must be a positive int, got {weight!r}")
+        checked[name] = weight
+    return checked
+
+
+def _resolver(
+    handler: ServeMux | Callable[[Task], Awaitable[Any]],
+) -> Callable[[str], CallNext | None]:
+    if isinstance(handler, ServeMux):
+        return handler.handler_for
+    if not callable(handler):
+        raise TypeError("serve() needs a ServeMux or an async function taking a Task")
+    return lambda task_type: handler

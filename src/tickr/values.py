@@ -1,0 +1,142 @@
+"""Plain value objects returned by the public API.
+
+This module imports nothing from the package; every class here is an immutable record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Literal
+
+__all__ = [
+    "TASK_STATES",
+    "DailyStats",
+    "QueueInfo",
+    "SchedulerEntry",
+    "ServerInfo",
+    "TaskInfo",
+    "TaskState",
+]
+
+TaskState = Literal["pending", "active", "scheduled", "retry", "archived", "completed"]
+"""The states a task moves through; see docs/architecture.md for the transitions."""
+
+TASK_STATES: tuple[TaskState, ...] = (
+    "pending",
+    "active",
+    "scheduled",
+    "retry",
+    "archived",
+    "completed",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskInfo:
+    """A snapshot of one task, as stored in Redis when it was read.
+
+    Attributes:
+        id: The task id, unique within its queue.
+        type: The task type that selects the handler.
+        payload: The decoded payload.
+        queue: The queue the task belongs to.
+        state: One of `TASK_STATES`.
+        priority: Higher runs first within the queue.
+        max_retry: Retries allowed after the first attempt.
+        retried: Retries done so far.
+        last_error: The error of the latest failed attempt, if any.
+        timeout: Seconds allowed per attempt, or None for no limit.
+        deadline: The absolute deadline, or None.
+        next_process_at: When the task becomes (or became) runnable; None once it is
+            active, completed or archived.
+        completed_at: When the task completed, for completed tasks.
+        result: The handler's return value, for completed tasks kept with a retention.
+        enqueued_at: When the task was enqueued.
+        retention: Seconds a completed task and its result are kept.
+    """
+
+    id: str
+    type: str
+    payload: Any
+    queue: str
+    state: TaskState
+    priority: int = 0
+    max_retry: int = 25
+    retried: int = 0
+    last_error: str | None = None
+    timeout: float | None = None
+    deadline: datetime | None = None
+    next_process_at: datetime | None = None
+    completed_at: datetime | None = None
+    result: Any = None
+    enqueued_at: datetime | None = None
+    retention: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class QueueInfo:
+    """Sizes and counters of one queue.
+
+    Attributes:
+        queue: The queue name.
+        pending, active, scheduled, retry, archived, completed: Tasks in each state.
+        processed: Attempts finished today (UTC), successful or not.
+        failed: Attempts failed today (UTC).
+        paused: Whether servers skip this queue.
+        latency: Seconds the oldest pending task has waited (0 when none wait).
+        size: Tasks in all states together.
+        memory: Approximate bytes used by the queue's keys (sampled).
+    """
+
+    queue: str
+    pending: int = 0
+    active: int = 0
+    scheduled: int = 0
+    retry: int = 0
+    archived: int = 0
+    completed: int = 0
+    processed: int = 0
+    failed: int = 0
+    paused: bool = False
+    latency: float = 0.0
+    size: int = 0
+    memory: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DailyStats:
+    """Processed and failed attempts of one queue on one UTC day."""
+
+    queue: str
+    day: date
+    processed: int
+    failed: int
+
+
+@dataclass(frozen=True, slots=True)
+class ServerInfo:
+    """A running Server as it registered itself in Redis."""
+
+    id: str
+    host: str
+    pid: int
+    queues: dict[str, int]
+    concurrency: int
+    strict_priority: bool
+    started_at: datetime
+    active_tasks: list[tuple[str, str]] = field(default_factory=list)
+    """(queue, task id) of every task the server was running at its last heartbeat."""
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerEntry:
+    """A periodic task registered by a Scheduler."""
+
+    id: str
+    spec: str
+    type: str
+    payload: Any
+    queue: str
+    next_run_at: datetime | None
+    prev_run_at: datetime | None

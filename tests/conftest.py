@@ -1,0 +1,67 @@
+"""Fixtures shared by every test: a real redis-server, namespaces, clients and servers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+import redis.asyncio as aredis
+
+import tickr
+
+pytest_plugins = ["tickr.testing.pytest_plugin"]
+
+
+@pytest.fixture
+def url(tickr_redis_url: str) -> str:
+    return tickr_redis_url
+
+
+@pytest.fixture
+def namespace(tickr_namespace: str) -> str:
+    return tickr_namespace
+
+
+@pytest.fixture
+async def client(url: str, namespace: str) -> AsyncIterator[tickr.Client]:
+    async with tickr.Client(url, namespace=namespace) as client:
+        yield client
+
+
+@pytest.fixture
+async def raw_redis(url: str) -> AsyncIterator[aredis.Redis]:
+    """Direct access to Redis, for tests that inspect or damage stored state."""
+    connection = aredis.Redis.from_url(url)
+    yield connection
+    await connection.aclose()
+
+
+ServerFactory = Callable[..., contextlib.AbstractAsyncContextManager[tickr.Server]]
+
+
+@pytest.fixture
+def running_server(url: str, namespace: str) -> ServerFactory:
+    """`async with running_server(mux, **options) as server:` serves until the block ends."""
+
+    @contextlib.asynccontextmanager
+    async def run(
+        handler: tickr.ServeMux | Callable[[tickr.Task], Awaitable[Any]], **options: Any
+    ) -> AsyncIterator[tickr.Server]:
+        options.setdefault("namespace", namespace)
+        server = tickr.Server(url, **options)
+        serving = asyncio.create_task(server.serve(handler))
+        ready = asyncio.create_task(server.wait_ready())
+        done, _ = await asyncio.wait({serving, ready}, return_when=asyncio.FIRST_COMPLETED)
+        if serving in done:
+            ready.cancel()
+            serving.result()
+        try:
+            yield server
+        finally:
+            await server.shutdown()
+            await serving
+
+    return run

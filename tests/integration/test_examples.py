@@ -1,0 +1,36 @@
+"""The examples run to completion, as a user would run them."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def run_example(name: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(EXAMPLES / name)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("with_url", [False, True], ids=["embedded-redis", "given-url"])
+def test_quickstart_runs_to_completion(with_url: bool, url: str) -> None:
+    env = {key: value for key, value in os.environ.items() if key != "TICKR_REDIS_URL"}
+    if with_url:
+        env["TICKR_REDIS_URL"] = url
+    completed = run_example("quickstart.py", env)
+    assert completed.returncode == 0, completed.stderr
+    output = completed.stdout
+    assert ("started a private redis-server" in output) is not with_url
+    assert "failed report:build  the database is not ready yet" in output
+    assert "result of report:build  'report for 2026-11-22: 42 rows'" in output
+    assert "result of email:send    {'sent_to': 'grace@example.com'}" in output
+    assert output.rstrip().endswith("all tasks done")

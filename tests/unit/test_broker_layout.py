@@ -1,0 +1,50 @@
+"""Key layout and scripts: every key of a queue shares one hash tag; scripts document themselves."""
+
+import re
+from importlib import resources
+
+import pytest
+
+from tickr._broker.keys import NamespaceKeys, QueueKeys
+from tickr._broker.scripts import load_script
+
+SCRIPTS = ["enqueue", "dequeue", "finish", "forward", "renew", "cancel", "watch", "unpause"]
+
+
+def hash_tag(key: str) -> str:
+    start = key.index("{")
+    return key[start + 1 : key.index("}", start)]
+
+
+def test_every_key_of_a_queue_shares_one_hash_tag() -> None:
+    keys = QueueKeys("ns", "emails")
+    names = [
+        keys.pending, keys.active, keys.scheduled, keys.retry, keys.archived, keys.completed,
+        keys.seq, keys.paused, keys.idle, keys.processed, keys.failed, keys.task("abc"),
+        keys.unique("d1"), keys.processed_on("2026-11-22"), keys.failed_on("2026-11-22"),
+    ]  # fmt: skip
+    assert {hash_tag(name) for name in names} == {"ns:emails"}
+    assert all(name.startswith("ns:") for name in names)
+    assert len(set(names)) == len(names)
+
+
+def test_queues_and_namespaces_do_not_collide() -> None:
+    assert QueueKeys("a", "b:c").pending != QueueKeys("a:b", "c").pending
+    assert hash_tag(NamespaceKeys("ns").queues) == "ns"
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_scripts_name_their_keys_arguments_and_reply(name: str) -> None:
+    raw = (resources.files("tickr._broker") / "lua" / f"{name}.lua").read_text()
+    header = raw.split("\n\n")[0]
+    assert "KEYS[1]" in header
+    assert "Returns" in header
+    script = load_script(name)
+    assert "--@include" not in script.source
+    assert re.fullmatch(r"[0-9a-f]{40}", script.sha)
+
+
+def test_includes_are_expanded_once_per_use() -> None:
+    source = load_script("finish").source
+    assert source.count("local function trim_archive") == 1
+    assert source.count("local function wake_pending") == 1
