@@ -8,7 +8,14 @@ from typing import Any, TypeVar, overload
 
 from tickr.task import Task
 
-__all__ = ["CallNext", "Handler", "Middleware", "ServeMux", "no_handler_message"]
+__all__ = [
+    "CallNext",
+    "Handler",
+    "Middleware",
+    "ServeMux",
+    "is_async_callable",
+    "no_handler_message",
+]
 
 Handler = Callable[[Task], Awaitable[Any]]
 """An async function taking a `Task`; its return value becomes the task's result."""
@@ -27,7 +34,8 @@ def no_handler_message(task_type: str) -> str:
     return f"no handler for task type {task_type!r}"
 
 
-def _is_async_callable(obj: object) -> bool:
+def is_async_callable(obj: object) -> bool:
+    """Whether calling `obj` returns a coroutine (an async function or object)."""
     return inspect.iscoroutinefunction(obj) or inspect.iscoroutinefunction(
         getattr(obj, "__call__", None)  # noqa: B004 - async callable objects are fine
     )
@@ -80,7 +88,7 @@ class ServeMux:
             raise ValueError(f"a handler is already registered for {pattern!r}")
 
         def register(function: HandlerT) -> HandlerT:
-            if not _is_async_callable(function):
+            if not is_async_callable(function):
                 raise TypeError(f"the handler for {pattern!r} must be an async function")
             if pattern in self._exact or any(p == pattern for p, _ in self._prefixes):
                 raise ValueError(f"a handler is already registered for {pattern!r}")
@@ -100,7 +108,7 @@ class ServeMux:
         Raises:
             TypeError: If the middleware is not async.
         """
-        if not _is_async_callable(middleware):
+        if not is_async_callable(middleware):
             raise TypeError("middleware must be an async function (task, call_next)")
         self._middleware.append(middleware)
         self._resolved.clear()

@@ -26,7 +26,8 @@ import socket
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from datetime import timedelta
-from typing import Any, Final
+from types import TracebackType
+from typing import Any, Final, Self
 
 from tickr._aio import cancel_and_wait, within
 from tickr._broker import Broker, Event, EventKind, EventListener, RedisClient
@@ -39,7 +40,7 @@ from tickr._server.processor import ErrorHandler, Processor
 from tickr._time import seconds
 from tickr.backoff import RetryDelay, exponential_backoff
 from tickr.errors import RedisUnavailable
-from tickr.mux import CallNext, ServeMux
+from tickr.mux import CallNext, ServeMux, is_async_callable
 from tickr.options import check_name
 from tickr.task import Task
 
@@ -70,8 +71,8 @@ class Server:
         retry_delay: ``(retry_count, exc, task) -> seconds`` before a retry.
         error_handler: ``(task, exc)``, sync or async, called on every failed attempt.
         shutdown_timeout: Seconds that running handlers get to finish on shutdown.
-        health_check: ``(exc | None)``, sync or async, called every heartbeat with the
-            last Redis error or None.
+        health_check: ``(exc | None)``, sync or async, called after every heartbeat with
+            the Redis error of that heartbeat, or None when Redis answered.
         lease_duration: Seconds a task stays held without a heartbeat; after that it is
             recovered by another server.
         heartbeat_interval: Seconds between lease renewals (well below lease_duration).
@@ -127,12 +128,26 @@ class Server:
         self._archive_max_size = archive_max_size
         self._archive_max_age_ms = int(seconds(archive_max_age, "archive_max_age") * 1000)
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
-        self._last_error: BaseException | None = None
         self._stop_requested: asyncio.Event | None = None
         self._force: asyncio.Event | None = None
         self._ready: asyncio.Event | None = None
         self._stopped: asyncio.Event | None = None
         self._serving = False
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Shut down if serving (see `shutdown`); the connection closes with `serve()`."""
+        await self.shutdown()
 
     @property
     def queues(self) -> dict[str, int]:
@@ -184,10 +199,16 @@ class Server:
         """Return once `serve()` has every loop running and listens for work.
 
         Call it after starting `serve()` (for example in a task of its own).
+
+        Raises:
+            RuntimeError: If `serve()` ended before it was ready (it failed to start, or
+                was shut down first).
         """
-        while self._ready is None:  # noqa: ASYNC110 - serve() creates the event
+        while self._ready is None or self._stopped is None:  # noqa: ASYNC110 - serve() makes them
             await asyncio.sleep(0.005)
-        await self._ready.wait()
+        await _first_of(self._ready.wait(), self._stopped.wait())
+        if not self._ready.is_set():
+            raise RuntimeError("the server stopped before it was ready")
 
     async def shutdown(self) -> None:
         """Stop fetching, give running handlers `shutdown_timeout`, requeue the rest.
@@ -200,13 +221,6 @@ class Server:
         await self._stopped.wait()
 
     # ------------------------------------------------------------------ serving
-
-    def _record_error(self, exc: BaseException) -> None:
-        self._last_error = exc
-
-    def _take_last_error(self) -> BaseException | None:
-        error, self._last_error = self._last_error, None
-        return error
 
     async def _serve(self, resolve: Callable[[str], CallNext | None], burst: bool) -> None:
         assert self._stop_requested is not None and self._ready is not None
@@ -263,7 +277,6 @@ class Server:
                 await broker.register_queues(self._queues)
                 break
             except RedisUnavailable as exc:
-                self._record_error(exc)
                 logger.warning("cannot reach Redis to start (%s); retrying in %.2fs", exc, backoff)
                 await _first_of(self._stop_requested.wait(), asyncio.sleep(backoff))
                 backoff = min(backoff * 2, 2.0)
@@ -280,7 +293,6 @@ class Server:
             archive_max_size=self._archive_max_size,
             archive_max_age_ms=self._archive_max_age_ms,
             on_recorded=lambda queue, task_id: processor_ref[0].recorded(queue, task_id),
-            on_error=self._record_error,
         )
         processor = Processor(
             concurrency=self.concurrency,
@@ -297,10 +309,9 @@ class Server:
             queues=self._queues,
             strict_priority=self.strict_priority,
             lease_ms=self._lease_ms,
-            on_error=self._record_error,
             on_idle=lambda: None,
         )
-        forwarder = Forwarder(broker, list(self._queues), on_error=self._record_error)
+        forwarder = Forwarder(broker, list(self._queues))
         heartbeat = Heartbeat(
             broker,
             processor,
@@ -308,7 +319,6 @@ class Server:
             interval=self._heartbeat_interval,
             lease_ms=self._lease_ms,
             health_check=self._health_check,
-            last_error=self._take_last_error,
         )
 
         def on_event(event: Event) -> None:
@@ -471,6 +481,6 @@ def _resolver(
 ) -> Callable[[str], CallNext | None]:
     if isinstance(handler, ServeMux):
         return handler.handler_for
-    if not callable(handler):
+    if not is_async_callable(handler):
         raise TypeError("serve() needs a ServeMux or an async function taking a Task")
     return lambda task_type: handler

@@ -429,3 +429,83 @@ def test_invalid_server_settings_raise() -> None:
 async def test_serve_rejects_a_non_handler(url: str) -> None:
     with pytest.raises(TypeError):
         await tickr.Server(url).serve("not a handler")  # type: ignore[arg-type]
+
+
+async def test_a_handler_that_swallows_its_timeout_still_timed_out(
+    client: tickr.Client, running_server: ServerFactory
+) -> None:
+    async def stubborn(task: tickr.Task) -> str:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            return "pretending all is well"
+        return "unreachable"
+
+    info = await client.enqueue("t", timeout=0.2, max_retry=0, retention=60)
+    async with running_server(stubborn):
+        stored = await wait_state(client, info.id, "archived")
+    assert stored.last_error == "TimeoutError: timed out after 0.2s"
+
+
+async def test_a_cancelled_task_whose_handler_then_fails_is_not_retried(
+    client: tickr.Client, running_server: ServerFactory
+) -> None:
+    started = asyncio.Event()
+    attempts = 0
+
+    async def handler(task: tickr.Task) -> None:
+        nonlocal attempts
+        attempts += 1
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            raise RuntimeError("cleanup failed while cancelling") from None
+
+    info = await client.enqueue("t", max_retry=5)
+    async with running_server(handler, retry_delay=FAST_RETRY):
+        await asyncio.wait_for(started.wait(), 10)
+        await client.cancel(info.id)
+        stored = await wait_state(client, info.id, "archived")
+        await asyncio.sleep(0.2)
+    assert stored.last_error == "cancelled"
+    assert attempts == 1
+
+
+async def test_a_reused_task_id_survives_the_cleanup_of_its_expired_namesake(
+    client: tickr.Client, running_server: ServerFactory
+) -> None:
+    async def echo(task: tickr.Task) -> Any:
+        return task.payload
+
+    async with running_server(echo):
+        await client.enqueue("t", "first", task_id="reused", retention=0.2)
+        assert await client.result("reused", timeout=10) == "first"
+        await asyncio.sleep(0.3)  # the first result expired; its index entry remains
+        await client.enqueue("t", "second", task_id="reused", delay=30)
+        trigger = await client.enqueue("t", "trigger", retention=60)
+        assert await client.result(trigger.id, timeout=10) == "trigger"  # runs the cleanup
+    stored = await client.get_task("reused")
+    assert (stored.state, stored.payload) == ("scheduled", "second")
+
+
+async def test_server_is_an_async_context_manager(
+    client: tickr.Client, url: str, namespace: str
+) -> None:
+    async def echo(task: tickr.Task) -> Any:
+        return task.payload
+
+    info = await client.enqueue("t", "hello", retention=60)
+    async with tickr.Server(url, namespace=namespace) as server:
+        serving = asyncio.create_task(server.serve(echo))
+        assert await client.result(info.id, timeout=10) == "hello"
+    assert serving.done()
+    await serving
+
+
+async def test_serve_rejects_a_sync_function(url: str) -> None:
+    def sync_handler(task: tickr.Task) -> None:
+        return None
+
+    with pytest.raises(TypeError, match="async function"):
+        await tickr.Server(url).serve(sync_handler)  # type: ignore[arg-type]

@@ -189,6 +189,14 @@ class Broker:
             todo = missing
         raise RedisUnavailable("Redis keeps losing its script cache")
 
+    async def ping(self) -> None:
+        """Check that Redis answers.
+
+        Raises:
+            RedisUnavailable: If it does not.
+        """
+        await self._command("PING")
+
     # ------------------------------------------------------------------ queues
 
     async def register_queues(self, queues: Iterable[str]) -> None:

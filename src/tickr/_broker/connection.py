@@ -41,13 +41,15 @@ def open_redis(url: str | None) -> Redis:
     Raises:
         ValueError: If the URL is not a valid redis URL.
     """
+    resolved = resolve_url(url)
+    tcp_options = {} if resolved.startswith("unix:") else {"socket_keepalive": True}
     return Redis.from_url(
-        resolve_url(url),
+        resolved,
         socket_connect_timeout=5.0,
         socket_timeout=None,
-        socket_keepalive=True,
         retry=Retry(ExponentialBackoff(cap=0.5, base=0.02), retries=3),
         retry_on_error=[RedisConnectionError, RedisTimeoutError, OSError],
         health_check_interval=30,
         protocol=2,
+        **tcp_options,
     )

@@ -69,7 +69,12 @@ class EventListener:
     `run()` is running.
     """
 
-    def __init__(self, redis: Redis, sink: EventSink, keys_of: Callable[[str], QueueKeys]) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        sink: EventSink,
+        keys_of: Callable[[str], QueueKeys],
+    ) -> None:
         self._redis = redis
         self._sink = sink
         self._keys_of = keys_of
@@ -78,6 +83,7 @@ class EventListener:
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._pubsub: PubSub | None = None
         self.connected = asyncio.Event()
+        """Set while every channel's subscription is confirmed."""
 
     async def watch_events(self, queue: str) -> None:
         """Receive the events of `queue`; returns once the subscription is confirmed."""
@@ -147,7 +153,8 @@ class EventListener:
         is_done, queue = known
         if kind == "subscribe":
             self._confirmed.add(channel)
-            self.connected.set()
+            if self._confirmed.issuperset(self._channels):
+                self.connected.set()
             for waiter in self._waiters.pop(channel, []):
                 if not waiter.done():
                     waiter.set_result(None)

@@ -10,7 +10,7 @@ Per queue, with ``P = "<ns>:{<ns>:<queue>}:"``:
 key                    type    contents
 =====================  ======  ==========================================================
 P t:<id>               hash    one task: msg, state, pri, pm, retried, err, owner, due,
-                               result, done, uk, w, cancel
+                               failed_at, result, done, uk, w, cancel
 P pending              zset    score -priority, member <12 hex seq><id>: strict priority,
                                FIFO among equal priority (members sort by seq)
 P active               zset    task id -> lease expiry (ms)

@@ -40,7 +40,6 @@ class Fetcher:
         queues: Queue name -> weight.
         strict_priority: Always drain the heaviest queue first.
         lease_ms: Length of the lease granted with each task.
-        on_error: Called with the exception when Redis fails.
         on_idle: Called when a round found every queue empty.
     """
 
@@ -53,7 +52,6 @@ class Fetcher:
         queues: Mapping[str, int],
         strict_priority: bool,
         lease_ms: int,
-        on_error: Callable[[BaseException], None],
         on_idle: Callable[[], None],
     ) -> None:
         self._broker = broker
@@ -64,7 +62,6 @@ class Fetcher:
         self._weights = dict(queues)
         self._credit = dict.fromkeys(queues, 0)
         self._lease_ms = lease_ms
-        self._on_error = on_error
         self._on_idle = on_idle
         self._wake = asyncio.Event()
 
@@ -82,7 +79,6 @@ class Fetcher:
                 exhausted = await self._round(self._processor.free)
                 backoff = _BACKOFF_START
             except RedisUnavailable as exc:
-                self._on_error(exc)
                 logger.warning("could not fetch tasks (%s); retrying in %.2fs", exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _BACKOFF_CAP)

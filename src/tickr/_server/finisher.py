@@ -37,7 +37,6 @@ class Finisher:
         archive_max_age_ms: Archived tasks older than this are deleted.
         on_recorded: Called with (queue, task id) once Redis has the outcome (or has
             refused it because the lease was lost).
-        on_error: Called with the exception when a write fails.
     """
 
     def __init__(
@@ -48,14 +47,12 @@ class Finisher:
         archive_max_size: int,
         archive_max_age_ms: int,
         on_recorded: Callable[[str, str], None],
-        on_error: Callable[[BaseException], None],
     ) -> None:
         self._broker = broker
         self._owner = owner
         self._archive_max_size = archive_max_size
         self._archive_max_age_ms = archive_max_age_ms
         self._on_recorded = on_recorded
-        self._on_error = on_error
         self._buffers: dict[str, list[FinishOp]] = {}
         self._pending = asyncio.Event()
         self._idle = asyncio.Event()
@@ -98,7 +95,6 @@ class Finisher:
                 await self._write_once()
                 backoff = _BACKOFF_START
             except RedisUnavailable as exc:
-                self._on_error(exc)
                 logger.warning(
                     "could not record task outcomes (%s); retrying in %.2fs", exc, backoff
                 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Final
 
 from tickr._aio import wait_event
@@ -35,19 +35,15 @@ class Forwarder:
     Args:
         broker: Where the tasks are.
         queues: The queues to watch.
-        on_error: Called with the exception when Redis fails.
     """
 
     def __init__(
         self,
         broker: Broker,
         queues: Sequence[str],
-        *,
-        on_error: Callable[[BaseException], None],
     ) -> None:
         self._broker = broker
         self._queues = list(queues)
-        self._on_error = on_error
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -63,7 +59,6 @@ class Forwarder:
                 sleep_for = await self.forward_due()
                 backoff = _BACKOFF_START
             except RedisUnavailable as exc:
-                self._on_error(exc)
                 logger.warning("could not move due tasks (%s); retrying in %.2fs", exc, backoff)
                 sleep_for = backoff
                 backoff = min(backoff * 2, _BACKOFF_CAP)

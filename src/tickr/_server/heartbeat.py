@@ -37,9 +37,7 @@ class Heartbeat:
         owner: This server's id.
         interval: Seconds between renewals.
         lease_ms: Length of a renewed lease.
-        health_check: Called after each beat with the last Redis error, or None.
-        last_error: Returns the last Redis error seen by any loop since the previous
-            beat, and forgets it.
+        health_check: Called after each beat with its Redis error, or None.
     """
 
     def __init__(
@@ -51,7 +49,6 @@ class Heartbeat:
         interval: float,
         lease_ms: int,
         health_check: HealthCheck | None,
-        last_error: Callable[[], BaseException | None],
     ) -> None:
         self._broker = broker
         self._processor = processor
@@ -59,7 +56,6 @@ class Heartbeat:
         self._interval = interval
         self._lease_ms = lease_ms
         self._health_check = health_check
-        self._last_error = last_error
 
     async def run(self) -> None:
         """Beat until cancelled."""
@@ -71,13 +67,19 @@ class Heartbeat:
             except RedisUnavailable as exc:
                 error = exc
                 logger.warning("could not renew task leases: %s", exc)
-            await self._report(error or self._last_error())
+            await self._report(error)
 
     async def beat(self) -> None:
-        """Renew every held lease once and stop the jobs this server lost."""
+        """Renew every held lease once and stop the jobs this server lost.
+
+        With no task held it only checks that Redis answers.
+        """
         by_queue: dict[str, list[str]] = {}
         for queue, task_id in list(self._processor.held):
             by_queue.setdefault(queue, []).append(task_id)
+        if not by_queue:
+            await self._broker.ping()
+            return
         expiry = now_ms() + self._lease_ms
         for queue, task_ids in by_queue.items():
             lost, cancelled = await self._broker.renew(queue, self._owner, expiry, task_ids)

@@ -247,9 +247,9 @@ class Processor:
         except BaseException as exc:  # noqa: BLE001 - SystemExit or KeyboardInterrupt from a handler
             await self._fail(job, task, exc)
         else:
-            if job.stop_reason is None:
-                self._succeed(job, task, message, result)
-            else:
+            if job.stop_reason is None and not scope.expired():
+                await self._succeed(job, task, message, result)
+            else:  # the handler swallowed the cancellation that stopped it
                 await self._stopped(job, task, message)
         finally:
             self.running.pop(key, None)
@@ -267,7 +267,7 @@ class Processor:
                 await self._fail(job, task, TimeoutError(f"timed out after {timeout:g}s"))
         # LEASE_LOST: another server owns the task now; SHUTDOWN: requeued already.
 
-    def _succeed(self, job: Job, task: Task, message: TaskMessage, result: Any) -> None:
+    async def _succeed(self, job: Job, task: Task, message: TaskMessage, result: Any) -> None:
         encoded = b""
         if message.retention_ms > 0 and result is not None:
             try:
@@ -276,7 +276,9 @@ class Processor:
                 logger.error(
                     "task %s in %r returned a result that cannot be stored", job.id, job.queue
                 )
-                self._finisher.archive(job.queue, job.id, f"result cannot be stored: {exc}")
+                error = TypeError(f"result cannot be stored: {exc}")
+                self._finisher.archive(job.queue, job.id, str(error))
+                await self._report(task, error)
                 return
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("task %s (%s) in %r completed", job.id, task.type, job.queue)

@@ -174,14 +174,12 @@ class RedisServer:
 
     def _ping(self) -> bool:
         assert self._dir is not None
+        family = socket.AF_UNIX if self._unix_socket else socket.AF_INET
+        address = f"{self._dir.name}/redis.sock" if self._unix_socket else ("127.0.0.1", self.port)
         try:
-            if self._unix_socket:
-                connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            with socket.socket(family, socket.SOCK_STREAM) as connection:
                 connection.settimeout(0.5)
-                connection.connect(f"{self._dir.name}/redis.sock")
-            else:
-                connection = socket.create_connection(("127.0.0.1", self.port), timeout=0.5)
-            with connection:
+                connection.connect(address)
                 connection.sendall(b"PING\r\n")
                 return connection.recv(64).startswith(b"+PONG")
         except OSError:

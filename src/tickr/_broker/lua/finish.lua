@@ -10,6 +10,8 @@
 --   'r' retry:      number = due time (ms),   text = error message
 --   'a' archived:   number = unused,          text = error message
 --   'q' requeued to the front of pending (graceful shutdown): not an attempt, not counted
+-- A task whose cancellation was requested (its 'cancel' field) is archived with the error
+-- 'cancelled' instead of being retried or requeued.
 -- Returns one value per task: 1 applied, 0 ignored because the server no longer holds the
 -- task (its lease was lost and the task recovered, or it was finished already).
 --@include wake_pending
@@ -28,12 +30,15 @@ local retry_head, earliest_retry = nil, nil
 for i = 10, #ARGV, 4 do
   local op, id, number, text = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
   local key = task_prefix .. id
-  local task = redis.call('HMGET', key, 'state', 'owner', 'pri', 'pm', 'uk', 'w')
+  local task = redis.call('HMGET', key, 'state', 'owner', 'pri', 'pm', 'uk', 'w', 'cancel')
   if task[1] ~= 'active' or task[2] ~= owner then
     results[#results + 1] = 0
   else
     redis.call('ZREM', KEYS[1], id)
     local final = false
+    if task[7] and (op == 'r' or op == 'q') then
+      op, text = 'a', 'cancelled'
+    end
     if op == 'c' then
       processed = processed + 1
       final = true
@@ -102,9 +107,13 @@ if archived > 0 then
   trim_archive(KEYS[4], task_prefix, tonumber(ARGV[8]), tonumber(ARGV[9]), now)
 end
 if completed > 0 then
+  -- Forget completed tasks whose retention ran out (their hashes expire by themselves;
+  -- an id enqueued again since then names a new task, which must stay).
   local expired = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now, 'LIMIT', 0, 100)
   for _, id in ipairs(expired) do
-    redis.call('DEL', task_prefix .. id)
+    if redis.call('HGET', task_prefix .. id, 'state') == 'completed' then
+      redis.call('DEL', task_prefix .. id)
+    end
     redis.call('ZREM', KEYS[5], id)
   end
 end

@@ -1,0 +1,71 @@
+"""A Tickr worker in its own process, for tests that need real processes.
+
+    python -m tests.helpers.worker_process URL NAMESPACE [--burst] [--concurrency N]
+        [--sleep SECONDS] [--shutdown-timeout SECONDS]
+
+Every execution is counted in Redis (hash ``<namespace>:runs``: task id -> starts, and
+``<namespace>:runs:done``: task id -> completions), so a test can check that each task
+ran exactly once.  A task's payload may be a number of seconds to sleep; otherwise it
+sleeps --sleep.  The server logs "serving" to stderr once it is ready.  With --burst it
+exits when the queues are empty; otherwise it is `Server.run()`, stopped by signals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+import redis.asyncio as aredis
+
+import tickr
+
+
+def parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("url")
+    parser.add_argument("namespace")
+    parser.add_argument("--burst", action="store_true")
+    parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument("--sleep", type=float, default=0.0)
+    parser.add_argument("--shutdown-timeout", type=float, default=8.0)
+    return parser.parse_args()
+
+
+def build_mux(url: str, runs_key: str, default_sleep: float) -> tickr.ServeMux:
+    mux = tickr.ServeMux()
+    counters: list[aredis.Redis] = []
+
+    @mux.handle("count")
+    async def count(task: tickr.Task) -> None:
+        if not counters:
+            counters.append(aredis.Redis.from_url(url))
+        counter = counters[0]
+        await counter.hincrby(runs_key, task.id, 1)
+        seconds = task.payload if isinstance(task.payload, int | float) else default_sleep
+        if seconds:
+            await asyncio.sleep(seconds)
+        await counter.hincrby(runs_key + ":done", task.id, 1)
+
+    return mux
+
+
+def main() -> None:
+    args = parse()
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    mux = build_mux(args.url, f"{args.namespace}:runs", args.sleep)
+    server = tickr.Server(
+        args.url,
+        namespace=args.namespace,
+        concurrency=args.concurrency,
+        shutdown_timeout=args.shutdown_timeout,
+    )
+    if args.burst:
+        asyncio.run(server.serve(mux, burst=True))
+    else:
+        server.run(mux)
+
+
+if __name__ == "__main__":
+    main()
