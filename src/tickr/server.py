@@ -48,8 +48,8 @@ __all__ = ["Server"]
 
 logger = logging.getLogger("tickr.server")
 
-DEFAULT_LEASE: Final = 8.0
-DEFAULT_HEARTBEAT: Final = 2.0
+DEFAULT_LEASE: Final = 6.0
+DEFAULT_HEARTBEAT: Final = 1.5
 DEFAULT_ARCHIVE_MAX_SIZE: Final = 10_000
 DEFAULT_ARCHIVE_MAX_AGE: Final = timedelta(days=90)
 _FINAL_FLUSH_LIMIT: Final = 30.0
@@ -73,9 +73,11 @@ class Server:
         shutdown_timeout: Seconds that running handlers get to finish on shutdown.
         health_check: ``(exc | None)``, sync or async, called after every heartbeat with
             the Redis error of that heartbeat, or None when Redis answered.
-        lease_duration: Seconds a task stays held without a heartbeat; after that it is
-            recovered by another server.
-        heartbeat_interval: Seconds between lease renewals (well below lease_duration).
+        lease_duration: Seconds a task stays held without a heartbeat; after that any
+            server takes it back (to retry, with the error "worker lost").  A task of a
+            server that died is back in play within lease_duration + heartbeat_interval.
+        heartbeat_interval: Seconds between heartbeats, which renew this server's leases
+            and take back expired ones (keep it well below lease_duration).
         archive_max_size: Most archived tasks kept per queue.
         archive_max_age: Archived tasks older than this are deleted (seconds/timedelta).
 
@@ -316,8 +318,11 @@ class Server:
             broker,
             processor,
             owner=self.id,
+            queues=list(self._queues),
             interval=self._heartbeat_interval,
             lease_ms=self._lease_ms,
+            archive_max_size=self._archive_max_size,
+            archive_max_age_ms=self._archive_max_age_ms,
             health_check=self._health_check,
         )
 

@@ -5,9 +5,10 @@
 
 Every execution is counted in Redis (hash ``<namespace>:runs``: task id -> starts, and
 ``<namespace>:runs:done``: task id -> completions), so a test can check that each task
-ran exactly once.  A task's payload may be a number of seconds to sleep; otherwise it
-sleeps --sleep.  The server logs "serving" to stderr once it is ready.  With --burst it
-exits when the queues are empty; otherwise it is `Server.run()`, stopped by signals.
+ran exactly once.  A task's payload may be a number of seconds to sleep on its first
+attempt (retries do not sleep); otherwise it sleeps --sleep.  The server logs "serving"
+to stderr once it is ready.  With --burst it exits when the queues are empty; otherwise
+it is `Server.run()`, stopped by signals.
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ def build_mux(url: str, runs_key: str, default_sleep: float) -> tickr.ServeMux:
             counters.append(aredis.Redis.from_url(url))
         counter = counters[0]
         await counter.hincrby(runs_key, task.id, 1)
-        seconds = task.payload if isinstance(task.payload, int | float) else default_sleep
+        seconds = default_sleep
+        if isinstance(task.payload, int | float):
+            seconds = task.payload if task.retry_count == 0 else 0
         if seconds:
             await asyncio.sleep(seconds)
         await counter.hincrby(runs_key + ":done", task.id, 1)

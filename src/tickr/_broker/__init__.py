@@ -14,6 +14,7 @@ from tickr._broker.broker import (
     EnqueueItem,
     EnqueueOutcome,
     FinishOp,
+    HeartbeatReport,
 )
 from tickr._broker.connection import RedisClient, resolve_url
 from tickr._broker.events import Event, EventKind, EventListener, EventSink
@@ -32,6 +33,7 @@ __all__ = [
     "EventListener",
     "EventSink",
     "FinishOp",
+    "HeartbeatReport",
     "RedisClient",
     "resolve_url",
 ]

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Final, TypeAlias
 
 from redis.asyncio import Redis
@@ -25,11 +26,13 @@ from tickr._broker.scripts import Script, load_script
 from tickr.errors import RedisUnavailable
 
 __all__ = [
+    "STATS_TTL_SECONDS",
     "Broker",
     "DequeuedTask",
     "EnqueueItem",
     "EnqueueOutcome",
     "FinishOp",
+    "HeartbeatReport",
 ]
 
 logger = logging.getLogger("tickr.broker")
@@ -51,6 +54,11 @@ OP_RETRY: Final = b"r"
 OP_ARCHIVE: Final = b"a"
 OP_REQUEUE: Final = b"q"
 
+STATS_TTL_SECONDS: Final = 90 * 24 * 3600
+"""Daily counters are kept this long."""
+RECOVER_BATCH: Final = 500
+"""Most expired leases taken back per queue and heartbeat."""
+
 COMMAND_TIMEOUT: Final = 10.0
 """Seconds any one call to Redis may take before it counts as a lost connection."""
 
@@ -64,9 +72,24 @@ _DEQUEUE = load_script("dequeue")
 _FINISH = load_script("finish")
 _FORWARD = load_script("forward")
 _RENEW = load_script("renew")
+_RECOVER = load_script("recover")
 _CANCEL = load_script("cancel")
 _WATCH = load_script("watch")
 _UNPAUSE = load_script("unpause")
+
+
+@dataclass(slots=True)
+class HeartbeatReport:
+    """What a heartbeat found, per queue."""
+
+    lost: dict[str, list[str]] = field(default_factory=dict)
+    """Tasks the server no longer holds: it must stop them and report nothing."""
+    cancelled: dict[str, list[str]] = field(default_factory=dict)
+    """Tasks whose cancellation was requested."""
+    recovered: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """(retried, archived) tasks of other servers whose lease had run out."""
+    earliest_lease_ms: int | None = None
+    """The earliest lease expiry left in the queues, if any task is active."""
 
 
 def _unavailable(exc: BaseException) -> RedisUnavailable:
@@ -328,7 +351,6 @@ class Broker:
         now_ms: int,
         owner: str,
         day: str,
-        stats_ttl_s: int,
         archive_max_size: int,
         archive_max_age_ms: int,
     ) -> list[int]:
@@ -344,7 +366,7 @@ class Broker:
             keys.done_channel,
             now_ms,
             owner,
-            stats_ttl_s,
+            STATS_TTL_SECONDS,
             archive_max_size,
             archive_max_age_ms,
         ]
@@ -392,15 +414,70 @@ class Broker:
             for queue, (moved, earliest) in zip(queues, replies, strict=True)
         }
 
-    async def renew(
-        self, queue: str, owner: str, lease_expiry_ms: int, task_ids: Sequence[str]
-    ) -> tuple[list[str], list[str]]:
-        """Extend `owner`'s leases; returns (ids no longer held, ids to cancel)."""
-        keys = self.keys(queue)
-        lost, cancelled = await self._eval(
-            _RENEW, (keys.active,), (keys.task_prefix, owner, lease_expiry_ms, *task_ids)
-        )
-        return [_text(i) for i in lost], [_text(i) for i in cancelled]
+    async def heartbeat(
+        self,
+        owner: str,
+        lease_expiry_ms: int,
+        held: Mapping[str, Sequence[str]],
+        queues: Sequence[str],
+        *,
+        now_ms: int,
+        day: str,
+        archive_max_size: int,
+        archive_max_age_ms: int,
+    ) -> HeartbeatReport:
+        """Renew `owner`'s leases and take back expired ones, in one round trip.
+
+        `held` maps queue -> ids of tasks `owner` holds (see lua/renew.lua); every queue
+        of `queues` is searched for expired leases (see lua/recover.lua).
+        """
+        calls: list[tuple[Script, Sequence[str], Sequence[Any]]] = []
+        renewed = [queue for queue, ids in held.items() if ids]
+        for queue in renewed:
+            keys = self.keys(queue)
+            args = (keys.task_prefix, owner, lease_expiry_ms, *held[queue])
+            calls.append((_RENEW, (keys.active,), args))
+        for queue in queues:
+            keys = self.keys(queue)
+            calls.append(
+                (
+                    _RECOVER,
+                    (
+                        keys.active,
+                        keys.retry,
+                        keys.archived,
+                        keys.processed,
+                        keys.failed,
+                        keys.processed_on(day),
+                        keys.failed_on(day),
+                    ),
+                    (
+                        keys.task_prefix,
+                        keys.unique_prefix,
+                        keys.events_channel,
+                        keys.done_channel,
+                        now_ms,
+                        STATS_TTL_SECONDS,
+                        archive_max_size,
+                        archive_max_age_ms,
+                        RECOVER_BATCH,
+                    ),
+                )
+            )
+        replies = await self._eval_many(calls)
+        report = HeartbeatReport()
+        for queue, (lost, cancelled) in zip(renewed, replies, strict=False):
+            report.lost[queue] = [_text(task_id) for task_id in lost]
+            report.cancelled[queue] = [_text(task_id) for task_id in cancelled]
+        for queue, (retried, archived, earliest) in zip(
+            queues, replies[len(renewed) :], strict=True
+        ):
+            report.recovered[queue] = (int(retried), int(archived))
+            if earliest >= 0 and (
+                report.earliest_lease_ms is None or earliest < report.earliest_lease_ms
+            ):
+                report.earliest_lease_ms = int(earliest)
+        return report
 
     # ------------------------------------------------------------------ single tasks
 

@@ -22,7 +22,6 @@ __all__ = ["Finisher"]
 
 logger = logging.getLogger("tickr.server.finisher")
 
-STATS_TTL_SECONDS: Final = 90 * 24 * 3600
 _BACKOFF_START: Final = 0.05
 _BACKOFF_CAP: Final = 2.0
 
@@ -127,7 +126,6 @@ class Finisher:
                 now_ms=now,
                 owner=self._owner,
                 day=day,
-                stats_ttl_s=STATS_TTL_SECONDS,
                 archive_max_size=self._archive_max_size,
                 archive_max_age_ms=self._archive_max_age_ms,
             )

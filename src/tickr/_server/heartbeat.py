@@ -1,9 +1,14 @@
-"""The heartbeat: keeps the leases of held tasks alive and reports health.
+"""The heartbeat: keeps this server's leases alive and takes back expired ones.
 
-Every `interval` seconds it extends the lease of every task this server holds, per
-queue in one script call.  The reply names tasks this server no longer holds (another
-server recovered them after the lease ran out) and tasks whose cancellation was
-requested while the pub/sub notice was missed; both are stopped.
+Every `interval` seconds, in one round trip, it extends the lease of every task this
+server holds and, in each of its queues, takes back the tasks whose lease ran out (their
+server died, froze or lost its network): they return to retry with the error
+"worker lost", or go to the archive when out of retries.  A task is therefore back in
+play at most `lease + interval` after its server stopped renewing.
+
+The renewal reply names tasks this server no longer holds (another server recovered
+them) and tasks whose cancellation was requested while the pub/sub notice was missed;
+both are stopped.  `health_check` hears the outcome of each beat.
 """
 
 from __future__ import annotations
@@ -11,13 +16,13 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from tickr._broker import Broker
 from tickr._server.job import StopReason
 from tickr._server.processor import Processor
-from tickr._time import now_ms
+from tickr._time import now_ms, utc_day
 from tickr.errors import RedisUnavailable
 
 __all__ = ["HealthCheck", "Heartbeat"]
@@ -25,18 +30,21 @@ __all__ = ["HealthCheck", "Heartbeat"]
 logger = logging.getLogger("tickr.server.heartbeat")
 
 HealthCheck = Callable[[BaseException | None], Any]
-"""``(exc | None) -> None``, sync or async: the last Redis error, or None when healthy."""
+"""``(exc | None) -> None``, sync or async: the beat's Redis error, or None when healthy."""
 
 
 class Heartbeat:
-    """Renews leases every `interval` seconds.
+    """Renews and recovers leases every `interval` seconds.
 
     Args:
         broker: Where the leases are.
         processor: Whose held jobs to renew and stop.
         owner: This server's id.
-        interval: Seconds between renewals.
+        queues: The queues to search for expired leases.
+        interval: Seconds between beats.
         lease_ms: Length of a renewed lease.
+        archive_max_size: Archive cap per queue (for tasks archived by recovery).
+        archive_max_age_ms: Archive age cap.
         health_check: Called after each beat with its Redis error, or None.
     """
 
@@ -46,48 +54,68 @@ class Heartbeat:
         processor: Processor,
         *,
         owner: str,
+        queues: Sequence[str],
         interval: float,
         lease_ms: int,
+        archive_max_size: int,
+        archive_max_age_ms: int,
         health_check: HealthCheck | None,
     ) -> None:
         self._broker = broker
         self._processor = processor
         self._owner = owner
+        self._queues = list(queues)
         self._interval = interval
         self._lease_ms = lease_ms
+        self._archive_max_size = archive_max_size
+        self._archive_max_age_ms = archive_max_age_ms
         self._health_check = health_check
 
     async def run(self) -> None:
         """Beat until cancelled."""
         while True:
-            await asyncio.sleep(self._interval)
             error: BaseException | None = None
             try:
                 await self.beat()
             except RedisUnavailable as exc:
                 error = exc
-                logger.warning("could not renew task leases: %s", exc)
+                logger.warning("heartbeat failed, leases not renewed: %s", exc)
             await self._report(error)
+            await asyncio.sleep(self._interval)
 
     async def beat(self) -> None:
-        """Renew every held lease once and stop the jobs this server lost.
-
-        With no task held it only checks that Redis answers.
-        """
-        by_queue: dict[str, list[str]] = {}
+        """Renew every held lease, stop the jobs this server lost, recover expired ones."""
+        held: dict[str, list[str]] = {}
         for queue, task_id in list(self._processor.held):
-            by_queue.setdefault(queue, []).append(task_id)
-        if not by_queue:
-            await self._broker.ping()
-            return
-        expiry = now_ms() + self._lease_ms
-        for queue, task_ids in by_queue.items():
-            lost, cancelled = await self._broker.renew(queue, self._owner, expiry, task_ids)
-            for task_id in lost:
+            held.setdefault(queue, []).append(task_id)
+        now = now_ms()
+        report = await self._broker.heartbeat(
+            self._owner,
+            now + self._lease_ms,
+            held,
+            self._queues,
+            now_ms=now,
+            day=utc_day(now),
+            archive_max_size=self._archive_max_size,
+            archive_max_age_ms=self._archive_max_age_ms,
+        )
+        for queue, task_ids in report.lost.items():
+            for task_id in task_ids:
                 if self._processor.stop(queue, task_id, StopReason.LEASE_LOST):
                     logger.warning("lost the lease of task %s in %r; stopped it", task_id, queue)
-            for task_id in cancelled:
+        for queue, task_ids in report.cancelled.items():
+            for task_id in task_ids:
                 self._processor.stop(queue, task_id, StopReason.CANCELLED)
+        for queue, (retried, archived) in report.recovered.items():
+            if retried or archived:
+                logger.info(
+                    "recovered %d task(s) of %r whose server stopped renewing its lease "
+                    "(%d to retry, %d archived)",
+                    retried + archived,
+                    queue,
+                    retried,
+                    archived,
+                )
 
     async def _report(self, error: BaseException | None) -> None:
         if self._health_check is None:

@@ -17,6 +17,7 @@
 --@include wake_pending
 --@include zset_head
 --@include release_unique
+--@include outcomes
 --@include pending_member
 --@include trim_archive
 
@@ -56,19 +57,14 @@ for i = 10, #ARGV, 4 do
       if retry_head == nil then
         retry_head = zset_head(KEYS[3]) or -1
       end
-      redis.call('HSET', key, 'state', 'retry', 'err', text, 'due', number, 'failed_at', now)
-      redis.call('HINCRBY', key, 'retried', 1)
-      redis.call('HDEL', key, 'owner')
-      redis.call('ZADD', KEYS[3], number, id)
+      retry_task(key, KEYS[3], id, number, text, now)
       if earliest_retry == nil or number < earliest_retry then
         earliest_retry = number
       end
     elseif op == 'a' then
       processed, failed = processed + 1, failed + 1
       final = true
-      redis.call('HSET', key, 'state', 'archived', 'err', text, 'failed_at', now)
-      redis.call('HDEL', key, 'owner', 'cancel')
-      redis.call('ZADD', KEYS[4], now, id)
+      archive_task(key, KEYS[4], id, text, now)
       archived = archived + 1
     else
       local member = task[4] or pending_member(redis.call('INCR', KEYS[11]), id)
@@ -78,25 +74,13 @@ for i = 10, #ARGV, 4 do
       requeued = requeued + 1
     end
     if final then
-      release_unique(unique_prefix, task[5], id)
-      if task[6] then
-        redis.call('PUBLISH', done, id)
-      end
+      task_ended(unique_prefix, task[5], id, task[6], done)
     end
     results[#results + 1] = 1
   end
 end
 
-if processed > 0 then
-  redis.call('INCRBY', KEYS[6], processed)
-  redis.call('INCRBY', KEYS[8], processed)
-  redis.call('EXPIRE', KEYS[8], day_ttl)
-end
-if failed > 0 then
-  redis.call('INCRBY', KEYS[7], failed)
-  redis.call('INCRBY', KEYS[9], failed)
-  redis.call('EXPIRE', KEYS[9], day_ttl)
-end
+count_attempts({KEYS[6], KEYS[7], KEYS[8], KEYS[9]}, processed, failed, day_ttl)
 if requeued > 0 then
   wake_pending(KEYS[10], events)
 end

@@ -1,0 +1,55 @@
+-- Take back the tasks of one queue whose lease ran out: their server died, froze or lost
+-- its network.  Each returns to retry (due now) with the error 'worker lost', or goes to
+-- the archive when it has no retries left or its cancellation was requested.  The
+-- attempt counts as processed and failed.  Atomic, so that among many servers racing to
+-- recover, each task is taken back exactly once.
+-- KEYS[1] active    KEYS[2] retry    KEYS[3] archived    KEYS[4] processed
+-- KEYS[5] failed    KEYS[6] processed today    KEYS[7] failed today
+-- ARGV[1] task key prefix    ARGV[2] unique key prefix    ARGV[3] events channel
+-- ARGV[4] done channel    ARGV[5] now (ms)    ARGV[6] daily counter ttl (s)
+-- ARGV[7] archive max size    ARGV[8] archive max age (ms)    ARGV[9] most tasks to take
+-- Returns {retried, archived, earliest lease expiry left (ms) or -1}.
+--@include zset_head
+--@include release_unique
+--@include outcomes
+--@include trim_archive
+
+local task_prefix, unique_prefix = ARGV[1], ARGV[2]
+local events, done = ARGV[3], ARGV[4]
+local now = tonumber(ARGV[5])
+local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, ARGV[9])
+local retried, archived = 0, 0
+local retry_head = nil
+
+for _, id in ipairs(expired) do
+  redis.call('ZREM', KEYS[1], id)
+  local key = task_prefix .. id
+  local task = redis.call('HMGET', key, 'state', 'msg', 'retried', 'uk', 'w', 'cancel')
+  if task[1] == 'active' then
+    local max_retry = 0
+    local decoded, message = pcall(cmsgpack.unpack, task[2] or '')
+    if decoded and type(message) == 'table' and type(message[4]) == 'number' then
+      max_retry = message[4]
+    end
+    if not task[6] and (tonumber(task[3]) or 0) < max_retry then
+      if retry_head == nil then
+        retry_head = zset_head(KEYS[2]) or -1
+      end
+      retry_task(key, KEYS[2], id, now, 'worker lost', now)
+      retried = retried + 1
+    else
+      archive_task(key, KEYS[3], id, task[6] and 'cancelled' or 'worker lost', now)
+      task_ended(unique_prefix, task[4], id, task[5], done)
+      archived = archived + 1
+    end
+  end
+end
+
+count_attempts({KEYS[4], KEYS[5], KEYS[6], KEYS[7]}, retried + archived, retried + archived, ARGV[6])
+if retried > 0 and (retry_head < 0 or now < retry_head) then
+  redis.call('PUBLISH', events, 's')
+end
+if archived > 0 then
+  trim_archive(KEYS[3], task_prefix, tonumber(ARGV[7]), tonumber(ARGV[8]), now)
+end
+return {retried, archived, zset_head(KEYS[1]) or -1}

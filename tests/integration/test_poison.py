@@ -1,0 +1,78 @@
+"""Bad records in Redis are archived with a clear error; the server keeps serving."""
+
+import msgpack
+import pytest
+import redis.asyncio as aredis
+
+import tickr
+from tests.conftest import ServerFactory
+from tests.helpers import eventually
+from tickr._broker.keys import QueueKeys
+
+
+async def archived_error(client: tickr.Client, task_id: str) -> str | None:
+    async def archived() -> bool:
+        try:
+            return (await client.get_task(task_id)).state == "archived"
+        except tickr.TaskNotFound:
+            return False
+
+    await eventually(archived)
+    return (await client.get_task(task_id)).last_error
+
+
+async def echo(task: tickr.Task) -> object:
+    return task.payload
+
+
+@pytest.mark.parametrize(
+    ("msg", "error"),
+    [
+        (b"\xc1 not msgpack", "undecodable task data"),
+        (msgpack.packb({"a": "map"}), "undecodable task data: not a task message"),
+        (msgpack.packb([9, "t", None, 0, None, None, 0, 0]), "unknown message version 9"),
+    ],
+)
+async def test_an_undecodable_record_is_archived_and_others_still_run(
+    client: tickr.Client,
+    raw_redis: aredis.Redis,
+    namespace: str,
+    running_server: ServerFactory,
+    msg: bytes,
+    error: str,
+) -> None:
+    bad = await client.enqueue("t", "will be damaged")
+    await raw_redis.hset(QueueKeys(namespace, "default").task(bad.id), "msg", msg)
+    good = await client.enqueue("t", "fine", retention=60)
+    async with running_server(echo):
+        assert await client.result(good.id, timeout=10) == "fine"
+        last_error = await archived_error(client, bad.id)
+    assert last_error is not None and error in last_error
+    info = await client.get_task(bad.id)
+    assert (info.type, info.payload) == ("", None)
+
+
+async def test_a_missing_task_hash_is_archived_with_an_error(
+    client: tickr.Client,
+    raw_redis: aredis.Redis,
+    namespace: str,
+    running_server: ServerFactory,
+) -> None:
+    lost = await client.enqueue("t", "hash deleted")
+    await raw_redis.delete(QueueKeys(namespace, "default").task(lost.id))
+    good = await client.enqueue("t", "fine", retention=60)
+    async with running_server(echo):
+        assert await client.result(good.id, timeout=10) == "fine"
+        assert await archived_error(client, lost.id) == "task data is missing"
+
+
+async def test_a_scheduled_task_whose_hash_vanished_is_archived_not_dropped(
+    client: tickr.Client,
+    raw_redis: aredis.Redis,
+    namespace: str,
+    running_server: ServerFactory,
+) -> None:
+    lost = await client.enqueue("t", delay=0.1)
+    await raw_redis.delete(QueueKeys(namespace, "default").task(lost.id))
+    async with running_server(echo):
+        assert await archived_error(client, lost.id) == "task data is missing"

@@ -1,0 +1,115 @@
+"""Tasks held by a server that stopped renewing its lease are taken back exactly once."""
+
+import asyncio
+
+import pytest
+import redis.asyncio as aredis
+
+import tickr
+from tests.conftest import ServerFactory
+from tests.helpers import eventually
+from tickr._broker import Broker
+from tickr._time import now_ms
+
+LEASE = 0.6
+FAST = {"lease_duration": LEASE, "heartbeat_interval": 0.1}
+
+
+async def take_as_ghost(raw_redis: aredis.Redis, namespace: str, count: int) -> list[str]:
+    """Dequeue tasks under a lease held by a server that will never renew it."""
+    broker = Broker(raw_redis, namespace, owns_redis=False)
+    taken = await broker.dequeue("default", count, now_ms() + int(LEASE * 1000), "ghost")
+    return [task_id for task_id, _msg, _retried in taken]
+
+
+async def test_a_dead_servers_tasks_are_retried_with_worker_lost(
+    client: tickr.Client, raw_redis: aredis.Redis, namespace: str, running_server: ServerFactory
+) -> None:
+    info = await client.enqueue("t", "orphan", retention=60)
+    assert await take_as_ghost(raw_redis, namespace, 1) == [info.id]
+    runs: list[int] = []
+
+    async def handler(task: tickr.Task) -> str:
+        runs.append(task.retry_count)
+        return "recovered"
+
+    async with running_server(handler, **FAST):
+        assert await client.result(info.id, timeout=10) == "recovered"
+    assert runs == [1], "the lost attempt counts as a retry"
+    stored = await client.get_task(info.id)
+    assert (stored.retried, stored.last_error) == (1, "worker lost")
+
+
+async def test_a_dead_servers_task_without_retries_left_is_archived(
+    client: tickr.Client, raw_redis: aredis.Redis, namespace: str, running_server: ServerFactory
+) -> None:
+    info = await client.enqueue("t", max_retry=0, retention=60)
+    await take_as_ghost(raw_redis, namespace, 1)
+
+    async def handler(task: tickr.Task) -> None:
+        raise AssertionError("must not run again")
+
+    async with running_server(handler, **FAST):
+        with pytest.raises(tickr.TaskFailed, match="worker lost"):
+            await client.result(info.id, timeout=10)
+
+
+async def test_many_servers_racing_recover_each_task_once(
+    client: tickr.Client,
+    raw_redis: aredis.Redis,
+    namespace: str,
+    running_server: ServerFactory,
+    url: str,
+) -> None:
+    await client.enqueue_many([tickr.TaskSpec("t", n) for n in range(300)])
+    orphans = await take_as_ghost(raw_redis, namespace, 300)
+    assert len(orphans) == 300
+    runs: dict[str, int] = {}
+
+    async def handler(task: tickr.Task) -> None:
+        runs[task.id] = runs.get(task.id, 0) + 1
+
+    async with (
+        running_server(handler, **FAST),
+        running_server(handler, **FAST),
+        running_server(handler, **FAST),
+    ):
+        await eventually(lambda: _count(runs, 300), timeout=20)
+        await asyncio.sleep(0.5)
+    assert set(runs) == set(orphans)
+    assert set(runs.values()) == {1}
+    async with tickr.Inspector(url, namespace=namespace) as inspector:
+        info = await inspector.queue_info("default")
+    assert (info.processed, info.failed) == (600, 300), "each lost attempt counted once"
+
+
+async def _count(runs: dict[str, int], size: int) -> bool:
+    return len(runs) >= size
+
+
+async def test_a_server_that_lost_its_lease_stops_the_handler_and_reports_nothing(
+    client: tickr.Client, raw_redis: aredis.Redis, namespace: str, running_server: ServerFactory
+) -> None:
+    """Simulates a server frozen past its lease: another server recovers the task."""
+    started = asyncio.Event()
+    stopped = asyncio.Event()
+
+    async def slow(task: tickr.Task) -> str:
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            stopped.set()
+            raise
+        return "late"
+
+    info = await client.enqueue("t", retention=60)
+    async with running_server(slow, lease_duration=30, heartbeat_interval=0.1):
+        await asyncio.wait_for(started.wait(), 10)
+        # Another server took the task over (as if the lease had run out meanwhile).
+        key = f"{namespace}:{{{namespace}:default}}:t:{info.id}"
+        await raw_redis.hset(key, "owner", "someone-else")
+        await asyncio.wait_for(stopped.wait(), 10)
+        await asyncio.sleep(0.3)
+    stored = await client.get_task(info.id)
+    assert stored.state == "active", "the stale server must not complete or retry it"
