@@ -44,7 +44,7 @@ async def test_sigkill_mid_task_with_a_hundred_tasks_in_flight(
         survivor.stop()
     print(f"\nrecovered 100 tasks of a SIGKILLed worker in {recovery:.2f}s")
     done = await raw_redis.hgetall(f"{namespace}:runs:done")
-    assert {key.decode() for key in done} == ids
+    assert {key.decode() if isinstance(key, bytes) else key for key in done} == ids
     assert {int(value) for value in done.values()} == {1}
     async with tickr.Inspector(url, namespace=namespace) as inspector:
         info = await inspector.queue_info("default")
