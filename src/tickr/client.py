@@ -12,7 +12,7 @@ from typing import Any, Final, Self
 from tickr._aio import cancel_and_wait
 from tickr._broker import Broker, EnqueueOutcome, Event, EventKind, EventListener, RedisClient
 from tickr._records import task_info
-from tickr._time import now_ms
+from tickr._time import datetime_from_ms, now_ms
 from tickr.errors import DuplicateTask, TaskFailed, TaskIDConflict, TaskNotFound
 from tickr.options import (
     DEFAULT_MAX_PAYLOAD_BYTES,
@@ -163,12 +163,14 @@ class Client:
             RedisUnavailable: If Redis cannot be reached.
         """
         now = now_ms()
+        now_datetime = datetime_from_ms(now)
+        limit = self.max_payload_bytes
         prepared = []
         for spec in specs:
             if not isinstance(spec, TaskSpec):
                 raise TypeError(f"enqueue_many takes TaskSpec objects, not {type(spec).__name__}")
             prepared.append(
-                prepare_task(spec, now_ms=now, max_payload_bytes=self.max_payload_bytes)
+                prepare_task(spec, now_ms=now, max_payload_bytes=limit, now=now_datetime)
             )
         if not prepared:
             return []

@@ -7,8 +7,8 @@ a bad argument raises `TypeError` or `ValueError` and never leaves a half-made t
 from __future__ import annotations
 
 import hashlib
+import os
 import re
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -25,6 +25,7 @@ __all__ = [
     "PreparedTask",
     "TaskSpec",
     "check_name",
+    "new_task_id",
     "prepare_task",
 ]
 
@@ -145,8 +146,20 @@ def _positive_ms(value: float | timedelta, name: str) -> int:
     return ms
 
 
-def prepare_task(spec: TaskSpec, *, now_ms: int, max_payload_bytes: int) -> PreparedTask:
+def new_task_id() -> str:
+    """A fresh random (version 4) UUID as 32 hex digits, like ``uuid.uuid4().hex``."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    return raw.hex()
+
+
+def prepare_task(
+    spec: TaskSpec, *, now_ms: int, max_payload_bytes: int, now: datetime | None = None
+) -> PreparedTask:
     """Validate and encode a spec.
+
+    `now` may pass `now_ms` as a datetime already made, to share it across a batch.
 
     Raises:
         TypeError: For an argument of the wrong type or an unencodable payload.
@@ -164,14 +177,22 @@ def prepare_task(spec: TaskSpec, *, now_ms: int, max_payload_bytes: int) -> Prep
     max_retry = _check_int(spec.max_retry, "max_retry")
     if max_retry < 0:
         raise ValueError(f"max_retry must not be negative, got {max_retry}")
-    timeout_ms = None if spec.timeout is None else _positive_ms(spec.timeout, "timeout")
+    timeout = spec.timeout
+    if timeout is DEFAULT_TIMEOUT or (timeout == 1800 and type(timeout) is int):
+        timeout_ms: int | None = 1_800_000
+    else:
+        timeout_ms = None if timeout is None else _positive_ms(timeout, "timeout")
     deadline_ms = None if spec.deadline is None else ms_from_datetime(spec.deadline, "deadline")
     if deadline_ms is not None and deadline_ms <= now_ms:
         raise ValueError("deadline is already in the past")
-    retention_ms = int(seconds(spec.retention, "retention") * 1000)
+    retention = spec.retention
+    if retention == 0 and type(retention) is int:
+        retention_ms = 0
+    else:
+        retention_ms = int(seconds(retention, "retention") * 1000)
     unique_ms = None if spec.unique is None else _positive_ms(spec.unique, "unique")
-    task_id = uuid.uuid4().hex if spec.task_id is None else check_name(spec.task_id, "task_id")
-    due_ms = _due_ms(spec, now_ms)
+    task_id = new_task_id() if spec.task_id is None else check_name(spec.task_id, "task_id")
+    due_ms = now_ms if spec.delay is None and spec.at is None else _due_ms(spec, now_ms)
 
     payload_bytes = encode_value(spec.payload)
     if len(payload_bytes) > max_payload_bytes:
@@ -188,6 +209,7 @@ def prepare_task(spec: TaskSpec, *, now_ms: int, max_payload_bytes: int) -> Prep
         digest = hasher.hexdigest()
 
     scheduled = due_ms > now_ms
+    enqueued_at = now if now is not None else datetime_from_ms(now_ms)
     info = TaskInfo(
         id=task_id,
         type=task_type,
@@ -198,8 +220,8 @@ def prepare_task(spec: TaskSpec, *, now_ms: int, max_payload_bytes: int) -> Prep
         max_retry=max_retry,
         timeout=None if timeout_ms is None else timeout_ms / 1000,
         deadline=spec.deadline,
-        next_process_at=datetime_from_ms(max(due_ms, now_ms)),
-        enqueued_at=datetime_from_ms(now_ms),
+        next_process_at=datetime_from_ms(due_ms) if scheduled else enqueued_at,
+        enqueued_at=enqueued_at,
         retention=retention_ms / 1000,
     )
     item = (task_id, msg, priority, due_ms if scheduled else 0, digest, unique_ms or 0)

@@ -69,10 +69,10 @@ async def test_a_resent_identical_enqueue_is_not_a_conflict(
     from tickr.options import TaskSpec, prepare_task
 
     prepared = prepare_task(TaskSpec("t", 1, task_id="x"), now_ms=now_ms(), max_payload_bytes=1000)
-    broker = Broker(raw_redis, namespace, owns_redis=False)
-    assert await broker.enqueue("default", prepared.item) == 1
-    assert await broker.enqueue("default", prepared.item) == 1
-    assert (await broker.queue_sizes("default"))["pending"] == 1
+    async with Broker(raw_redis, namespace, owns_redis=False) as broker:
+        assert await broker.enqueue("default", prepared.item) == 1
+        assert await broker.enqueue("default", prepared.item) == 1
+        assert (await broker.queue_sizes("default"))["pending"] == 1
 
 
 async def test_unique_rejects_a_live_equal_task(client: tickr.Client) -> None:

@@ -17,8 +17,8 @@ FAST = {"lease_duration": LEASE, "heartbeat_interval": 0.1}
 
 async def take_as_ghost(raw_redis: aredis.Redis, namespace: str, count: int) -> list[str]:
     """Dequeue tasks under a lease held by a server that will never renew it."""
-    broker = Broker(raw_redis, namespace, owns_redis=False)
-    taken = await broker.dequeue("default", count, now_ms() + int(LEASE * 1000), "ghost")
+    async with Broker(raw_redis, namespace, owns_redis=False) as broker:
+        taken = await broker.dequeue("default", count, now_ms() + int(LEASE * 1000), "ghost")
     return [task_id for task_id, _msg, _retried in taken]
 
 

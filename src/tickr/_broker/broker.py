@@ -3,24 +3,31 @@
 Each method is one atomic step: one Lua script, one pipeline of independent reads, or
 one command.  Methods speak in ids, bytes, ints and milliseconds; decoding into values
 is the caller's job.  Connection failures surface as `tickr.errors.RedisUnavailable`.
+
+A call whose connection broke is sent again (a few times, with a short backoff), even
+though it may have run already.  Every script tolerates that: an enqueue of the very
+same message is recognised as done, finish/renew/recover check the lease owner and the
+state, forward and unpause are idempotent, and a dequeue whose reply was lost leaves
+its tasks active under a lease nobody renews, so they are recovered (never lost).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, Self, TypeAlias
 
+import msgpack
 from redis.asyncio import Redis
-from redis.client import NEVER_DECODE
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from tickr._broker.connection import open_redis
+from tickr._broker.connection import open_redis, resolve_url
 from tickr._broker.events import EventListener, EventSink
+from tickr._broker.executor import Executor, executor_for
 from tickr._broker.keys import PENDING_SEQ_WIDTH, NamespaceKeys, QueueKeys
 from tickr._broker.scripts import Script, load_script
 from tickr.errors import RedisUnavailable
@@ -62,7 +69,8 @@ RECOVER_BATCH: Final = 500
 COMMAND_TIMEOUT: Final = 10.0
 """Seconds any one call to Redis may take before it counts as a lost connection."""
 
-_RAW: Final = {NEVER_DECODE: True}
+_ATTEMPTS: Final = 3
+_RETRY_DELAY: Final = 0.05
 _CONNECTION_ERRORS: Final = (RedisConnectionError, RedisTimeoutError, OSError)
 _ENQUEUE_CHUNK: Final = 500
 _STATE_SETS: Final = ("pending", "active", "scheduled", "retry", "archived", "completed")
@@ -92,6 +100,15 @@ class HeartbeatReport:
     """The earliest lease expiry left in the queues, if any task is active."""
 
 
+def _pack_list(rows: Sequence[Sequence[Any]]) -> bytes:
+    """Many script arguments as one msgpack blob, for the script's cmsgpack.unpack.
+
+    Byte strings travel as msgpack raw strings: Redis' cmsgpack does not read the bin
+    type, and a Lua string holds any bytes.
+    """
+    return msgpack.packb(rows, use_bin_type=False)  # type: ignore[no-any-return]
+
+
 def _unavailable(exc: BaseException) -> RedisUnavailable:
     if isinstance(exc, TimeoutError):
         return RedisUnavailable(f"Redis did not answer within {COMMAND_TIMEOUT:g}s")
@@ -111,26 +128,42 @@ class Broker:
         owns_redis: Whether `aclose` closes `redis` (only when Tickr opened it).
     """
 
-    def __init__(self, redis: Redis, namespace: str, *, owns_redis: bool) -> None:
+    def __init__(
+        self, redis: Redis, namespace: str, *, owns_redis: bool, executor: Executor | None = None
+    ) -> None:
         self._redis = redis
         self._owns_redis = owns_redis
+        self._executor = executor or executor_for(None, redis)
         self.namespace = namespace
         self.namespace_keys = NamespaceKeys(namespace)
         self._queue_keys: dict[str, QueueKeys] = {}
 
     @classmethod
     def connect(cls, url: str | None, redis: Redis | None, namespace: str) -> Broker:
-        """A broker on `redis` if given, else on a client Tickr opens for `url`.
+        """A broker on `redis` if given, else on connections Tickr opens for `url`.
 
         Raises:
             ValueError: If the URL is invalid.
         """
         if redis is not None:
             return cls(redis, namespace, owns_redis=False)
-        return cls(open_redis(url), namespace, owns_redis=True)
+        resolved = resolve_url(url)
+        return cls(
+            open_redis(resolved),
+            namespace,
+            owns_redis=True,
+            executor=executor_for(resolved, None),
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the Redis client if this broker opened it."""
+        """Close what this broker opened (a given client stays open)."""
+        await self._executor.aclose()
         if self._owns_redis:
             await self._redis.aclose()
 
@@ -147,27 +180,41 @@ class Broker:
 
     # ------------------------------------------------------------------ plumbing
 
-    # Every call is bounded by COMMAND_TIMEOUT (the connection has no socket timeout, see
-    # connection.py); a timeout, like any connection failure, becomes RedisUnavailable.
+    # Every call is bounded by COMMAND_TIMEOUT, and retried a few times when the connection
+    # failed: every script tolerates being sent twice (see the module docstring).  What
+    # still fails becomes RedisUnavailable.
+
+    async def _call(self, send: Callable[[], Awaitable[Any]]) -> Any:
+        delay = _RETRY_DELAY
+        for attempt in range(_ATTEMPTS):
+            try:
+                async with asyncio.timeout(COMMAND_TIMEOUT):
+                    return await send()
+            except TimeoutError as exc:
+                self._executor.reset()
+                raise _unavailable(exc) from exc
+            except _CONNECTION_ERRORS as exc:
+                if attempt + 1 == _ATTEMPTS:
+                    raise _unavailable(exc) from exc
+                await asyncio.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")
 
     async def _command(self, *args: Any) -> Any:
-        try:
-            async with asyncio.timeout(COMMAND_TIMEOUT):
-                return await self._redis.execute_command(*args, **_RAW)
-        except _CONNECTION_ERRORS as exc:
-            raise _unavailable(exc) from exc
+        return await self._call(lambda: self._executor.execute(*args))
 
     async def _eval(self, script: Script, keys: Sequence[str], args: Iterable[Any]) -> Any:
         command = ("EVALSHA", script.sha, len(keys), *keys, *args)
-        try:
-            async with asyncio.timeout(COMMAND_TIMEOUT):
-                try:
-                    return await self._redis.execute_command(*command, **_RAW)
-                except NoScriptError:
-                    await self._redis.execute_command("SCRIPT", "LOAD", script.source)
-                    return await self._redis.execute_command(*command, **_RAW)
-        except _CONNECTION_ERRORS as exc:
-            raise _unavailable(exc) from exc
+        execute = self._executor.execute
+
+        async def send() -> Any:
+            try:
+                return await execute(*command)
+            except NoScriptError:
+                await execute("SCRIPT", "LOAD", script.source)
+                return await execute(*command)
+
+        return await self._call(send)
 
     async def _eval_many(
         self, calls: Sequence[tuple[Script, Sequence[str], Sequence[Any]]]
@@ -180,11 +227,7 @@ class Broker:
         if len(calls) == 1:
             script, keys, args = calls[0]
             return [await self._eval(script, keys, args)]
-        try:
-            async with asyncio.timeout(COMMAND_TIMEOUT):
-                return await self._run_scripts(calls)
-        except _CONNECTION_ERRORS as exc:
-            raise _unavailable(exc) from exc
+        return list(await self._call(lambda: self._run_scripts(calls)))
 
     async def _run_scripts(
         self, calls: Sequence[tuple[Script, Sequence[str], Sequence[Any]]]
@@ -192,11 +235,12 @@ class Broker:
         results: list[Any] = [None] * len(calls)
         todo = list(range(len(calls)))
         for _attempt in range(2):
-            pipe = self._redis.pipeline(transaction=False)
-            for index in todo:
-                script, keys, args = calls[index]
-                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args, **_RAW)
-            replies = await pipe.execute(raise_on_error=False)
+            replies = await self._executor.execute_many(
+                [
+                    ("EVALSHA", calls[i][0].sha, len(calls[i][1]), *calls[i][1], *calls[i][2])
+                    for i in todo
+                ]
+            )
             missing: list[int] = []
             for index, reply in zip(todo, replies, strict=True):
                 if isinstance(reply, NoScriptError):
@@ -208,7 +252,7 @@ class Broker:
             if not missing:
                 return results
             for name in {calls[index][0].name for index in missing}:
-                await self._redis.execute_command("SCRIPT", "LOAD", load_script(name).source)
+                await self._executor.execute("SCRIPT", "LOAD", load_script(name).source)
             todo = missing
         raise RedisUnavailable("Redis keeps losing its script cache")
 
@@ -278,14 +322,11 @@ class Broker:
         return sizes, daily, next_id
 
     async def _pipeline(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
-        try:
-            async with asyncio.timeout(COMMAND_TIMEOUT):
-                pipe = self._redis.pipeline(transaction=False)
-                for command in commands:
-                    pipe.execute_command(*command, **_RAW)
-                return list(await pipe.execute())
-        except _CONNECTION_ERRORS as exc:
-            raise _unavailable(exc) from exc
+        replies = await self._call(lambda: self._executor.execute_many(commands))
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return list(replies)
 
     # ------------------------------------------------------------------ enqueue
 
@@ -293,9 +334,7 @@ class Broker:
         self, queue: str, items: Sequence[EnqueueItem]
     ) -> tuple[Script, Sequence[str], list[Any]]:
         keys = self.keys(queue)
-        args: list[Any] = [keys.task_prefix, keys.unique_prefix, keys.events_channel]
-        for item in items:
-            args.extend(item)
+        args = [keys.task_prefix, keys.unique_prefix, keys.events_channel, _pack_list(items)]
         return _ENQUEUE, (keys.pending, keys.scheduled, keys.seq, keys.idle), args
 
     @staticmethod
@@ -369,9 +408,8 @@ class Broker:
             STATS_TTL_SECONDS,
             archive_max_size,
             archive_max_age_ms,
+            _pack_list(ops),
         ]
-        for op in ops:
-            args.extend(op)
         reply = await self._eval(
             _FINISH,
             (

@@ -181,7 +181,9 @@ class RedisServer:
                 connection.settimeout(0.5)
                 connection.connect(address)
                 connection.sendall(b"PING\r\n")
-                return connection.recv(64).startswith(b"+PONG")
+                reply = connection.recv(64)
+                # +PONG, or -NOAUTH when a password is required: either way it serves.
+                return reply.startswith((b"+PONG", b"-NOAUTH"))
         except OSError:
             return False
 

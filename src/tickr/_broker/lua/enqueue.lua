@@ -1,8 +1,8 @@
 -- Enqueue a batch of tasks into one queue.
 -- KEYS[1] pending zset    KEYS[2] scheduled zset    KEYS[3] seq counter    KEYS[4] idle flag
 -- ARGV[1] task key prefix    ARGV[2] unique key prefix    ARGV[3] events channel
--- ARGV[4..] six values per task:
---   id, msg, priority, due (ms; 0 = runnable now), unique digest ('' = none), unique ttl (ms)
+-- ARGV[4] the tasks, msgpack-encoded: an array of six-value arrays
+--   {id, msg, priority, due (ms; 0 = runnable now), unique digest ('' = none), unique ttl (ms)}
 -- Returns one value per task:
 --   1 pending, 2 scheduled, 0 the id is taken by a different task,
 --   or a string: the id of the live equal task that holds the unique lock.
@@ -13,20 +13,21 @@
 --@include pending_member
 
 local task_prefix, unique_prefix, events = ARGV[1], ARGV[2], ARGV[3]
+local items = cmsgpack.unpack(ARGV[4])
 local results = {}
 local added_pending = false
 local earliest_due = nil
 local scheduled_head = zset_head(KEYS[2])
+-- One sequence number per item is reserved up front; unused ones leave harmless gaps.
+local seq = redis.call('INCRBY', KEYS[3], #items) - #items
 
-for i = 4, #ARGV, 6 do
-  local id, msg = ARGV[i], ARGV[i + 1]
-  local priority, due = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
-  local digest, unique_ttl = ARGV[i + 4], ARGV[i + 5]
+for _, item in ipairs(items) do
+  local id, msg, priority, due, digest, unique_ttl = unpack(item)
   local key = task_prefix .. id
-  local existing = redis.call('HGET', key, 'msg')
+  local existing = redis.call('EXISTS', key) == 1
   local outcome
   if existing then
-    if existing == msg then
+    if redis.call('HGET', key, 'msg') == msg then
       outcome = (due > 0) and 2 or 1
     else
       outcome = 0
@@ -41,7 +42,8 @@ for i = 4, #ARGV, 6 do
     end
     outcome = 2
   else
-    local member = pending_member(redis.call('INCR', KEYS[3]), id)
+    seq = seq + 1
+    local member = pending_member(seq, id)
     redis.call('HSET', key, 'msg', msg, 'state', 'pending', 'pri', priority, 'pm', member)
     redis.call('ZADD', KEYS[1], -priority, member)
     added_pending = true

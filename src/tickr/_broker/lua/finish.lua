@@ -5,7 +5,7 @@
 -- ARGV[1] task key prefix    ARGV[2] unique key prefix    ARGV[3] events channel
 -- ARGV[4] done channel    ARGV[5] now (ms)    ARGV[6] owner (server id)
 -- ARGV[7] daily counter ttl (s)    ARGV[8] archive max size    ARGV[9] archive max age (ms)
--- ARGV[10..] four values per task: op, id, number, text
+-- ARGV[10] the outcomes, msgpack-encoded: an array of {op, id, number, text}
 --   'c' completed:  number = retention (ms),  text = encoded result
 --   'r' retry:      number = due time (ms),   text = error message
 --   'a' archived:   number = unused,          text = error message
@@ -28,8 +28,8 @@ local results = {}
 local processed, failed, requeued, archived, completed = 0, 0, 0, 0, 0
 local retry_head, earliest_retry = nil, nil
 
-for i = 10, #ARGV, 4 do
-  local op, id, number, text = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
+for _, outcome in ipairs(cmsgpack.unpack(ARGV[10])) do
+  local op, id, number, text = unpack(outcome)
   local key = task_prefix .. id
   local task = redis.call('HMGET', key, 'state', 'owner', 'pri', 'pm', 'uk', 'w', 'cancel')
   if task[1] ~= 'active' or task[2] ~= owner then

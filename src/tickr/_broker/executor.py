@@ -1,0 +1,96 @@
+"""How the broker sends commands: the pipelined wire, or redis-py when it must.
+
+`Wire` (wire.py) serves every client Tickr opens from a URL, and clients given to Tickr
+whose settings it can reproduce (plain TCP or unix-socket connections with a password at
+most).  Anything else (TLS clients, cluster clients, credential providers, custom
+connection classes) goes through the given redis-py client itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final, Protocol
+
+from redis.asyncio import Redis
+from redis.asyncio.connection import Connection, UnixDomainSocketConnection
+from redis.client import NEVER_DECODE
+
+from tickr._broker.wire import Wire, WireSettings
+
+__all__ = ["Executor", "RedisPyExecutor", "executor_for"]
+
+_RAW: Final = {NEVER_DECODE: True}
+
+
+class Executor(Protocol):
+    """Sends commands to Redis and returns raw (undecoded) replies."""
+
+    async def execute(self, *args: Any) -> Any:
+        """Send one command; error replies are raised."""
+
+    async def execute_many(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        """Send commands in one round trip; error replies are returned in place."""
+
+    def reset(self) -> None:
+        """Forget the current connection (after a timeout)."""
+
+    async def aclose(self) -> None:
+        """Close what this executor opened."""
+
+
+class RedisPyExecutor:
+    """Commands through a redis-py client (never closed here: its owner closes it)."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+
+    async def execute(self, *args: Any) -> Any:
+        """Send one command; error replies are raised."""
+        return await self._redis.execute_command(*args, **_RAW)
+
+    async def execute_many(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        """Send commands in one pipeline; error replies are returned in place."""
+        pipe = self._redis.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command, **_RAW)
+        return list(await pipe.execute(raise_on_error=False))
+
+    def reset(self) -> None:
+        """Nothing to forget: redis-py replaces broken connections itself."""
+
+    async def aclose(self) -> None:
+        """Nothing to close."""
+
+
+def _settings_of(redis: Redis) -> WireSettings | None:
+    pool = getattr(redis, "connection_pool", None)
+    if pool is None:
+        return None
+    kwargs = pool.connection_kwargs
+    if kwargs.get("credential_provider") is not None:
+        return None
+    common = {
+        "db": int(kwargs.get("db") or 0),
+        "username": kwargs.get("username"),
+        "password": kwargs.get("password"),
+    }
+    if pool.connection_class is UnixDomainSocketConnection:
+        return WireSettings(path=kwargs["path"], **common)
+    if pool.connection_class is Connection:
+        return WireSettings(
+            host=kwargs.get("host") or "127.0.0.1", port=int(kwargs.get("port") or 6379), **common
+        )
+    return None
+
+
+def executor_for(url: str | None, redis: Redis | None) -> Executor:
+    """The executor for a URL (already resolved) or a given client.
+
+    Raises:
+        ValueError: If the URL is not a redis URL.
+    """
+    if redis is None:
+        assert url is not None
+        return Wire(WireSettings.from_url(url))
+    settings = _settings_of(redis)
+    return Wire(settings) if settings is not None else RedisPyExecutor(redis)

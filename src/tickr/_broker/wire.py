@@ -1,0 +1,287 @@
+"""A lean RESP2 connection with automatic pipelining, for the broker's hot path.
+
+Every command issued during one turn of the event loop is written to Redis in a single
+write, and the replies resolve the callers' futures in order.  A hundred coroutines that
+enqueue at once thus share one system call each way instead of paying a round trip
+each, and the server's fetcher, finisher and heartbeat share the connection the same
+way.  Parsing is done by hiredis.
+
+The connection is opened lazily and re-opened after a failure.  When it breaks, every
+command in flight fails with `redis.exceptions.ConnectionError`; whether such a command
+ran is unknown, which the broker's scripts are written to tolerate (see broker.py).
+Error replies surface as `redis.exceptions.ResponseError` (`NoScriptError` for NOSCRIPT).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import ssl
+from collections.abc import Sequence
+from typing import Any, Final
+
+import hiredis
+from redis.asyncio.connection import parse_url
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import InvalidResponse, NoScriptError, ResponseError
+
+__all__ = ["Wire", "WireSettings"]
+
+CONNECT_TIMEOUT: Final = 5.0
+_CRLF: Final = b"\r\n"
+
+
+class WireSettings:
+    """Where and how to connect: parsed from a URL or a redis-py connection's settings."""
+
+    __slots__ = ("db", "host", "password", "path", "port", "ssl_context", "username")
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 6379,
+        path: str | None = None,
+        db: int = 0,
+        username: str | None = None,
+        password: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.path = path
+        self.db = db
+        self.username = username
+        self.password = password
+        self.ssl_context = ssl_context
+
+    @classmethod
+    def from_url(cls, url: str) -> WireSettings:
+        """Settings for a ``redis://``, ``rediss://`` or ``unix://`` URL.
+
+        Raises:
+            ValueError: If the URL is not a redis URL.
+        """
+        options = parse_url(url)
+        context = None
+        if url.startswith("rediss://"):
+            context = _ssl_context(
+                options.get("ssl_cert_reqs"),
+                options.get("ssl_ca_certs"),
+                options.get("ssl_check_hostname"),
+            )
+        return cls(
+            host=options.get("host") or "127.0.0.1",
+            port=int(options.get("port") or 6379),
+            path=options.get("path"),
+            db=int(options.get("db") or 0),
+            username=options.get("username"),
+            password=options.get("password"),
+            ssl_context=context,
+        )
+
+
+def _ssl_context(cert_reqs: Any, ca_certs: Any, check_hostname: Any) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=ca_certs or None)
+    if str(cert_reqs).lower() in ("none", "cert_none"):
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    elif str(check_hostname).lower() in ("false", "0", "no"):
+        context.check_hostname = False
+    return context
+
+
+def _encode(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, int):
+        return b"%d" % value
+    if isinstance(value, float):
+        return repr(value).encode()
+    if isinstance(value, memoryview | bytearray):
+        return bytes(value)
+    raise TypeError(f"cannot send {type(value).__name__} to Redis")
+
+
+def pack(args: Sequence[Any]) -> bytes:
+    """One command in RESP."""
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        data = _encode(arg)
+        parts.append(b"$%d\r\n" % len(data))
+        parts.append(data)
+        parts.append(_CRLF)
+    return b"".join(parts)
+
+
+def _reply_error(message: str) -> ResponseError:
+    if message.startswith("NOSCRIPT"):
+        return NoScriptError(message)
+    return ResponseError(message)
+
+
+class _Protocol(asyncio.Protocol):
+    """Feeds bytes from Redis to hiredis and hands each reply to the oldest waiter."""
+
+    def __init__(self) -> None:
+        self._parser = hiredis.Reader(protocolError=InvalidResponse, replyError=_reply_error)
+        self.waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
+        self.transport: asyncio.Transport | None = None
+        self.lost: BaseException | None = None
+        self._outbox: list[bytes] = []
+        self._flush_scheduled = False
+
+    def send(self, packed: bytes) -> asyncio.Future[Any]:
+        """Queue one packed command; it is written with the others of this loop turn."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        if self.lost is not None:
+            future.set_exception(self.lost)
+            return future
+        self.waiters.append(future)
+        self._outbox.append(packed)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
+        return future
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        outbox, self._outbox = self._outbox, []
+        if self.lost is None and self.transport is not None:
+            self.transport.write(b"".join(outbox))
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        parser = self._parser
+        parser.feed(data)
+        waiters = self.waiters
+        while True:
+            try:
+                reply = parser.gets()
+            except InvalidResponse as exc:
+                self._fail(RedisConnectionError(f"garbled reply from Redis: {exc}"))
+                assert self.transport is not None
+                self.transport.abort()
+                return
+            if reply is False:
+                return
+            waiter = waiters.popleft()
+            if waiter.done():
+                continue  # its caller gave up (timeout or cancellation)
+            if isinstance(reply, ResponseError):
+                waiter.set_exception(reply)
+            else:
+                waiter.set_result(reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(RedisConnectionError(f"connection to Redis lost: {exc or 'closed by server'}"))
+
+    def _fail(self, exc: BaseException) -> None:
+        self.lost = exc
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(exc)
+
+
+class Wire:
+    """One pipelined connection to Redis, opened on first use and after failures."""
+
+    def __init__(self, settings: WireSettings) -> None:
+        self._settings = settings
+        self._protocol: _Protocol | None = None
+        self._connecting: asyncio.Future[_Protocol] | None = None
+
+    async def execute(self, *args: Any) -> Any:
+        """Send one command and return its reply.
+
+        Raises:
+            redis.exceptions.ConnectionError: If the connection fails.
+            redis.exceptions.ResponseError: For an error reply.
+        """
+        protocol = await self._ready()
+        return await protocol.send(pack(args))
+
+    async def execute_many(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        """Send commands in one write; returns each reply or error reply, in order.
+
+        Raises:
+            redis.exceptions.ConnectionError: If the connection fails.
+        """
+        protocol = await self._ready()
+        futures = [protocol.send(pack(command)) for command in commands]
+        results: list[Any] = []
+        for future in futures:
+            try:
+                results.append(await future)
+            except ResponseError as exc:
+                results.append(exc)
+        return results
+
+    async def _ready(self) -> _Protocol:
+        protocol = self._protocol
+        if protocol is not None and protocol.lost is None:
+            return protocol
+        if self._connecting is None or self._connecting.done():
+            self._connecting = asyncio.ensure_future(self._connect())
+        connecting = self._connecting
+        try:
+            return await asyncio.shield(connecting)
+        finally:
+            if connecting.done():
+                self._connecting = None
+
+    async def _connect(self) -> _Protocol:
+        if self._protocol is not None and self._protocol.transport is not None:
+            self._protocol.transport.abort()
+        settings = self._settings
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                if settings.path is not None:
+                    _, protocol = await loop.create_unix_connection(_Protocol, settings.path)
+                else:
+                    _, protocol = await loop.create_connection(
+                        _Protocol, settings.host, settings.port, ssl=settings.ssl_context
+                    )
+        except (OSError, TimeoutError) as exc:
+            raise RedisConnectionError(f"cannot connect to Redis: {exc}") from exc
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                await self._handshake(protocol)
+        except (ResponseError, TimeoutError) as exc:  # AUTH or SELECT refused, or no answer
+            assert protocol.transport is not None
+            protocol.transport.abort()
+            raise RedisConnectionError(f"Redis refused the connection: {exc}") from exc
+        self._protocol = protocol
+        return protocol
+
+    async def _handshake(self, protocol: _Protocol) -> None:
+        settings = self._settings
+        replies = []
+        if settings.password is not None:
+            if settings.username:
+                replies.append(protocol.send(pack(("AUTH", settings.username, settings.password))))
+            else:
+                replies.append(protocol.send(pack(("AUTH", settings.password))))
+        if settings.db:
+            replies.append(protocol.send(pack(("SELECT", settings.db))))
+        for reply in replies:
+            await reply
+
+    async def aclose(self) -> None:
+        """Close the connection (commands in flight fail)."""
+        if self._protocol is not None and self._protocol.transport is not None:
+            self._protocol.transport.close()
+        self._protocol = None
+
+    def reset(self) -> None:
+        """Drop the connection, e.g. after a command timed out; the next use reconnects."""
+        if self._protocol is not None and self._protocol.transport is not None:
+            self._protocol.transport.abort()
