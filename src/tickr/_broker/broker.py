@@ -26,10 +26,17 @@ from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tickr._broker.connection import open_redis, resolve_url
-from tickr._broker.events import EventListener, EventSink
+from tickr._broker.events import (
+    EventListener,
+    EventSink,
+    RedisPyTransport,
+    Transport,
+    WireTransport,
+)
 from tickr._broker.executor import Executor, executor_for
 from tickr._broker.keys import PENDING_SEQ_WIDTH, NamespaceKeys, QueueKeys
 from tickr._broker.scripts import Script, load_script
+from tickr._broker.wire import Wire
 from tickr.errors import RedisUnavailable
 
 __all__ = [
@@ -175,8 +182,18 @@ class Broker:
         return keys
 
     def listener(self, sink: EventSink) -> EventListener:
-        """A pub/sub listener delivering the events of chosen queues to `sink`."""
-        return EventListener(self._redis, sink, self.keys)
+        """A pub/sub listener delivering the events of chosen queues to `sink`.
+
+        It subscribes on a connection of its own, over the same lean protocol as the
+        commands when they use it.
+        """
+        executor = self._executor
+        transport: Transport
+        if isinstance(executor, Wire):
+            transport = WireTransport(executor.settings)
+        else:
+            transport = RedisPyTransport(self._redis)
+        return EventListener(transport, sink, self.keys)
 
     # ------------------------------------------------------------------ plumbing
 

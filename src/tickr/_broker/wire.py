@@ -1,10 +1,11 @@
 """A lean RESP2 connection with automatic pipelining, for the broker's hot path.
 
-Every command issued during one turn of the event loop is written to Redis in a single
-write, and the replies resolve the callers' futures in order.  A hundred coroutines that
-enqueue at once thus share one system call each way instead of paying a round trip
-each, and the server's fetcher, finisher and heartbeat share the connection the same
-way.  Parsing is done by hiredis.
+The first command of a turn of the event loop is written at once (no added latency);
+the commands issued after it in the same turn are written together, in one write, at
+the end of the turn.  The replies resolve the callers' futures in order.  A hundred
+coroutines that enqueue at once thus share two system calls instead of paying a round
+trip each, and the server's fetcher, finisher and heartbeat share the connection the
+same way.  Parsing is done by hiredis.
 
 The connection is opened lazily and re-opened after a failure.  When it breaks, every
 command in flight fails with `redis.exceptions.ConnectionError`; whether such a command
@@ -17,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import hiredis
@@ -25,7 +26,7 @@ from redis.asyncio.connection import parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import InvalidResponse, NoScriptError, ResponseError
 
-__all__ = ["Wire", "WireSettings"]
+__all__ = ["Protocol", "Wire", "WireSettings", "open_connection", "pack"]
 
 CONNECT_TIMEOUT: Final = 5.0
 _CRLF: Final = b"\r\n"
@@ -122,33 +123,62 @@ def _reply_error(message: str) -> ResponseError:
     return ResponseError(message)
 
 
-class _Protocol(asyncio.Protocol):
-    """Feeds bytes from Redis to hiredis and hands each reply to the oldest waiter."""
+class Protocol(asyncio.Protocol):
+    """Feeds bytes from Redis to hiredis and hands each reply to the oldest waiter.
+
+    In push mode (after `push_to`), every reply goes to the push handler instead: that
+    is how a subscribed connection receives its messages.
+    """
 
     def __init__(self) -> None:
         self._parser = hiredis.Reader(protocolError=InvalidResponse, replyError=_reply_error)
         self.waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
         self.transport: asyncio.Transport | None = None
         self.lost: BaseException | None = None
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._push: Callable[[Any], None] | None = None
         self._outbox: list[bytes] = []
         self._flush_scheduled = False
 
+    def push_to(self, handler: Callable[[Any], None]) -> None:
+        """From now on, hand every reply to `handler`."""
+        self._push = handler
+
+    def write(self, packed: bytes) -> None:
+        """Write at once, expecting no reply in order (push mode)."""
+        if self.lost is None and self.transport is not None:
+            self.transport.write(packed)
+
+    def abort(self) -> None:
+        """Drop the connection now."""
+        if self.transport is not None:
+            self.transport.abort()
+
     def send(self, packed: bytes) -> asyncio.Future[Any]:
-        """Queue one packed command; it is written with the others of this loop turn."""
+        """Send one packed command and return the future of its reply.
+
+        The first command of a loop turn is written at once; the ones that follow in the
+        same turn are written together at its end, in one write.
+        """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         if self.lost is not None:
             future.set_exception(self.lost)
             return future
         self.waiters.append(future)
-        self._outbox.append(packed)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            loop.call_soon(self._flush)
+        if self._flush_scheduled:
+            self._outbox.append(packed)
+            return future
+        self._flush_scheduled = True
+        loop.call_soon(self._flush)
+        if self.transport is not None:
+            self.transport.write(packed)
         return future
 
     def _flush(self) -> None:
         self._flush_scheduled = False
+        if not self._outbox:
+            return
         outbox, self._outbox = self._outbox, []
         if self.lost is None and self.transport is not None:
             self.transport.write(b"".join(outbox))
@@ -171,6 +201,9 @@ class _Protocol(asyncio.Protocol):
                 return
             if reply is False:
                 return
+            if self._push is not None:
+                self._push(reply)
+                continue
             waiter = waiters.popleft()
             if waiter.done():
                 continue  # its caller gave up (timeout or cancellation)
@@ -184,19 +217,56 @@ class _Protocol(asyncio.Protocol):
 
     def _fail(self, exc: BaseException) -> None:
         self.lost = exc
+        if not self.closed.done():
+            self.closed.set_result(None)
         while self.waiters:
             waiter = self.waiters.popleft()
             if not waiter.done():
                 waiter.set_exception(exc)
 
 
+async def open_connection(settings: WireSettings) -> Protocol:
+    """Connect, authenticate and select the database.
+
+    Raises:
+        redis.exceptions.ConnectionError: If Redis cannot be reached or refuses us.
+    """
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(CONNECT_TIMEOUT):
+            if settings.path is not None:
+                _, protocol = await loop.create_unix_connection(Protocol, settings.path)
+            else:
+                _, protocol = await loop.create_connection(
+                    Protocol, settings.host, settings.port, ssl=settings.ssl_context
+                )
+    except (OSError, TimeoutError) as exc:
+        raise RedisConnectionError(f"cannot connect to Redis: {exc}") from exc
+    replies = []
+    if settings.password is not None:
+        if settings.username:
+            replies.append(protocol.send(pack(("AUTH", settings.username, settings.password))))
+        else:
+            replies.append(protocol.send(pack(("AUTH", settings.password))))
+    if settings.db:
+        replies.append(protocol.send(pack(("SELECT", settings.db))))
+    try:
+        async with asyncio.timeout(CONNECT_TIMEOUT):
+            for reply in replies:
+                await reply
+    except (ResponseError, TimeoutError) as exc:  # AUTH or SELECT refused, or no answer
+        protocol.abort()
+        raise RedisConnectionError(f"Redis refused the connection: {exc}") from exc
+    return protocol
+
+
 class Wire:
     """One pipelined connection to Redis, opened on first use and after failures."""
 
     def __init__(self, settings: WireSettings) -> None:
-        self._settings = settings
-        self._protocol: _Protocol | None = None
-        self._connecting: asyncio.Future[_Protocol] | None = None
+        self.settings = settings
+        self._protocol: Protocol | None = None
+        self._connecting: asyncio.Future[Protocol] | None = None
 
     async def execute(self, *args: Any) -> Any:
         """Send one command and return its reply.
@@ -224,7 +294,7 @@ class Wire:
                 results.append(exc)
         return results
 
-    async def _ready(self) -> _Protocol:
+    async def _ready(self) -> Protocol:
         protocol = self._protocol
         if protocol is not None and protocol.lost is None:
             return protocol
@@ -237,43 +307,11 @@ class Wire:
             if connecting.done():
                 self._connecting = None
 
-    async def _connect(self) -> _Protocol:
-        if self._protocol is not None and self._protocol.transport is not None:
-            self._protocol.transport.abort()
-        settings = self._settings
-        loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(CONNECT_TIMEOUT):
-                if settings.path is not None:
-                    _, protocol = await loop.create_unix_connection(_Protocol, settings.path)
-                else:
-                    _, protocol = await loop.create_connection(
-                        _Protocol, settings.host, settings.port, ssl=settings.ssl_context
-                    )
-        except (OSError, TimeoutError) as exc:
-            raise RedisConnectionError(f"cannot connect to Redis: {exc}") from exc
-        try:
-            async with asyncio.timeout(CONNECT_TIMEOUT):
-                await self._handshake(protocol)
-        except (ResponseError, TimeoutError) as exc:  # AUTH or SELECT refused, or no answer
-            assert protocol.transport is not None
-            protocol.transport.abort()
-            raise RedisConnectionError(f"Redis refused the connection: {exc}") from exc
-        self._protocol = protocol
-        return protocol
-
-    async def _handshake(self, protocol: _Protocol) -> None:
-        settings = self._settings
-        replies = []
-        if settings.password is not None:
-            if settings.username:
-                replies.append(protocol.send(pack(("AUTH", settings.username, settings.password))))
-            else:
-                replies.append(protocol.send(pack(("AUTH", settings.password))))
-        if settings.db:
-            replies.append(protocol.send(pack(("SELECT", settings.db))))
-        for reply in replies:
-            await reply
+    async def _connect(self) -> Protocol:
+        if self._protocol is not None:
+            self._protocol.abort()
+        self._protocol = await open_connection(self.settings)
+        return self._protocol
 
     async def aclose(self) -> None:
         """Close the connection (commands in flight fail)."""
