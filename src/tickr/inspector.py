@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from tickr._broker import Broker, RedisClient
 from tickr._records import task_info
-from tickr._time import now_ms
+from tickr._time import datetime_from_ms, now_ms
 from tickr.errors import QueueNotFound, TaskNotFound
 from tickr.options import DEFAULT_QUEUE, check_name
-from tickr.values import DailyStats, QueueInfo, TaskInfo
+from tickr.serialization import MessageDecodeError, decode_value
+from tickr.values import DailyStats, QueueInfo, ServerInfo, TaskInfo
 
 __all__ = ["Inspector"]
 
@@ -87,6 +88,8 @@ class Inspector:
                     latency = max(0.0, now_ms() / 1000 - enqueued.timestamp())
         processed, failed = daily[0]
         states = ("pending", "active", "scheduled", "retry", "archived", "completed")
+        size = sum(sizes[state] for state in states)
+        memory = await self._broker.queue_memory(queue, size)
         return QueueInfo(
             queue=queue,
             pending=sizes["pending"],
@@ -99,7 +102,8 @@ class Inspector:
             failed=failed,
             paused=bool(sizes["paused"]),
             latency=latency,
-            size=sum(sizes[state] for state in states),
+            size=size,
+            memory=memory,
         )
 
     async def history(self, queue: str, days: int = 7) -> list[DailyStats]:
@@ -107,9 +111,12 @@ class Inspector:
 
         Raises:
             QueueNotFound: If the namespace has no such queue.
+            TypeError: If `days` is not an int.
             ValueError: If `days` is not between 1 and 90.
             RedisUnavailable: If Redis cannot be reached.
         """
+        if not isinstance(days, int) or isinstance(days, bool):
+            raise TypeError(f"days must be an int, not {days!r}")
         if not 1 <= days <= 90:
             raise ValueError("days must be between 1 and 90")
         await self._check_queue(queue)
@@ -120,6 +127,22 @@ class Inspector:
             DailyStats(queue, day, processed, failed)
             for day, (processed, failed) in zip(dates, daily, strict=True)
         ]
+
+    async def servers(self) -> list[ServerInfo]:
+        """Every running Server of the namespace, as of its last heartbeat.
+
+        A server that stopped heartbeating drops out within three heartbeat intervals.
+
+        Raises:
+            RedisUnavailable: If Redis cannot be reached.
+        """
+        servers = []
+        for record in await self._broker.server_records(now_ms()):
+            try:
+                servers.append(_server_info(decode_value(record)))
+            except (MessageDecodeError, KeyError, TypeError, ValueError):
+                continue  # a record this version cannot read
+        return sorted(servers, key=lambda server: server.started_at)
 
     async def get_task(self, task_id: str, queue: str = DEFAULT_QUEUE) -> TaskInfo:
         """The current state of a task.
@@ -165,3 +188,16 @@ class Inspector:
         """
         check_name(queue, "queue")
         await self._broker.unpause(queue)
+
+
+def _server_info(record: dict[str, Any]) -> ServerInfo:
+    return ServerInfo(
+        id=str(record["id"]),
+        host=str(record["host"]),
+        pid=int(record["pid"]),
+        queues={str(queue): int(weight) for queue, weight in record["queues"].items()},
+        concurrency=int(record["concurrency"]),
+        strict_priority=bool(record["strict_priority"]),
+        started_at=datetime_from_ms(int(record["started_ms"])),
+        active_tasks=[(str(queue), str(task_id)) for queue, task_id in record["active"]],
+    )

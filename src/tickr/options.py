@@ -119,7 +119,7 @@ class PreparedTask:
     """A validated task, encoded and ready for the broker."""
 
     queue: str
-    item: tuple[str, bytes, int, int, str, int]
+    item: tuple[str, bytes, int, int, str, int, int]
     info: TaskInfo
 
 
@@ -224,5 +224,5 @@ def prepare_task(
         enqueued_at=enqueued_at,
         retention=retention_ms / 1000,
     )
-    item = (task_id, msg, priority, due_ms if scheduled else 0, digest, unique_ms or 0)
+    item = (task_id, msg, priority, due_ms if scheduled else 0, digest, unique_ms or 0, max_retry)
     return PreparedTask(queue, item, info)

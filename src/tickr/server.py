@@ -12,8 +12,9 @@ Shutdown order, and why:
    while this one waits for its running handlers.
 3. Wait up to `shutdown_timeout` for the running handlers to finish.
 4. Requeue the handlers still running (to the front of pending) and cancel them.
-5. Write every outcome to Redis (the heartbeat keeps the leases alive meanwhile).
-6. Stop the heartbeat, then the event listener; cancel the workers; close Redis.
+5. Write every outcome to Redis (the lease keeper keeps the leases alive meanwhile).
+6. Stop the heartbeat and the lease keeper, then the finisher and the event listener;
+   cancel the workers; close Redis.
 """
 
 from __future__ import annotations
@@ -31,17 +32,20 @@ from typing import Any, Final, Self
 
 from tickr._aio import cancel_and_wait, within
 from tickr._broker import Broker, Event, EventKind, EventListener, RedisClient
+from tickr._server.failures import log_failure
 from tickr._server.fetcher import Fetcher
 from tickr._server.finisher import Finisher
 from tickr._server.forwarder import Forwarder
 from tickr._server.heartbeat import HealthCheck, Heartbeat
 from tickr._server.job import StopReason
+from tickr._server.lease_keeper import LeaseKeeper
 from tickr._server.processor import ErrorHandler, Processor
-from tickr._time import seconds
+from tickr._time import now_ms, seconds
 from tickr.backoff import RetryDelay, exponential_backoff
 from tickr.errors import RedisUnavailable
 from tickr.mux import CallNext, ServeMux, is_async_callable
 from tickr.options import check_name
+from tickr.serialization import encode_value
 from tickr.task import Task
 
 __all__ = ["Server"]
@@ -112,7 +116,11 @@ class Server:
         self._heartbeat_interval = seconds(heartbeat_interval, "heartbeat_interval")
         if not 0 < self._heartbeat_interval * 1000 < self._lease_ms:
             raise ValueError("heartbeat_interval must be positive and shorter than lease_duration")
-        if not isinstance(archive_max_size, int) or archive_max_size < 0:
+        if (
+            not isinstance(archive_max_size, int)
+            or isinstance(archive_max_size, bool)
+            or archive_max_size < 0
+        ):
             raise ValueError("archive_max_size must be a non-negative int")
         for name, hook in (("retry_delay", retry_delay), ("error_handler", error_handler)):
             if hook is not None and not callable(hook):
@@ -135,6 +143,8 @@ class Server:
         self._ready: asyncio.Event | None = None
         self._stopped: asyncio.Event | None = None
         self._serving = False
+        self._serve_calls = 0
+        self._started_ms = 0
 
     async def __aenter__(self) -> Self:
         return self
@@ -185,14 +195,15 @@ class Server:
         """
         if self._serving:
             raise RuntimeError("this Server is already serving")
-        resolve = _resolver(handler)
         self._serving = True
+        self._serve_calls += 1
+        self._started_ms = now_ms()
         self._stop_requested = asyncio.Event()
         self._force = asyncio.Event()
         self._ready = asyncio.Event()
         self._stopped = asyncio.Event()
         try:
-            await self._serve(resolve, burst)
+            await self._serve(_resolver(handler), burst)
         finally:
             self._serving = False
             self._stopped.set()
@@ -200,16 +211,20 @@ class Server:
     async def wait_ready(self) -> None:
         """Return once `serve()` has every loop running and listens for work.
 
-        Call it after starting `serve()` (for example in a task of its own).
+        It waits for the `serve()` call running now, or else for the next one to start
+        (for example in a task of its own).
 
         Raises:
-            RuntimeError: If `serve()` ended before it was ready (it failed to start, or
-                was shut down first).
+            RuntimeError: If that `serve()` call ended before it was ready (it failed to
+                start, or was shut down first).
         """
-        while self._ready is None or self._stopped is None:  # noqa: ASYNC110 - serve() makes them
+        calls = self._serve_calls
+        while not self._serving and self._serve_calls == calls:  # noqa: ASYNC110 - see serve()
             await asyncio.sleep(0.005)
-        await _first_of(self._ready.wait(), self._stopped.wait())
-        if not self._ready.is_set():
+        ready, stopped = self._ready, self._stopped
+        assert ready is not None and stopped is not None
+        await _first_of(ready.wait(), stopped.wait())
+        if not ready.is_set():
             raise RuntimeError("the server stopped before it was ready")
 
     async def shutdown(self) -> None:
@@ -228,7 +243,20 @@ class Server:
         assert self._stop_requested is not None and self._ready is not None
         assert self._force is not None
         broker = Broker.connect(self._url, self._redis, self.namespace)
-        processor, finisher, fetcher, forwarder, heartbeat, listener = self._build(broker, resolve)
+        renewer = broker.sync_renewer()
+        processor, finisher, fetcher, forwarder, heartbeat, listener = self._build(
+            broker, resolve, renew_in_loop=renewer is None
+        )
+        leases = None
+        if renewer is not None:
+            leases = LeaseKeeper(
+                renewer,
+                processor,
+                owner=self.id,
+                lease_ms=self._lease_ms,
+                interval=self._heartbeat_interval,
+                blocked_after=max(1.0, self._heartbeat_interval),
+            )
         background: dict[str, asyncio.Task[None]] = {}
         cancelled = False
         try:
@@ -236,6 +264,8 @@ class Server:
             if await self._start_up(broker, listener):
                 background["finisher"] = asyncio.create_task(finisher.run(), name="tickr-finisher")
                 processor.start()
+                if leases is not None:
+                    leases.start()
                 background["heartbeat"] = asyncio.create_task(
                     heartbeat.run(), name="tickr-heartbeat"
                 )
@@ -266,7 +296,7 @@ class Server:
                 current.uncancel()
             logger.info("server %s cancelled: shutting down now", self.id)
         finally:
-            await self._shut_down(broker, background, processor, finisher)
+            await self._shut_down(broker, background, processor, finisher, leases)
         if cancelled:
             raise asyncio.CancelledError
 
@@ -277,6 +307,7 @@ class Server:
         while not self._stop_requested.is_set():
             try:
                 await broker.register_queues(self._queues)
+                await self._warn_about_redis(broker)
                 break
             except RedisUnavailable as exc:
                 logger.warning("cannot reach Redis to start (%s); retrying in %.2fs", exc, backoff)
@@ -286,7 +317,7 @@ class Server:
         return not self._stop_requested.is_set()
 
     def _build(
-        self, broker: Broker, resolve: Callable[[str], CallNext | None]
+        self, broker: Broker, resolve: Callable[[str], CallNext | None], *, renew_in_loop: bool
     ) -> tuple[Processor, Finisher, Fetcher, Forwarder, Heartbeat, EventListener]:
         processor_ref: list[Processor] = []
         finisher = Finisher(
@@ -324,6 +355,8 @@ class Server:
             archive_max_size=self._archive_max_size,
             archive_max_age_ms=self._archive_max_age_ms,
             health_check=self._health_check,
+            renew=renew_in_loop,
+            record=lambda: self._registry_record(processor),
         )
 
         def on_event(event: Event) -> None:
@@ -343,26 +376,71 @@ class Server:
             listener.add_events(queue)
         return processor, finisher, fetcher, forwarder, heartbeat, listener
 
+    def _registry_record(self, processor: Processor) -> bytes:
+        return encode_value(
+            {
+                "id": self.id,
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "queues": self._queues,
+                "concurrency": self.concurrency,
+                "strict_priority": self.strict_priority,
+                "started_ms": self._started_ms,
+                "active": [[queue, task_id] for queue, task_id in tuple(processor.held)],
+            }
+        )
+
+    async def _warn_about_redis(self, broker: Broker) -> None:
+        """Warn when Redis may evict Tickr's keys or lose them on a restart."""
+        try:
+            settings = await broker.redis_settings()
+        except Exception as exc:  # noqa: BLE001 - a warning is not worth failing for
+            logger.info("could not read Redis' settings (%s)", exc)
+            return
+        policy = settings["maxmemory_policy"]
+        if policy not in ("noeviction", "unknown"):
+            logger.warning(
+                "Redis' maxmemory-policy is %s: when memory runs out Redis may evict Tickr's "
+                "keys and lose tasks; use noeviction",
+                policy,
+            )
+        if settings["aof_enabled"] == "0":
+            snapshots = settings["save"]
+            if snapshots in ("", '""'):
+                logger.warning(
+                    "Redis persistence is off (no AOF, no snapshots): a Redis restart loses "
+                    "every task; set appendonly yes"
+                )
+            else:
+                logger.warning(
+                    "Redis' append-only file is off: a Redis crash loses what was written "
+                    "since the last snapshot (save %s); set appendonly yes",
+                    snapshots,
+                )
+
     async def _stop_when_empty(self, broker: Broker, processor: Processor) -> None:
         assert self._stop_requested is not None
         while True:
             await asyncio.sleep(_BURST_CHECK_SECONDS)
             if processor.held:
                 continue
-            empty = True
-            for queue in self._queues:
-                sizes = await broker.queue_sizes(queue)
-                if (
-                    (sizes["pending"] and not sizes["paused"])
-                    or sizes["active"]
-                    or sizes["scheduled"]
-                    or sizes["retry"]
-                ):
-                    empty = False
+            try:
+                empty = await self._queues_empty(broker)
+            except Exception as exc:  # noqa: BLE001 - keep watching whatever happens
+                log_failure(logger, "check whether the queues are empty", exc, _BURST_CHECK_SECONDS)
+                continue
             if empty and not processor.held:
                 logger.info("server %s: queues are empty, stopping (burst mode)", self.id)
                 self._stop_requested.set()
                 return
+
+    async def _queues_empty(self, broker: Broker) -> bool:
+        for queue in self._queues:
+            sizes = await broker.queue_sizes(queue)
+            waiting = sizes["pending"] and not sizes["paused"]
+            if waiting or sizes["active"] or sizes["scheduled"] or sizes["retry"]:
+                return False
+        return True
 
     async def _shut_down(
         self,
@@ -370,6 +448,7 @@ class Server:
         background: dict[str, asyncio.Task[None]],
         processor: Processor,
         finisher: Finisher,
+        leases: LeaseKeeper | None,
     ) -> None:
         await _cancel(background.pop("burst", None))
         await _cancel(background.pop("fetcher", None))
@@ -390,6 +469,13 @@ class Server:
                 "expire and other servers will recover those tasks"
             )
         await _cancel(background.pop("heartbeat", None))
+        try:
+            await broker.unregister_server(self.id)
+        except Exception as exc:  # noqa: BLE001 - the record expires by itself anyway
+            logger.info("could not remove this server from the registry (%s)", exc)
+        if leases is not None:
+            leases.stop()
+            await leases.join()
         await _cancel(background.pop("finisher", None))
         await _cancel(background.pop("listener", None))
         if not await within(processor.wait_until_idle(), _HANDLER_GRACE):

@@ -84,9 +84,11 @@ class QueueInfo:
         processed: Attempts finished today (UTC), successful or not.
         failed: Attempts failed today (UTC).
         paused: Whether servers skip this queue.
-        latency: Seconds the oldest pending task has waited (0 when none wait).
+        latency: Seconds since the task that runs next was enqueued (0 when nothing is
+            pending).
         size: Tasks in all states together.
-        memory: Approximate bytes used by the queue's keys (sampled).
+        memory: Approximate bytes used by the queue: its sets, plus a few sampled task
+            records scaled to the number of tasks.
     """
 
     queue: str

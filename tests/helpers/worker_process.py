@@ -1,14 +1,15 @@
 """A Tickr worker in its own process, for tests that need real processes.
 
     python -m tests.helpers.worker_process URL NAMESPACE [--burst] [--concurrency N]
-        [--sleep SECONDS] [--shutdown-timeout SECONDS]
+        [--sleep SECONDS] [--shutdown-timeout SECONDS] [--lease S] [--heartbeat S]
 
 Every execution is counted in Redis (hash ``<namespace>:runs``: task id -> starts, and
 ``<namespace>:runs:done``: task id -> completions), so a test can check that each task
 ran exactly once.  A task's payload may be a number of seconds to sleep on its first
-attempt (retries do not sleep); otherwise it sleeps --sleep.  The server logs "serving"
-to stderr once it is ready.  With --burst it exits when the queues are empty; otherwise
-it is `Server.run()`, stopped by signals.
+attempt (retries do not sleep); otherwise it sleeps --sleep.  Type "block" blocks the
+event loop for `payload` seconds with time.sleep, as a careless handler does.  The server
+logs "serving" to stderr once it is ready.  With --burst it exits when the queues are
+empty; otherwise it is `Server.run()`, stopped by signals.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import argparse
 import asyncio
 import logging
 import sys
+import time
 
 import redis.asyncio as aredis
 
@@ -31,6 +33,8 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--sleep", type=float, default=0.0)
     parser.add_argument("--shutdown-timeout", type=float, default=8.0)
+    parser.add_argument("--lease", type=float, default=None)
+    parser.add_argument("--heartbeat", type=float, default=None)
     return parser.parse_args()
 
 
@@ -51,6 +55,15 @@ def build_mux(url: str, runs_key: str, default_sleep: float) -> tickr.ServeMux:
             await asyncio.sleep(seconds)
         await counter.hincrby(runs_key + ":done", task.id, 1)
 
+    @mux.handle("block")
+    async def block(task: tickr.Task) -> None:
+        """Blocks the whole event loop for `payload` seconds, as bad handlers do."""
+        if not counters:
+            counters.append(aredis.Redis.from_url(url))
+        await counters[0].hincrby(runs_key, task.id, 1)
+        time.sleep(float(task.payload))  # noqa: ASYNC251 - blocking on purpose
+        await counters[0].hincrby(runs_key + ":done", task.id, 1)
+
     return mux
 
 
@@ -58,11 +71,17 @@ def main() -> None:
     args = parse()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     mux = build_mux(args.url, f"{args.namespace}:runs", args.sleep)
+    leases = {}
+    if args.lease is not None:
+        leases["lease_duration"] = args.lease
+    if args.heartbeat is not None:
+        leases["heartbeat_interval"] = args.heartbeat
     server = tickr.Server(
         args.url,
         namespace=args.namespace,
         concurrency=args.concurrency,
         shutdown_timeout=args.shutdown_timeout,
+        **leases,
     )
     if args.burst:
         asyncio.run(server.serve(mux, burst=True))

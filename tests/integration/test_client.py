@@ -69,7 +69,7 @@ async def test_a_resent_identical_enqueue_is_not_a_conflict(
     from tickr.options import TaskSpec, prepare_task
 
     prepared = prepare_task(TaskSpec("t", 1, task_id="x"), now_ms=now_ms(), max_payload_bytes=1000)
-    async with Broker(raw_redis, namespace, owns_redis=False) as broker:
+    async with Broker.connect(None, raw_redis, namespace) as broker:
         assert await broker.enqueue("default", prepared.item) == 1
         assert await broker.enqueue("default", prepared.item) == 1
         assert (await broker.queue_sizes("default"))["pending"] == 1
@@ -136,10 +136,10 @@ async def test_enqueue_many_validates_everything_before_writing(
     assert await client.enqueue_many([]) == []
 
 
-async def test_enqueue_many_handles_large_batches(client: tickr.Client) -> None:
+async def test_enqueue_many_handles_large_batches(client: tickr.Client, url: str) -> None:
     results = await client.enqueue_many([tickr.TaskSpec("t", i) for i in range(2500)])
     assert all(isinstance(result, tickr.TaskInfo) for result in results)
-    async with tickr.Inspector(redis=client._broker._redis, namespace=client.namespace) as insp:
+    async with tickr.Inspector(url, namespace=client.namespace) as insp:
         assert (await insp.queue_info("default")).pending == 2500
 
 

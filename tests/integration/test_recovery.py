@@ -1,6 +1,7 @@
 """Tasks held by a server that stopped renewing its lease are taken back exactly once."""
 
 import asyncio
+from datetime import UTC, datetime
 
 import pytest
 import redis.asyncio as aredis
@@ -17,7 +18,7 @@ FAST = {"lease_duration": LEASE, "heartbeat_interval": 0.1}
 
 async def take_as_ghost(raw_redis: aredis.Redis, namespace: str, count: int) -> list[str]:
     """Dequeue tasks under a lease held by a server that will never renew it."""
-    async with Broker(raw_redis, namespace, owns_redis=False) as broker:
+    async with Broker.connect(None, raw_redis, namespace) as broker:
         taken = await broker.dequeue("default", count, now_ms() + int(LEASE * 1000), "ghost")
     return [task_id for task_id, _msg, _retried in taken]
 
@@ -38,6 +39,28 @@ async def test_a_dead_servers_tasks_are_retried_with_worker_lost(
     assert runs == [1], "the lost attempt counts as a retry"
     stored = await client.get_task(info.id)
     assert (stored.retried, stored.last_error) == (1, "worker lost")
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"\x00binary", {"at": datetime(2026, 1, 1, tzinfo=UTC)}, "text"],
+    ids=["bytes", "datetime", "str"],
+)
+async def test_recovery_honours_retries_whatever_the_payload(
+    client: tickr.Client,
+    raw_redis: aredis.Redis,
+    namespace: str,
+    running_server: ServerFactory,
+    payload: object,
+) -> None:
+    info = await client.enqueue("t", payload, max_retry=3, retention=60)
+    await take_as_ghost(raw_redis, namespace, 1)
+
+    async def echo(task: tickr.Task) -> object:
+        return task.payload
+
+    async with running_server(echo, **FAST):
+        assert await client.result(info.id, timeout=10) == payload
 
 
 async def test_a_dead_servers_task_without_retries_left_is_archived(

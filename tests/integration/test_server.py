@@ -509,3 +509,20 @@ async def test_serve_rejects_a_sync_function(url: str) -> None:
 
     with pytest.raises(TypeError, match="async function"):
         await tickr.Server(url).serve(sync_handler)  # type: ignore[arg-type]
+
+
+async def test_queue_info_reports_sizes_latency_and_memory(
+    client: tickr.Client, url: str, namespace: str
+) -> None:
+    await client.enqueue_many([tickr.TaskSpec("t", "x" * 200) for _ in range(50)])
+    await client.enqueue("t", delay=60)
+    await asyncio.sleep(0.05)
+    async with tickr.Inspector(url, namespace=namespace) as inspector:
+        info = await inspector.queue_info("default")
+        with pytest.raises(tickr.QueueNotFound):
+            await inspector.queue_info("nope")
+        with pytest.raises(TypeError):
+            await inspector.history("default", days=1.5)  # type: ignore[arg-type]
+    assert (info.pending, info.scheduled, info.size) == (50, 1, 51)
+    assert info.latency >= 0.05
+    assert 51 * 200 < info.memory < 51 * 5000, info.memory

@@ -19,8 +19,8 @@ def test_defaults() -> None:
     assert info.state == "pending"
     assert (info.queue, info.priority, info.max_retry, info.timeout) == ("default", 0, 25, 1800.0)
     assert len(info.id) == 32
-    task_id, msg, priority, due, digest, unique_ttl = prepared.item
-    assert (task_id, priority, due, digest, unique_ttl) == (info.id, 0, 0, "", 0)
+    task_id, msg, priority, due, digest, unique_ttl, max_retry = prepared.item
+    assert (task_id, priority, due, digest, unique_ttl, max_retry) == (info.id, 0, 0, "", 0, 25)
     assert decode_message(msg).payload == {"to": "a"}
 
 

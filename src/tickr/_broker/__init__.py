@@ -18,6 +18,7 @@ from tickr._broker.broker import (
 )
 from tickr._broker.connection import RedisClient, resolve_url
 from tickr._broker.events import Event, EventKind, EventListener, EventSink
+from tickr._broker.sync_renewer import SyncRenewer
 
 __all__ = [
     "OP_ARCHIVE",
@@ -35,5 +36,6 @@ __all__ = [
     "FinishOp",
     "HeartbeatReport",
     "RedisClient",
+    "SyncRenewer",
     "resolve_url",
 ]

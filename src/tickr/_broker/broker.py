@@ -2,13 +2,17 @@
 
 Each method is one atomic step: one Lua script, one pipeline of independent reads, or
 one command.  Methods speak in ids, bytes, ints and milliseconds; decoding into values
-is the caller's job.  Connection failures surface as `tickr.errors.RedisUnavailable`.
+is the caller's job.  Connection failures, and error replies that mean "not now"
+(LOADING, BUSY, OOM, READONLY...), surface as `tickr.errors.RedisUnavailable` after a
+few quick retries; any other error reply as `tickr.errors.TickrError`.
 
 A call whose connection broke is sent again (a few times, with a short backoff), even
 though it may have run already.  Every script tolerates that: an enqueue of the very
 same message is recognised as done, finish/renew/recover check the lease owner and the
 state, forward and unpause are idempotent, and a dequeue whose reply was lost leaves
-its tasks active under a lease nobody renews, so they are recovered (never lost).
+its tasks active under a lease nobody renews, so they are recovered (never lost).  Only
+cancel can answer differently the second time: a task it deleted is gone, so a re-sent
+cancel reports TaskNotFound.
 """
 
 from __future__ import annotations
@@ -22,10 +26,10 @@ from typing import Any, Final, Self, TypeAlias
 import msgpack
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from tickr._broker.connection import open_redis, resolve_url
+from tickr._broker.connection import resolve_url
 from tickr._broker.events import (
     EventListener,
     EventSink,
@@ -33,11 +37,12 @@ from tickr._broker.events import (
     Transport,
     WireTransport,
 )
-from tickr._broker.executor import Executor, executor_for
+from tickr._broker.executor import Executor, RedisPyExecutor, executor_for
 from tickr._broker.keys import PENDING_SEQ_WIDTH, NamespaceKeys, QueueKeys
 from tickr._broker.scripts import Script, load_script
+from tickr._broker.sync_renewer import SyncRenewer
 from tickr._broker.wire import Wire
-from tickr.errors import RedisUnavailable
+from tickr.errors import RedisUnavailable, TickrError
 
 __all__ = [
     "STATS_TTL_SECONDS",
@@ -51,8 +56,8 @@ __all__ = [
 
 logger = logging.getLogger("tickr.broker")
 
-EnqueueItem: TypeAlias = tuple[str, bytes, int, int, str, int]
-"""(id, msg, priority, due ms or 0, unique digest or '', unique ttl ms)."""
+EnqueueItem: TypeAlias = tuple[str, bytes, int, int, str, int, int]
+"""(id, msg, priority, due ms or 0, unique digest or '', unique ttl ms, max retries)."""
 
 EnqueueOutcome: TypeAlias = int | str
 """1 pending, 2 scheduled, 0 id taken; a str is the id of the live equal (unique) task."""
@@ -80,6 +85,7 @@ _ATTEMPTS: Final = 3
 _RETRY_DELAY: Final = 0.05
 _CONNECTION_ERRORS: Final = (RedisConnectionError, RedisTimeoutError, OSError)
 _ENQUEUE_CHUNK: Final = 500
+_MEMORY_SAMPLES: Final = 5
 _STATE_SETS: Final = ("pending", "active", "scheduled", "retry", "archived", "completed")
 
 _ENQUEUE = load_script("enqueue")
@@ -88,6 +94,7 @@ _FINISH = load_script("finish")
 _FORWARD = load_script("forward")
 _RENEW = load_script("renew")
 _RECOVER = load_script("recover")
+_REGISTER_SERVER = load_script("register_server")
 _CANCEL = load_script("cancel")
 _WATCH = load_script("watch")
 _UNPAUSE = load_script("unpause")
@@ -116,6 +123,22 @@ def _pack_list(rows: Sequence[Sequence[Any]]) -> bytes:
     return msgpack.packb(rows, use_bin_type=False)  # type: ignore[no-any-return]
 
 
+_TRANSIENT_REPLIES: Final = (
+    "LOADING",
+    "BUSY",
+    "TRYAGAIN",
+    "MASTERDOWN",
+    "READONLY",
+    "CLUSTERDOWN",
+    "OOM",
+)
+
+
+def _transient(exc: ResponseError) -> bool:
+    """An error reply that means 'not now' (Redis loading, busy, failing over, full)."""
+    return str(exc).startswith(_TRANSIENT_REPLIES)
+
+
 def _unavailable(exc: BaseException) -> RedisUnavailable:
     if isinstance(exc, TimeoutError):
         return RedisUnavailable(f"Redis did not answer within {COMMAND_TIMEOUT:g}s")
@@ -130,17 +153,12 @@ class Broker:
     """Tickr's state in one Redis namespace.
 
     Args:
-        redis: The client to use.
         namespace: Prefix of every key.
-        owns_redis: Whether `aclose` closes `redis` (only when Tickr opened it).
+        executor: How commands reach Redis (see executor.py).
     """
 
-    def __init__(
-        self, redis: Redis, namespace: str, *, owns_redis: bool, executor: Executor | None = None
-    ) -> None:
-        self._redis = redis
-        self._owns_redis = owns_redis
-        self._executor = executor or executor_for(None, redis)
+    def __init__(self, namespace: str, executor: Executor) -> None:
+        self._executor = executor
         self.namespace = namespace
         self.namespace_keys = NamespaceKeys(namespace)
         self._queue_keys: dict[str, QueueKeys] = {}
@@ -153,14 +171,8 @@ class Broker:
             ValueError: If the URL is invalid.
         """
         if redis is not None:
-            return cls(redis, namespace, owns_redis=False)
-        resolved = resolve_url(url)
-        return cls(
-            open_redis(resolved),
-            namespace,
-            owns_redis=True,
-            executor=executor_for(resolved, None),
-        )
+            return cls(namespace, executor_for(None, redis))
+        return cls(namespace, executor_for(resolve_url(url), None))
 
     async def __aenter__(self) -> Self:
         return self
@@ -171,8 +183,6 @@ class Broker:
     async def aclose(self) -> None:
         """Close what this broker opened (a given client stays open)."""
         await self._executor.aclose()
-        if self._owns_redis:
-            await self._redis.aclose()
 
     def keys(self, queue: str) -> QueueKeys:
         """The (cached) key names of a queue."""
@@ -180,6 +190,16 @@ class Broker:
         if keys is None:
             keys = self._queue_keys[queue] = QueueKeys(self.namespace, queue)
         return keys
+
+    def sync_renewer(self) -> SyncRenewer | None:
+        """A blocking lease renewer for a thread of its own.
+
+        None when the broker's connection settings cannot be reproduced; leases are then
+        renewed on the event loop.
+        """
+        if isinstance(self._executor, Wire):
+            return SyncRenewer(self._executor.settings, self.keys)
+        return None
 
     def listener(self, sink: EventSink) -> EventListener:
         """A pub/sub listener delivering the events of chosen queues to `sink`.
@@ -189,10 +209,11 @@ class Broker:
         """
         executor = self._executor
         transport: Transport
-        if isinstance(executor, Wire):
-            transport = WireTransport(executor.settings)
+        if isinstance(executor, RedisPyExecutor):
+            transport = RedisPyTransport(executor.redis)
         else:
-            transport = RedisPyTransport(self._redis)
+            assert isinstance(executor, Wire)
+            transport = WireTransport(executor.settings)
         return EventListener(transport, sink, self.keys)
 
     # ------------------------------------------------------------------ plumbing
@@ -213,8 +234,13 @@ class Broker:
             except _CONNECTION_ERRORS as exc:
                 if attempt + 1 == _ATTEMPTS:
                     raise _unavailable(exc) from exc
-                await asyncio.sleep(delay)
-                delay *= 2
+            except ResponseError as exc:
+                if not _transient(exc):
+                    raise TickrError(f"Redis refused a command: {exc}") from exc
+                if attempt + 1 == _ATTEMPTS:
+                    raise RedisUnavailable(f"Redis cannot serve now: {exc}") from exc
+            await asyncio.sleep(delay)
+            delay *= 2
         raise AssertionError("unreachable")
 
     async def _command(self, *args: Any) -> Any:
@@ -281,6 +307,58 @@ class Broker:
         """
         await self._command("PING")
 
+    async def redis_settings(self) -> dict[str, str]:
+        """What Redis says of its eviction policy and persistence.
+
+        Keys: maxmemory_policy, aof_enabled ("0"/"1"), and save (the RDB snapshot
+        points, or "unknown" when CONFIG is not allowed, as on many managed services).
+        """
+        memory, persistence = await self._pipeline([("INFO", "memory"), ("INFO", "persistence")])
+        fields: dict[str, str] = {}
+        for section in (memory, persistence):
+            for line in _text(section).splitlines():
+                name, _, value = line.partition(":")
+                fields[name.strip()] = value.strip()
+        settings = {
+            "maxmemory_policy": fields.get("maxmemory_policy", "unknown"),
+            "aof_enabled": fields.get("aof_enabled", "unknown"),
+            "save": "unknown",
+        }
+        try:
+            reply = await self._command("CONFIG", "GET", "save")
+            if isinstance(reply, list) and len(reply) == 2:
+                settings["save"] = _text(reply[1])
+        except TickrError:
+            pass  # CONFIG is disabled or renamed
+        return settings
+
+    # ------------------------------------------------------------------ servers
+
+    async def register_server(
+        self, server_id: str, record: bytes, now_ms: int, ttl_ms: int
+    ) -> None:
+        """Record a running server for `ttl_ms` (see lua/register_server.lua)."""
+        keys = self.namespace_keys
+        await self._eval(
+            _REGISTER_SERVER,
+            (keys.server(server_id), keys.servers),
+            (server_id, record, now_ms, ttl_ms),
+        )
+
+    async def unregister_server(self, server_id: str) -> None:
+        """Remove a server's record at once."""
+        keys = self.namespace_keys
+        await self._pipeline([("DEL", keys.server(server_id)), ("ZREM", keys.servers, server_id)])
+
+    async def server_records(self, now_ms: int) -> list[bytes]:
+        """The records of every server registered and not expired."""
+        keys = self.namespace_keys
+        ids = await self._command("ZRANGEBYSCORE", keys.servers, now_ms, "+inf")
+        if not ids:
+            return []
+        records = await self._command("MGET", *(keys.server(_text(i)) for i in ids))
+        return [record for record in records if record]
+
     # ------------------------------------------------------------------ queues
 
     async def register_queues(self, queues: Iterable[str]) -> None:
@@ -337,6 +415,33 @@ class Broker:
             (int(processed or 0), int(failed or 0)) for processed, failed in replies[count + 2 :]
         ]
         return sizes, daily, next_id
+
+    async def queue_memory(self, queue: str, tasks: int) -> int:
+        """Approximate bytes used by a queue.
+
+        Its sets, plus a few sampled task records scaled to `tasks`: two round trips,
+        however large the queue.
+        """
+        keys = self.keys(queue)
+        sets = [getattr(keys, state) for state in _STATE_SETS]
+        replies = await self._pipeline(
+            [("MEMORY", "USAGE", key, "SAMPLES", 5) for key in sets]
+            + [("ZRANDMEMBER", key, _MEMORY_SAMPLES) for key in sets]
+        )
+        total = sum(int(reply or 0) for reply in replies[: len(sets)])
+        sampled: list[str] = []
+        for state, members in zip(_STATE_SETS, replies[len(sets) :], strict=True):
+            for member in members or ():
+                task_id = _text(member)
+                sampled.append(task_id[PENDING_SEQ_WIDTH:] if state == "pending" else task_id)
+        if sampled and tasks:
+            sizes = await self._pipeline(
+                [("MEMORY", "USAGE", keys.task(task_id)) for task_id in sampled[:_MEMORY_SAMPLES]]
+            )
+            measured = [int(size) for size in sizes if size is not None]
+            if measured:
+                total += sum(measured) * tasks // len(measured)
+        return total
 
     async def _pipeline(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
         replies = await self._call(lambda: self._executor.execute_many(commands))

@@ -1,9 +1,10 @@
 """How the broker sends commands: the pipelined wire, or redis-py when it must.
 
-`Wire` (wire.py) serves every client Tickr opens from a URL, and clients given to Tickr
-whose settings it can reproduce (plain TCP or unix-socket connections with a password at
-most).  Anything else (TLS clients, cluster clients, credential providers, custom
-connection classes) goes through the given redis-py client itself.
+`Wire` (wire.py) serves every URL, and every client given to Tickr whose settings it can
+reproduce: plain TCP or unix-socket connections, with a password or ACL user and a
+database; Tickr then opens connections of its own with those settings.  Anything else
+(TLS-configured clients, cluster clients, credential providers, custom connection
+classes) is used as given, through redis-py, for commands and pub/sub alike.
 """
 
 from __future__ import annotations
@@ -42,15 +43,15 @@ class RedisPyExecutor:
     """Commands through a redis-py client (never closed here: its owner closes it)."""
 
     def __init__(self, redis: Redis) -> None:
-        self._redis = redis
+        self.redis = redis
 
     async def execute(self, *args: Any) -> Any:
         """Send one command; error replies are raised."""
-        return await self._redis.execute_command(*args, **_RAW)
+        return await self.redis.execute_command(*args, **_RAW)
 
     async def execute_many(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
         """Send commands in one pipeline; error replies are returned in place."""
-        pipe = self._redis.pipeline(transaction=False)
+        pipe = self.redis.pipeline(transaction=False)
         for command in commands:
             pipe.execute_command(*command, **_RAW)
         return list(await pipe.execute(raise_on_error=False))

@@ -11,14 +11,21 @@ The connection is opened lazily and re-opened after a failure.  When it breaks, 
 command in flight fails with `redis.exceptions.ConnectionError`; whether such a command
 ran is unknown, which the broker's scripts are written to tolerate (see broker.py).
 Error replies surface as `redis.exceptions.ResponseError` (`NoScriptError` for NOSCRIPT).
+
+Why not redis-py's own connections: its per-command machinery costs more CPU than a
+task's whole handling, it defaults to RESP3 (a handshake round trip per connection), and
+it enforces socket timeouts with `asyncio.wait_for`, which creates a task per command
+and can lose a cancellation on Python 3.11.  Here the broker bounds each call with
+`asyncio.timeout`, and TCP keepalive notices a peer gone silent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import socket
 import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 import hiredis
@@ -66,11 +73,7 @@ class WireSettings:
         options = parse_url(url)
         context = None
         if url.startswith("rediss://"):
-            context = _ssl_context(
-                options.get("ssl_cert_reqs"),
-                options.get("ssl_ca_certs"),
-                options.get("ssl_check_hostname"),
-            )
+            context = _ssl_context(dict(options))
         return cls(
             host=options.get("host") or "127.0.0.1",
             port=int(options.get("port") or 6379),
@@ -82,14 +85,36 @@ class WireSettings:
         )
 
 
-def _ssl_context(cert_reqs: Any, ca_certs: Any, check_hostname: Any) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=ca_certs or None)
-    if str(cert_reqs).lower() in ("none", "cert_none"):
+def _ssl_context(options: Mapping[str, Any]) -> ssl.SSLContext:
+    """A TLS context from a rediss:// URL's query.
+
+    Understood: ssl_ca_certs, ssl_cert_reqs, ssl_check_hostname, and a client
+    certificate in ssl_certfile / ssl_keyfile.
+    """
+    context = ssl.create_default_context(cafile=options.get("ssl_ca_certs") or None)
+    if str(options.get("ssl_cert_reqs")).lower() in ("none", "cert_none"):
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-    elif str(check_hostname).lower() in ("false", "0", "no"):
+    elif str(options.get("ssl_check_hostname")).lower() in ("false", "0", "no"):
         context.check_hostname = False
+    if options.get("ssl_certfile"):
+        context.load_cert_chain(options["ssl_certfile"], options.get("ssl_keyfile") or None)
     return context
+
+
+def _keep_alive(transport: asyncio.BaseTransport) -> None:
+    """Have the kernel probe an idle TCP connection.
+
+    A peer gone silently (a dropped NAT entry, a dead host) is then noticed within about
+    a minute.
+    """
+    sock = transport.get_extra_info("socket")
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for option, value in (("TCP_KEEPIDLE", 30), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3)):
+        if hasattr(socket, option):
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
 
 
 def _encode(value: Any) -> bytes:
@@ -149,8 +174,9 @@ class Protocol(asyncio.Protocol):
         if self.lost is None and self.transport is not None:
             self.transport.write(packed)
 
-    def abort(self) -> None:
-        """Drop the connection now."""
+    def abort(self, reason: str = "connection to Redis closed") -> None:
+        """Drop the connection now; commands in flight fail with `reason`."""
+        self._fail(RedisConnectionError(reason))
         if self.transport is not None:
             self.transport.abort()
 
@@ -216,6 +242,8 @@ class Protocol(asyncio.Protocol):
         self._fail(RedisConnectionError(f"connection to Redis lost: {exc or 'closed by server'}"))
 
     def _fail(self, exc: BaseException) -> None:
+        if self.lost is not None:
+            return
         self.lost = exc
         if not self.closed.done():
             self.closed.set_result(None)
@@ -242,6 +270,8 @@ async def open_connection(settings: WireSettings) -> Protocol:
                 )
     except (OSError, TimeoutError) as exc:
         raise RedisConnectionError(f"cannot connect to Redis: {exc}") from exc
+    assert protocol.transport is not None
+    _keep_alive(protocol.transport)
     replies = []
     if settings.password is not None:
         if settings.username:
@@ -321,5 +351,5 @@ class Wire:
 
     def reset(self) -> None:
         """Drop the connection, e.g. after a command timed out; the next use reconnects."""
-        if self._protocol is not None and self._protocol.transport is not None:
-            self._protocol.transport.abort()
+        if self._protocol is not None:
+            self._protocol.abort("connection to Redis dropped: a command got no answer in time")

@@ -16,9 +16,9 @@ from typing import Final
 
 from tickr._aio import wait_event
 from tickr._broker import Broker
+from tickr._server.failures import log_failure
 from tickr._server.processor import Processor
 from tickr._time import now_ms
-from tickr.errors import RedisUnavailable
 
 __all__ = ["Fetcher"]
 
@@ -78,8 +78,8 @@ class Fetcher:
             try:
                 exhausted = await self._round(self._processor.free)
                 backoff = _BACKOFF_START
-            except RedisUnavailable as exc:
-                logger.warning("could not fetch tasks (%s); retrying in %.2fs", exc, backoff)
+            except Exception as exc:  # noqa: BLE001 - the fetcher must outlive any failure
+                log_failure(logger, "fetch tasks", exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _BACKOFF_CAP)
                 continue

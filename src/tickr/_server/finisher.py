@@ -15,8 +15,8 @@ from collections.abc import Callable
 from typing import Final
 
 from tickr._broker import OP_ARCHIVE, OP_COMPLETE, OP_REQUEUE, OP_RETRY, Broker, FinishOp
+from tickr._server.failures import log_failure
 from tickr._time import now_ms, utc_day
-from tickr.errors import RedisUnavailable
 
 __all__ = ["Finisher"]
 
@@ -93,10 +93,8 @@ class Finisher:
             try:
                 await self._write_once()
                 backoff = _BACKOFF_START
-            except RedisUnavailable as exc:
-                logger.warning(
-                    "could not record task outcomes (%s); retrying in %.2fs", exc, backoff
-                )
+            except Exception as exc:  # noqa: BLE001 - outcomes are kept and written later
+                log_failure(logger, "record task outcomes", exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _BACKOFF_CAP)
 

@@ -15,8 +15,8 @@ from typing import Final
 
 from tickr._aio import wait_event
 from tickr._broker import Broker
+from tickr._server.failures import log_failure
 from tickr._time import now_ms
-from tickr.errors import RedisUnavailable
 
 __all__ = ["Forwarder"]
 
@@ -58,8 +58,8 @@ class Forwarder:
             try:
                 sleep_for = await self.forward_due()
                 backoff = _BACKOFF_START
-            except RedisUnavailable as exc:
-                logger.warning("could not move due tasks (%s); retrying in %.2fs", exc, backoff)
+            except Exception as exc:  # noqa: BLE001 - the forwarder must outlive any failure
+                log_failure(logger, "move due tasks", exc, backoff)
                 sleep_for = backoff
                 backoff = min(backoff * 2, _BACKOFF_CAP)
             if sleep_for > 0:

@@ -1,10 +1,11 @@
-"""The heartbeat: keeps this server's leases alive and takes back expired ones.
+"""The heartbeat: takes back expired leases, and renews this server's when no thread does.
 
-Every `interval` seconds, in one round trip, it extends the lease of every task this
-server holds and, in each of its queues, takes back the tasks whose lease ran out (their
-server died, froze or lost its network): they return to retry with the error
-"worker lost", or go to the archive when out of retries.  A task is therefore back in
-play at most `lease + interval` after its server stopped renewing.
+Every `interval` seconds, in one round trip, it takes back in each of its queues the
+tasks whose lease ran out (their server died, froze or lost its network): they return to
+retry with the error "worker lost", or go to the archive when out of retries.  A task is
+therefore back in play at most `lease + interval` after its server stopped renewing.
+Leases are normally renewed by the LeaseKeeper thread (lease_keeper.py); when the
+connection cannot be reproduced for a thread, this loop renews them too.
 
 The renewal reply names tasks this server no longer holds (another server recovered
 them) and tasks whose cancellation was requested while the pub/sub notice was missed;
@@ -20,10 +21,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from tickr._broker import Broker
+from tickr._server.failures import log_failure
 from tickr._server.job import StopReason
 from tickr._server.processor import Processor
 from tickr._time import now_ms, utc_day
-from tickr.errors import RedisUnavailable
 
 __all__ = ["HealthCheck", "Heartbeat"]
 
@@ -46,6 +47,9 @@ class Heartbeat:
         archive_max_size: Archive cap per queue (for tasks archived by recovery).
         archive_max_age_ms: Archive age cap.
         health_check: Called after each beat with its Redis error, or None.
+        renew: Also renew this server's leases (when no LeaseKeeper thread does).
+        record: Builds this server's registry record, refreshed every beat with an
+            expiry of three intervals (so a dead server drops out of the registry).
     """
 
     def __init__(
@@ -60,6 +64,8 @@ class Heartbeat:
         archive_max_size: int,
         archive_max_age_ms: int,
         health_check: HealthCheck | None,
+        renew: bool = True,
+        record: Callable[[], bytes] | None = None,
     ) -> None:
         self._broker = broker
         self._processor = processor
@@ -70,6 +76,8 @@ class Heartbeat:
         self._archive_max_size = archive_max_size
         self._archive_max_age_ms = archive_max_age_ms
         self._health_check = health_check
+        self._renew = renew
+        self._record = record
 
     async def run(self) -> None:
         """Beat until cancelled."""
@@ -77,17 +85,18 @@ class Heartbeat:
             error: BaseException | None = None
             try:
                 await self.beat()
-            except RedisUnavailable as exc:
+            except Exception as exc:  # noqa: BLE001 - the heartbeat must outlive any failure
                 error = exc
-                logger.warning("heartbeat failed, leases not renewed: %s", exc)
+                log_failure(logger, "beat", exc, self._interval)
             await self._report(error)
             await asyncio.sleep(self._interval)
 
     async def beat(self) -> None:
         """Renew every held lease, stop the jobs this server lost, recover expired ones."""
         held: dict[str, list[str]] = {}
-        for queue, task_id in list(self._processor.held):
-            held.setdefault(queue, []).append(task_id)
+        if self._renew:
+            for queue, task_id in list(self._processor.held):
+                held.setdefault(queue, []).append(task_id)
         now = now_ms()
         report = await self._broker.heartbeat(
             self._owner,
@@ -99,6 +108,9 @@ class Heartbeat:
             archive_max_size=self._archive_max_size,
             archive_max_age_ms=self._archive_max_age_ms,
         )
+        if self._record is not None:
+            ttl_ms = int(self._interval * 3000)
+            await self._broker.register_server(self._owner, self._record(), now, ttl_ms)
         for queue, task_ids in report.lost.items():
             for task_id in task_ids:
                 if self._processor.stop(queue, task_id, StopReason.LEASE_LOST):

@@ -22,13 +22,14 @@ class StopReason(enum.Enum):
 class Job:
     """A task held by this server, with what the processor needs to stop it."""
 
-    __slots__ = ("id", "msg", "queue", "retried", "scope", "stop_reason")
+    __slots__ = ("id", "msg", "queue", "retried", "scope", "stop_reason", "type")
 
     def __init__(self, queue: str, task_id: str, msg: bytes | None, retried: int) -> None:
         self.queue = queue
         self.id = task_id
         self.msg = msg
         self.retried = retried
+        self.type = ""
         self.scope: asyncio.Timeout | None = None
         self.stop_reason: StopReason | None = None
 

@@ -78,6 +78,7 @@ class Processor:
         """Every job from its fetch until Redis has recorded its outcome."""
         self.running: dict[tuple[str, str], Job] = {}
         """Jobs whose handler is running now."""
+        self._job_by_worker: dict[asyncio.Task[Any], Job] = {}
 
     # Capacity -------------------------------------------------------------
 
@@ -128,6 +129,10 @@ class Processor:
             self.held.pop((queue, task_id), None)
         return True
 
+    def job_of(self, worker: asyncio.Task[Any]) -> Job | None:
+        """The job whose handler runs on this worker coroutine, if any."""
+        return self._job_by_worker.get(worker)
+
     def take_waiting(self) -> list[Job]:
         """Remove and return the jobs no worker has started yet."""
         jobs = []
@@ -172,6 +177,7 @@ class Processor:
             )
             self._finisher.archive(job.queue, job.id, str(exc))
             return
+        job.type = message.type
         started = now_ms()
         deadline_ms = message.deadline_ms
         if message.timeout_ms is not None:
@@ -220,39 +226,52 @@ class Processor:
         when = None if deadline_ms is None else loop.time() + (deadline_ms - started_ms) / 1000
         key = (job.queue, job.id)
         self.running[key] = job
+        worker = asyncio.current_task()
+        if worker is not None:
+            self._job_by_worker[worker] = job
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("task %s (%s) in %r started", job.id, task.type, job.queue)
         try:
+            succeeded, outcome = await self._call(job, handler, task, when)
+        finally:
+            self.running.pop(key, None)
+            if worker is not None:
+                self._job_by_worker.pop(worker, None)
+        stopped_by_us = job.stop_reason is not None or (
+            job.scope is not None and job.scope.expired()
+        )
+        if succeeded and not stopped_by_us:
+            await self._succeed(job, task, message, outcome)
+        elif stopped_by_us and (succeeded or isinstance(outcome, TimeoutError)):
+            # Our scope stopped the handler (or it swallowed the cancellation and returned).
+            await self._stopped(job, task, message)
+        elif isinstance(outcome, SkipRetry):
+            await self._fail(job, task, outcome, final=True)
+        else:
+            await self._fail(job, task, outcome)
+
+    async def _call(
+        self, job: Job, handler: CallNext, task: Task, when: float | None
+    ) -> tuple[bool, Any]:
+        """Run the handler; (True, result) or (False, what it raised).
+
+        Only a cancellation of the worker itself (a forced shutdown) propagates; the
+        task is requeued first.
+        """
+        try:
             async with asyncio.timeout_at(when) as scope:
                 job.scope = scope
-                result = await handler(task)
-        except SkipRetry as exc:
-            await self._fail(job, task, exc, final=True)
-        except TimeoutError as exc:
-            if job.scope is not None and job.scope.expired():
-                await self._stopped(job, task, message)
-            else:
-                await self._fail(job, task, exc)
+                return True, await handler(task)
         except asyncio.CancelledError as exc:
             current = asyncio.current_task()
             if current is not None and current.cancelling():
-                # The worker itself is being cancelled (forced shutdown).
                 if job.stop_reason is None:
                     job.stop_reason = StopReason.SHUTDOWN
                     self._finisher.requeue(job.queue, job.id)
                 raise
-            await self._fail(job, task, exc)  # a CancelledError of the handler's own making
-        except Exception as exc:  # noqa: BLE001 - any handler error is a failed attempt
-            await self._fail(job, task, exc)
-        except BaseException as exc:  # noqa: BLE001 - SystemExit or KeyboardInterrupt from a handler
-            await self._fail(job, task, exc)
-        else:
-            if job.stop_reason is None and not scope.expired():
-                await self._succeed(job, task, message, result)
-            else:  # the handler swallowed the cancellation that stopped it
-                await self._stopped(job, task, message)
-        finally:
-            self.running.pop(key, None)
+            return False, exc  # a CancelledError of the handler's own making
+        except BaseException as exc:  # noqa: BLE001 - any error of the handler is a failed attempt
+            return False, exc
 
     async def _stopped(self, job: Job, task: Task, message: TaskMessage) -> None:
         reason = job.stop_reason

@@ -2,7 +2,8 @@
 -- KEYS[1] pending zset    KEYS[2] scheduled zset    KEYS[3] seq counter    KEYS[4] idle flag
 -- ARGV[1] task key prefix    ARGV[2] unique key prefix    ARGV[3] events channel
 -- ARGV[4] the tasks, msgpack-encoded: an array of six-value arrays
---   {id, msg, priority, due (ms; 0 = runnable now), unique digest ('' = none), unique ttl (ms)}
+--   {id, msg, priority, due (ms; 0 = runnable now), unique digest ('' = none), unique ttl (ms),
+--    max retries}
 -- Returns one value per task:
 --   1 pending, 2 scheduled, 0 the id is taken by a different task,
 --   or a string: the id of the live equal task that holds the unique lock.
@@ -22,7 +23,7 @@ local scheduled_head = zset_head(KEYS[2])
 local seq = redis.call('INCRBY', KEYS[3], #items) - #items
 
 for _, item in ipairs(items) do
-  local id, msg, priority, due, digest, unique_ttl = unpack(item)
+  local id, msg, priority, due, digest, unique_ttl, max_retry = unpack(item)
   local key = task_prefix .. id
   local existing = redis.call('EXISTS', key) == 1
   local outcome
@@ -35,7 +36,8 @@ for _, item in ipairs(items) do
   elseif digest ~= '' and not redis.call('SET', unique_prefix .. digest, id, 'NX', 'PX', unique_ttl) then
     outcome = redis.call('GET', unique_prefix .. digest) or ''
   elseif due > 0 then
-    redis.call('HSET', key, 'msg', msg, 'state', 'scheduled', 'pri', priority, 'due', due)
+    redis.call('HSET', key, 'msg', msg, 'state', 'scheduled', 'pri', priority, 'mr', max_retry,
+      'due', due)
     redis.call('ZADD', KEYS[2], due, id)
     if earliest_due == nil or due < earliest_due then
       earliest_due = due
@@ -44,7 +46,8 @@ for _, item in ipairs(items) do
   else
     seq = seq + 1
     local member = pending_member(seq, id)
-    redis.call('HSET', key, 'msg', msg, 'state', 'pending', 'pri', priority, 'pm', member)
+    redis.call('HSET', key, 'msg', msg, 'state', 'pending', 'pri', priority, 'mr', max_retry,
+      'pm', member)
     redis.call('ZADD', KEYS[1], -priority, member)
     added_pending = true
     outcome = 1

@@ -24,13 +24,9 @@ local retry_head = nil
 for _, id in ipairs(expired) do
   redis.call('ZREM', KEYS[1], id)
   local key = task_prefix .. id
-  local task = redis.call('HMGET', key, 'state', 'msg', 'retried', 'uk', 'w', 'cancel')
+  local task = redis.call('HMGET', key, 'state', 'mr', 'retried', 'uk', 'w', 'cancel')
   if task[1] == 'active' then
-    local max_retry = 0
-    local decoded, message = pcall(cmsgpack.unpack, task[2] or '')
-    if decoded and type(message) == 'table' and type(message[4]) == 'number' then
-      max_retry = message[4]
-    end
+    local max_retry = tonumber(task[2]) or 0
     if not task[6] and (tonumber(task[3]) or 0) < max_retry then
       if retry_head == nil then
         retry_head = zset_head(KEYS[2]) or -1

@@ -1,0 +1,109 @@
+"""Renewing leases from a thread, on a blocking connection of its own.
+
+A handler that blocks the event loop (CPU work, a synchronous call) must not lose its
+task to another server: the server renews its leases from a thread that does not need
+the loop.  This is that thread's connection: synchronous redis-py, the same settings as
+the broker's wire, the same renew.lua.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final
+
+import redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from tickr._broker.keys import QueueKeys
+from tickr._broker.scripts import load_script
+from tickr._broker.wire import WireSettings
+from tickr.errors import RedisUnavailable
+
+__all__ = ["SyncRenewer"]
+
+_RENEW = load_script("renew")
+_SOCKET_TIMEOUT: Final = 5.0
+
+
+class SyncRenewer:
+    """Extends leases with blocking calls; safe to use from one thread at a time."""
+
+    def __init__(self, settings: WireSettings, keys_of: Callable[[str], QueueKeys]) -> None:
+        options: dict[str, Any] = {
+            "db": settings.db,
+            "username": settings.username,
+            "password": settings.password,
+            "socket_timeout": _SOCKET_TIMEOUT,
+            "socket_connect_timeout": _SOCKET_TIMEOUT,
+            "protocol": 2,
+        }
+        if settings.path is not None:
+            options["unix_socket_path"] = settings.path
+        else:
+            options["host"] = settings.host
+            options["port"] = settings.port
+            if settings.ssl_context is not None:
+                options["ssl"] = True
+                options["ssl_cert_reqs"] = settings.ssl_context.verify_mode
+                options["ssl_check_hostname"] = settings.ssl_context.check_hostname
+        self._redis = redis.Redis(**options)
+        self._keys_of = keys_of
+
+    def renew(
+        self, owner: str, lease_expiry_ms: int, held: Mapping[str, Sequence[str]]
+    ) -> dict[str, tuple[list[str], list[str]]]:
+        """Extend `owner`'s leases; per queue (ids no longer held, ids to cancel).
+
+        Raises:
+            RedisUnavailable: If Redis cannot be reached.
+        """
+        queues = [queue for queue, ids in held.items() if ids]
+        if not queues:
+            return {}
+        try:
+            replies = self._run(queues, owner, lease_expiry_ms, held)
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise RedisUnavailable(f"Redis is unavailable: {exc}") from exc
+        return {
+            queue: ([_text(i) for i in lost], [_text(i) for i in cancelled])
+            for queue, (lost, cancelled) in zip(queues, replies, strict=True)
+        }
+
+    def _run(
+        self,
+        queues: Sequence[str],
+        owner: str,
+        lease_expiry_ms: int,
+        held: Mapping[str, Sequence[str]],
+    ) -> list[Any]:
+        for _attempt in range(2):
+            pipe = self._redis.pipeline(transaction=False)
+            for queue in queues:
+                keys = self._keys_of(queue)
+                pipe.evalsha(
+                    _RENEW.sha,
+                    1,
+                    keys.active,
+                    keys.task_prefix,
+                    owner,
+                    lease_expiry_ms,
+                    *held[queue],
+                )
+            replies = pipe.execute(raise_on_error=False)
+            if not any(isinstance(reply, NoScriptError) for reply in replies):
+                for reply in replies:
+                    if isinstance(reply, Exception):
+                        raise reply
+                return list(replies)
+            self._redis.script_load(_RENEW.source)
+        raise RedisUnavailable("Redis keeps losing its script cache")
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._redis.close()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

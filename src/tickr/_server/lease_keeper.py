@@ -1,0 +1,169 @@
+"""The lease keeper: renews this server's leases from a thread, and notices a blocked loop.
+
+A handler that blocks the event loop (heavy CPU work, a synchronous call) stops every
+coroutine of the server, the heartbeat included.  Were leases renewed on the loop, a
+block longer than the lease would let another server take the task and run it a second
+time.  So a thread with a connection of its own renews them every `interval` seconds,
+whatever the loop does.
+
+The thread also watches the loop: a callback on the loop marks the time twice a second,
+and when the mark is older than `blocked_after` the thread logs a warning naming the
+task whose handler is running, once per blocking episode.
+
+Replies that concern the loop (a task was lost to another server, or its cancellation
+was requested) are handed to it with `call_soon_threadsafe`; they take effect when the
+loop runs again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from typing import Final
+
+from tickr._broker import SyncRenewer
+from tickr._server.job import StopReason
+from tickr._server.processor import Processor
+from tickr._time import now_ms
+from tickr.errors import RedisUnavailable
+
+__all__ = ["LeaseKeeper"]
+
+logger = logging.getLogger("tickr.server.leases")
+
+TICK_SECONDS: Final = 0.5
+
+
+class LeaseKeeper:
+    """Renews held leases from a daemon thread.
+
+    Args:
+        renewer: The thread's own Redis connection.
+        processor: Whose held jobs to renew (read from the thread: only snapshots of its
+            dicts are taken, which CPython makes atomic) and stop (on the loop).
+        owner: This server's id.
+        lease_ms: Length of a renewed lease.
+        interval: Seconds between renewals.
+        blocked_after: Seconds without a loop tick after which the loop counts as blocked.
+    """
+
+    def __init__(
+        self,
+        renewer: SyncRenewer,
+        processor: Processor,
+        *,
+        owner: str,
+        lease_ms: int,
+        interval: float,
+        blocked_after: float,
+    ) -> None:
+        self._renewer = renewer
+        self._processor = processor
+        self._owner = owner
+        self._lease_ms = lease_ms
+        self._interval = interval
+        self._blocked_after = blocked_after
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tick = time.monotonic()
+        self._tick_handle: asyncio.TimerHandle | None = None
+        self._blocked_since: float | None = None
+
+    def start(self) -> None:
+        """Start ticking on the running loop and renewing from the thread."""
+        self._loop = asyncio.get_running_loop()
+        self._mark()
+        self._thread = threading.Thread(target=self._run, name="tickr-leases", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread (returns at once; the thread ends within one interval)."""
+        self._stop.set()
+        if self._tick_handle is not None:
+            self._tick_handle.cancel()
+            self._tick_handle = None
+
+    async def join(self) -> None:
+        """Wait for the thread to end, then close its connection."""
+        thread = self._thread
+        if thread is not None:
+            await asyncio.to_thread(thread.join)
+        self._renewer.close()
+
+    def _mark(self) -> None:
+        assert self._loop is not None
+        self._tick = time.monotonic()
+        self._tick_handle = self._loop.call_later(TICK_SECONDS, self._mark)
+
+    # In the thread ----------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._watch_loop()
+            try:
+                self._renew()
+            except RedisUnavailable as exc:
+                logger.warning("could not renew task leases: %s", exc)
+            except Exception:
+                logger.exception("renewing task leases failed")
+
+    def _renew(self) -> None:
+        held: dict[str, list[str]] = {}
+        for queue, task_id in tuple(self._processor.held):
+            held.setdefault(queue, []).append(task_id)
+        if not held:
+            return
+        report = self._renewer.renew(self._owner, now_ms() + self._lease_ms, held)
+        loop = self._loop
+        assert loop is not None
+        for queue, (lost, cancelled) in report.items():
+            for task_id in lost:
+                loop.call_soon_threadsafe(self._lost, queue, task_id)
+            for task_id in cancelled:
+                loop.call_soon_threadsafe(
+                    self._processor.stop, queue, task_id, StopReason.CANCELLED
+                )
+
+    def _lost(self, queue: str, task_id: str) -> None:
+        if self._processor.stop(queue, task_id, StopReason.LEASE_LOST):
+            logger.warning("lost the lease of task %s in %r; stopped it", task_id, queue)
+
+    def _watch_loop(self) -> None:
+        silent = time.monotonic() - self._tick
+        if silent < self._blocked_after:
+            if self._blocked_since is not None:
+                logger.warning(
+                    "the event loop is responsive again after being blocked for %.1fs",
+                    time.monotonic() - self._blocked_since,
+                )
+                self._blocked_since = None
+            return
+        if self._blocked_since is None:
+            self._blocked_since = self._tick
+            logger.warning(
+                "the event loop has been blocked for %.1fs by %s; leases are kept alive "
+                "from a thread, but nothing else runs: use asyncio.to_thread() for "
+                "blocking work",
+                silent,
+                self._describe_blocker(),
+            )
+
+    def _describe_blocker(self) -> str:
+        loop = self._loop
+        # asyncio keeps the task each loop is running in a private mapping; read it if there.
+        running_tasks: dict[object, asyncio.Task[object]] = getattr(
+            asyncio.tasks, "_current_tasks", {}
+        )
+        current = running_tasks.get(loop) if loop is not None else None
+        job = self._processor.job_of(current) if current is not None else None
+        if job is not None:
+            return f"task {job.id} ({job.type or 'unknown type'}) in {job.queue!r}"
+        running = tuple(self._processor.running.values())
+        if running:
+            return "one of the running tasks: " + ", ".join(
+                f"{job.id} ({job.type or 'unknown type'}) in {job.queue!r}" for job in running[:5]
+            )
+        return "code outside any task handler"
