@@ -8,10 +8,10 @@ helpers are built on `asyncio.timeout` instead, which keeps it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Coroutine, Iterable
 from typing import Any
 
-__all__ = ["cancel_and_wait", "wait_event", "within"]
+__all__ = ["cancel_and_wait", "detach", "first_of", "wait_event", "within"]
 
 
 async def wait_event(event: asyncio.Event, timeout: float | None) -> bool:
@@ -53,3 +53,23 @@ async def cancel_and_wait(
             task.cancel()
         _, pending = await asyncio.wait(pending, timeout=0.1)
     return pending
+
+
+async def first_of(*waits: Coroutine[Any, Any, Any]) -> None:
+    """Run the coroutines until the first one finishes; cancel the others."""
+    tasks = [asyncio.ensure_future(wait) for wait in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+_detached: set[asyncio.Task[Any]] = set()
+
+
+def detach(coro: Coroutine[Any, Any, Any]) -> None:
+    """Run a coroutine in a task that is kept alive until it ends (fire and forget)."""
+    task = asyncio.get_running_loop().create_task(coro)
+    _detached.add(task)
+    task.add_done_callback(_detached.discard)

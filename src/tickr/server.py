@@ -25,14 +25,14 @@ import os
 import signal
 import socket
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, Final, Self
 
-from tickr._aio import cancel_and_wait, within
+from tickr._aio import cancel_and_wait, detach, first_of, within
 from tickr._broker import Broker, Event, EventKind, EventListener, RedisClient
-from tickr._server.failures import log_failure
+from tickr._server.burst import BurstWatcher
 from tickr._server.fetcher import Fetcher
 from tickr._server.finisher import Finisher
 from tickr._server.forwarder import Forwarder
@@ -40,6 +40,7 @@ from tickr._server.heartbeat import HealthCheck, Heartbeat
 from tickr._server.job import StopReason
 from tickr._server.lease_keeper import LeaseKeeper
 from tickr._server.processor import ErrorHandler, Processor
+from tickr._server.redis_check import warn_about_redis
 from tickr._time import now_ms, seconds
 from tickr.backoff import RetryDelay, exponential_backoff
 from tickr.errors import RedisUnavailable
@@ -223,7 +224,7 @@ class Server:
             await asyncio.sleep(0.005)
         ready, stopped = self._ready, self._stopped
         assert ready is not None and stopped is not None
-        await _first_of(ready.wait(), stopped.wait())
+        await first_of(ready.wait(), stopped.wait())
         if not ready.is_set():
             raise RuntimeError("the server stopped before it was ready")
 
@@ -274,9 +275,8 @@ class Server:
                 )
                 background["fetcher"] = asyncio.create_task(fetcher.run(), name="tickr-fetcher")
                 if burst:
-                    background["burst"] = asyncio.create_task(
-                        self._stop_when_empty(broker, processor), name="tickr-burst"
-                    )
+                    watcher = BurstWatcher(broker, processor, list(self._queues), self._empty)
+                    background["burst"] = asyncio.create_task(watcher.run(), name="tickr-burst")
                 logger.info(
                     "server %s serving %s with concurrency %d",
                     self.id,
@@ -307,13 +307,13 @@ class Server:
         while not self._stop_requested.is_set():
             try:
                 await broker.register_queues(self._queues)
-                await self._warn_about_redis(broker)
+                await warn_about_redis(broker)
                 break
             except RedisUnavailable as exc:
                 logger.warning("cannot reach Redis to start (%s); retrying in %.2fs", exc, backoff)
-                await _first_of(self._stop_requested.wait(), asyncio.sleep(backoff))
+                await first_of(self._stop_requested.wait(), asyncio.sleep(backoff))
                 backoff = min(backoff * 2, 2.0)
-        await _first_of(self._stop_requested.wait(), listener.connected.wait())
+        await first_of(self._stop_requested.wait(), listener.connected.wait())
         return not self._stop_requested.is_set()
 
     def _build(
@@ -390,57 +390,10 @@ class Server:
             }
         )
 
-    async def _warn_about_redis(self, broker: Broker) -> None:
-        """Warn when Redis may evict Tickr's keys or lose them on a restart."""
-        try:
-            settings = await broker.redis_settings()
-        except Exception as exc:  # noqa: BLE001 - a warning is not worth failing for
-            logger.info("could not read Redis' settings (%s)", exc)
-            return
-        policy = settings["maxmemory_policy"]
-        if policy not in ("noeviction", "unknown"):
-            logger.warning(
-                "Redis' maxmemory-policy is %s: when memory runs out Redis may evict Tickr's "
-                "keys and lose tasks; use noeviction",
-                policy,
-            )
-        if settings["aof_enabled"] == "0":
-            snapshots = settings["save"]
-            if snapshots in ("", '""'):
-                logger.warning(
-                    "Redis persistence is off (no AOF, no snapshots): a Redis restart loses "
-                    "every task; set appendonly yes"
-                )
-            else:
-                logger.warning(
-                    "Redis' append-only file is off: a Redis crash loses what was written "
-                    "since the last snapshot (save %s); set appendonly yes",
-                    snapshots,
-                )
-
-    async def _stop_when_empty(self, broker: Broker, processor: Processor) -> None:
+    def _empty(self) -> None:
         assert self._stop_requested is not None
-        while True:
-            await asyncio.sleep(_BURST_CHECK_SECONDS)
-            if processor.held:
-                continue
-            try:
-                empty = await self._queues_empty(broker)
-            except Exception as exc:  # noqa: BLE001 - keep watching whatever happens
-                log_failure(logger, "check whether the queues are empty", exc, _BURST_CHECK_SECONDS)
-                continue
-            if empty and not processor.held:
-                logger.info("server %s: queues are empty, stopping (burst mode)", self.id)
-                self._stop_requested.set()
-                return
-
-    async def _queues_empty(self, broker: Broker) -> bool:
-        for queue in self._queues:
-            sizes = await broker.queue_sizes(queue)
-            waiting = sizes["pending"] and not sizes["paused"]
-            if waiting or sizes["active"] or sizes["scheduled"] or sizes["retry"]:
-                return False
-        return True
+        logger.info("server %s: queues are empty, stopping (burst mode)", self.id)
+        self._stop_requested.set()
 
     async def _shut_down(
         self,
@@ -510,7 +463,7 @@ class Server:
             name = signal.Signals(signum).name
             if signals_seen == 1:
                 logger.info("received %s: shutting down gracefully", name)
-                _spawn(self.shutdown())
+                detach(self.shutdown())
             else:
                 logger.warning("received %s again: requeueing running tasks now", name)
                 if self._force is not None:
@@ -523,24 +476,6 @@ class Server:
         finally:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
-
-
-_background_tasks: set[asyncio.Task[Any]] = set()
-
-
-def _spawn(coro: Coroutine[Any, Any, Any]) -> None:
-    task = asyncio.get_running_loop().create_task(coro)
-    _background_tasks.add(task)
-    task.add_done_callback(_background_tasks.discard)
-
-
-async def _first_of(*waits: Coroutine[Any, Any, Any]) -> None:
-    tasks = [asyncio.ensure_future(wait) for wait in waits]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
 
 
 async def _cancel(task: asyncio.Task[None] | None) -> None:

@@ -136,3 +136,22 @@ async def test_a_server_that_lost_its_lease_stops_the_handler_and_reports_nothin
         await asyncio.sleep(0.3)
     stored = await client.get_task(info.id)
     assert stored.state == "active", "the stale server must not complete or retry it"
+
+
+async def test_a_cancel_whose_notice_was_missed_takes_effect_at_the_next_renewal(
+    client: tickr.Client, raw_redis: aredis.Redis, namespace: str, running_server: ServerFactory
+) -> None:
+    """As if the cancel was published while the server's subscription was reconnecting."""
+    started = asyncio.Event()
+
+    async def slow(task: tickr.Task) -> None:
+        started.set()
+        await asyncio.sleep(30)
+
+    info = await client.enqueue("t", max_retry=5, retention=60)
+    async with running_server(slow, lease_duration=2.0, heartbeat_interval=0.2):
+        await asyncio.wait_for(started.wait(), 10)
+        key = f"{namespace}:{{{namespace}:default}}:t:{info.id}"
+        await raw_redis.hset(key, "cancel", "1")  # the flag cancel() sets, without the notice
+        with pytest.raises(tickr.TaskFailed, match="cancelled"):
+            await client.result(info.id, timeout=10)
