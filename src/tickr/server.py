@@ -31,7 +31,7 @@ from types import TracebackType
 from typing import Any, Final, Self
 
 from tickr._aio import cancel_and_wait, detach, first_of, within
-from tickr._broker import Broker, Event, EventKind, EventListener, RedisClient
+from tickr._broker import Broker, Event, EventKind, EventListener, RedisClient, SyncRenewer
 from tickr._server.burst import BurstWatcher
 from tickr._server.fetcher import Fetcher
 from tickr._server.finisher import Finisher
@@ -59,7 +59,8 @@ DEFAULT_ARCHIVE_MAX_SIZE: Final = 10_000
 DEFAULT_ARCHIVE_MAX_AGE: Final = timedelta(days=90)
 _FINAL_FLUSH_LIMIT: Final = 30.0
 _HANDLER_GRACE: Final = 1.0
-_BURST_CHECK_SECONDS: Final = 0.05
+_FETCH_GRACE: Final = 12.0
+"""Longest wait at shutdown for a dequeue in flight (above the broker's call timeout)."""
 
 
 class Server:
@@ -245,19 +246,9 @@ class Server:
         assert self._force is not None
         broker = Broker.connect(self._url, self._redis, self.namespace)
         renewer = broker.sync_renewer()
-        processor, finisher, fetcher, forwarder, heartbeat, listener = self._build(
-            broker, resolve, renew_in_loop=renewer is None
+        processor, finisher, fetcher, forwarder, heartbeat, listener, leases = self._build(
+            broker, resolve, renewer
         )
-        leases = None
-        if renewer is not None:
-            leases = LeaseKeeper(
-                renewer,
-                processor,
-                owner=self.id,
-                lease_ms=self._lease_ms,
-                interval=self._heartbeat_interval,
-                blocked_after=max(1.0, self._heartbeat_interval),
-            )
         background: dict[str, asyncio.Task[None]] = {}
         cancelled = False
         try:
@@ -296,7 +287,7 @@ class Server:
                 current.uncancel()
             logger.info("server %s cancelled: shutting down now", self.id)
         finally:
-            await self._shut_down(broker, background, processor, finisher, leases)
+            await self._shut_down(broker, background, processor, finisher, fetcher, leases)
         if cancelled:
             raise asyncio.CancelledError
 
@@ -317,8 +308,13 @@ class Server:
         return not self._stop_requested.is_set()
 
     def _build(
-        self, broker: Broker, resolve: Callable[[str], CallNext | None], *, renew_in_loop: bool
-    ) -> tuple[Processor, Finisher, Fetcher, Forwarder, Heartbeat, EventListener]:
+        self,
+        broker: Broker,
+        resolve: Callable[[str], CallNext | None],
+        renewer: SyncRenewer | None,
+    ) -> tuple[
+        Processor, Finisher, Fetcher, Forwarder, Heartbeat, EventListener, LeaseKeeper | None
+    ]:
         processor_ref: list[Processor] = []
         finisher = Finisher(
             broker,
@@ -345,6 +341,16 @@ class Server:
             on_idle=lambda: None,
         )
         forwarder = Forwarder(broker, list(self._queues))
+        leases = None
+        if renewer is not None:
+            leases = LeaseKeeper(
+                renewer,
+                processor,
+                owner=self.id,
+                lease_ms=self._lease_ms,
+                interval=self._heartbeat_interval,
+                blocked_after=max(1.0, self._heartbeat_interval),
+            )
         heartbeat = Heartbeat(
             broker,
             processor,
@@ -355,8 +361,9 @@ class Server:
             archive_max_size=self._archive_max_size,
             archive_max_age_ms=self._archive_max_age_ms,
             health_check=self._health_check,
-            renew=renew_in_loop,
+            renew=leases is None,
             record=lambda: self._registry_record(processor),
+            other_failure=None if leases is None else lambda: leases.failure,
         )
 
         def on_event(event: Event) -> None:
@@ -374,7 +381,7 @@ class Server:
         listener = broker.listener(on_event)
         for queue in self._queues:
             listener.add_events(queue)
-        return processor, finisher, fetcher, forwarder, heartbeat, listener
+        return processor, finisher, fetcher, forwarder, heartbeat, listener, leases
 
     def _registry_record(self, processor: Processor) -> bytes:
         return encode_value(
@@ -401,19 +408,20 @@ class Server:
         background: dict[str, asyncio.Task[None]],
         processor: Processor,
         finisher: Finisher,
+        fetcher: Fetcher,
         leases: LeaseKeeper | None,
     ) -> None:
         await _cancel(background.pop("burst", None))
-        await _cancel(background.pop("fetcher", None))
+        await self._stop_fetcher(fetcher, background.pop("fetcher", None))
         await _cancel(background.pop("forwarder", None))
         for job in processor.take_waiting():
             job.stop_reason = StopReason.SHUTDOWN
-            finisher.requeue(job.queue, job.id)
+            finisher.requeue(job)
         await self._wait_for_handlers(processor)
         for job in list(processor.running.values()):
             logger.info("task %s in %r still running at shutdown: requeued", job.id, job.queue)
             if job.stop_reason is None:
-                finisher.requeue(job.queue, job.id)
+                finisher.requeue(job)
             job.stop(StopReason.SHUTDOWN)
         flushed = "finisher" not in background or await within(finisher.drain(), _FINAL_FLUSH_LIMIT)
         if not flushed:
@@ -436,6 +444,13 @@ class Server:
         await processor.cancel_workers(_HANDLER_GRACE)
         await broker.aclose()
         logger.info("server %s stopped", self.id)
+
+    async def _stop_fetcher(self, fetcher: Fetcher, task: asyncio.Task[None] | None) -> None:
+        """Stop the fetcher without dropping the reply of a dequeue in flight."""
+        fetcher.stop()
+        if task is not None and fetcher.taking:
+            await asyncio.wait({task}, timeout=_FETCH_GRACE)
+        await _cancel(task)
 
     async def _wait_for_handlers(self, processor: Processor) -> None:
         assert self._force is not None

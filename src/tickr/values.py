@@ -128,7 +128,8 @@ class ServerInfo:
     strict_priority: bool
     started_at: datetime
     active_tasks: list[tuple[str, str]] = field(default_factory=list)
-    """(queue, task id) of every task the server was running at its last heartbeat."""
+    """(queue, task id) of every task the server held (running, or fetched and about to
+    run) at its last heartbeat."""
 
 
 @dataclass(frozen=True, slots=True)

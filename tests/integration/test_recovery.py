@@ -155,3 +155,50 @@ async def test_a_cancel_whose_notice_was_missed_takes_effect_at_the_next_renewal
         await raw_redis.hset(key, "cancel", "1")  # the flag cancel() sets, without the notice
         with pytest.raises(tickr.TaskFailed, match="cancelled"):
             await client.result(info.id, timeout=10)
+
+
+async def test_reclaim_finds_exactly_what_one_dequeue_call_took(
+    client: tickr.Client, raw_redis: aredis.Redis, namespace: str
+) -> None:
+    await client.enqueue_many([tickr.TaskSpec("t", n) for n in range(5)])
+    async with Broker.connect(None, raw_redis, namespace) as broker:
+        expiry = now_ms() + 60_000
+        first = await broker.dequeue("default", 3, expiry, "me")
+        second = await broker.dequeue("default", 1, expiry + 1, "me")
+        assert sorted(await broker.reclaim("default", "me", expiry)) == sorted(first)
+        assert await broker.reclaim("default", "me", expiry + 1) == second
+        assert await broker.reclaim("default", "someone-else", expiry) == []
+        assert await broker.reclaim("default", "me", expiry + 2) == []
+
+
+async def test_a_dequeue_whose_reply_was_lost_is_reclaimed_and_runs_once(
+    client: tickr.Client, running_server: ServerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from tickr._broker import wire
+    from tickr._broker.scripts import load_script
+
+    dequeue_sha = load_script("dequeue").sha
+    original = wire.Wire.execute
+    lost: list[bool] = []
+
+    async def lose_first_dequeue_reply(self: wire.Wire, *args: object) -> object:
+        reply = await original(self, *args)
+        if args[:2] == ("EVALSHA", dequeue_sha) and reply and not lost:
+            lost.append(True)
+            raise RedisConnectionError("connection lost after the dequeue ran")
+        return reply
+
+    monkeypatch.setattr(wire.Wire, "execute", lose_first_dequeue_reply)
+    runs: list[int] = []
+
+    async def handler(task: tickr.Task) -> str:
+        runs.append(task.retry_count)
+        return "ran"
+
+    info = await client.enqueue("t", max_retry=0, retention=60)
+    async with running_server(handler, lease_duration=30):
+        assert await client.result(info.id, timeout=10) == "ran"
+    assert lost == [True]
+    assert runs == [0], "reclaimed, not recovered: no attempt counted, no retry needed"

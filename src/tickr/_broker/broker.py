@@ -25,8 +25,15 @@ from typing import Any, Final, Self, TypeAlias
 
 import msgpack
 from redis.asyncio import Redis
+from redis.exceptions import (
+    ClusterDownError,
+    NoScriptError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    ResponseError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tickr._broker.connection import resolve_url
@@ -65,8 +72,8 @@ EnqueueOutcome: TypeAlias = int | str
 DequeuedTask: TypeAlias = tuple[str, bytes | None, int]
 """(id, msg or None when the task hash is missing, retries done)."""
 
-FinishOp: TypeAlias = tuple[bytes, str, int, bytes]
-"""(op, id, number, text): see lua/finish.lua for the four ops."""
+FinishOp: TypeAlias = tuple[bytes, str, int, bytes, int]
+"""(op, id, number, text, retries done): see lua/finish.lua for the four ops."""
 
 OP_COMPLETE: Final = b"c"
 OP_RETRY: Final = b"r"
@@ -95,6 +102,7 @@ _FORWARD = load_script("forward")
 _RENEW = load_script("renew")
 _RECOVER = load_script("recover")
 _REGISTER_SERVER = load_script("register_server")
+_RECLAIM = load_script("reclaim")
 _CANCEL = load_script("cancel")
 _WATCH = load_script("watch")
 _UNPAUSE = load_script("unpause")
@@ -114,6 +122,10 @@ class HeartbeatReport:
     """The earliest lease expiry left in the queues, if any task is active."""
 
 
+def _dequeued(reply: Sequence[Any]) -> list[DequeuedTask]:
+    return [(_text(reply[i]), reply[i + 1], int(reply[i + 2])) for i in range(0, len(reply), 3)]
+
+
 def _pack_list(rows: Sequence[Sequence[Any]]) -> bytes:
     """Many script arguments as one msgpack blob, for the script's cmsgpack.unpack.
 
@@ -131,12 +143,15 @@ _TRANSIENT_REPLIES: Final = (
     "READONLY",
     "CLUSTERDOWN",
     "OOM",
+    "MISCONF",
 )
+# redis-py turns some of those replies into classes of their own, without the prefix.
+_TRANSIENT_CLASSES: Final = (ReadOnlyError, OutOfMemoryError, TryAgainError, ClusterDownError)
 
 
 def _transient(exc: ResponseError) -> bool:
     """An error reply that means 'not now' (Redis loading, busy, failing over, full)."""
-    return str(exc).startswith(_TRANSIENT_REPLIES)
+    return isinstance(exc, _TRANSIENT_CLASSES) or str(exc).startswith(_TRANSIENT_REPLIES)
 
 
 def _unavailable(exc: BaseException) -> RedisUnavailable:
@@ -222,22 +237,26 @@ class Broker:
     # failed: every script tolerates being sent twice (see the module docstring).  What
     # still fails becomes RedisUnavailable.
 
-    async def _call(self, send: Callable[[], Awaitable[Any]]) -> Any:
+    async def _call(self, send: Callable[[], Awaitable[Any]], *, attempts: int = _ATTEMPTS) -> Any:
         delay = _RETRY_DELAY
-        for attempt in range(_ATTEMPTS):
+        for attempt in range(attempts):
             try:
                 async with asyncio.timeout(COMMAND_TIMEOUT):
                     return await send()
             except TimeoutError as exc:
                 self._executor.reset()
                 raise _unavailable(exc) from exc
+            except RedisUnavailable:
+                raise
             except _CONNECTION_ERRORS as exc:
-                if attempt + 1 == _ATTEMPTS:
+                if attempt + 1 == attempts:
                     raise _unavailable(exc) from exc
             except ResponseError as exc:
                 if not _transient(exc):
                     raise TickrError(f"Redis refused a command: {exc}") from exc
-                if attempt + 1 == _ATTEMPTS:
+                if str(exc).startswith("READONLY"):
+                    self._executor.reset()  # connected to a demoted primary: reconnect
+                if attempt + 1 == attempts:
                     raise RedisUnavailable(f"Redis cannot serve now: {exc}") from exc
             await asyncio.sleep(delay)
             delay *= 2
@@ -246,7 +265,9 @@ class Broker:
     async def _command(self, *args: Any) -> Any:
         return await self._call(lambda: self._executor.execute(*args))
 
-    async def _eval(self, script: Script, keys: Sequence[str], args: Iterable[Any]) -> Any:
+    async def _eval(
+        self, script: Script, keys: Sequence[str], args: Iterable[Any], *, attempts: int = _ATTEMPTS
+    ) -> Any:
         command = ("EVALSHA", script.sha, len(keys), *keys, *args)
         execute = self._executor.execute
 
@@ -257,7 +278,7 @@ class Broker:
                 await execute("SCRIPT", "LOAD", script.source)
                 return await execute(*command)
 
-        return await self._call(send)
+        return await self._call(send, attempts=attempts)
 
     async def _eval_many(
         self, calls: Sequence[tuple[Script, Sequence[str], Sequence[Any]]]
@@ -444,11 +465,14 @@ class Broker:
         return total
 
     async def _pipeline(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
-        replies = await self._call(lambda: self._executor.execute_many(commands))
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
-        return list(replies)
+        async def send() -> list[Any]:
+            replies = await self._executor.execute_many(commands)
+            for reply in replies:
+                if isinstance(reply, Exception):
+                    raise reply
+            return list(replies)
+
+        return list(await self._call(send))
 
     # ------------------------------------------------------------------ enqueue
 
@@ -493,16 +517,30 @@ class Broker:
     async def dequeue(
         self, queue: str, count: int, lease_expiry_ms: int, owner: str
     ) -> list[DequeuedTask]:
-        """Take up to `count` pending tasks of `queue` under a lease held by `owner`."""
+        """Take up to `count` pending tasks of `queue` under a lease held by `owner`.
+
+        Sent once, never re-sent: when the connection fails, whether the call ran is
+        unknown, and `reclaim` with the same `lease_expiry_ms` finds what it took.
+
+        Raises:
+            RedisUnavailable: If the call failed (it may have run: see `reclaim`).
+        """
         keys = self.keys(queue)
         reply = await self._eval(
             _DEQUEUE,
             (keys.pending, keys.active, keys.paused, keys.idle),
             (keys.task_prefix, count, lease_expiry_ms, owner),
+            attempts=1,
         )
-        return [
-            (reply[i].decode(), reply[i + 1], int(reply[i + 2])) for i in range(0, len(reply), 3)
-        ]
+        return _dequeued(reply)
+
+    async def reclaim(self, queue: str, owner: str, lease_expiry_ms: int) -> list[DequeuedTask]:
+        """The tasks a `dequeue` call with this lease expiry gave `owner` (see reclaim.lua)."""
+        keys = self.keys(queue)
+        reply = await self._eval(
+            _RECLAIM, (keys.active,), (keys.task_prefix, owner, lease_expiry_ms)
+        )
+        return _dequeued(reply)
 
     async def finish(
         self,

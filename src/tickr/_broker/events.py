@@ -139,12 +139,17 @@ class EventListener:
         while True:
             try:
                 await self._transport.serve(self, list(self._channels))
-            except _CONNECTION_ERRORS as exc:
+            except Exception as exc:
                 self.connected.clear()
                 self._confirmed.clear()
-                logger.warning(
-                    "lost the pub/sub connection (%s); reconnecting in %.2fs", exc, backoff
-                )
+                if isinstance(exc, _CONNECTION_ERRORS):
+                    logger.warning(
+                        "lost the pub/sub connection (%s); reconnecting in %.2fs", exc, backoff
+                    )
+                else:
+                    logger.error(
+                        "the pub/sub listener failed; reconnecting in %.2fs", backoff, exc_info=exc
+                    )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _BACKOFF_CAP)
             else:

@@ -12,9 +12,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 import redis
+from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
 
 from tickr._broker.keys import QueueKeys
 from tickr._broker.scripts import load_script
@@ -24,7 +26,7 @@ from tickr.errors import RedisUnavailable
 __all__ = ["SyncRenewer"]
 
 _RENEW = load_script("renew")
-_SOCKET_TIMEOUT: Final = 5.0
+_SOCKET_TIMEOUT: Final = 2.0
 
 
 class SyncRenewer:
@@ -38,16 +40,23 @@ class SyncRenewer:
             "socket_timeout": _SOCKET_TIMEOUT,
             "socket_connect_timeout": _SOCKET_TIMEOUT,
             "protocol": 2,
+            # One quick retry at most: a renewal stuck for long is worse than a skipped
+            # one, as the next comes within a heartbeat interval.
+            "retry": Retry(NoBackoff(), 1),
         }
         if settings.path is not None:
             options["unix_socket_path"] = settings.path
         else:
             options["host"] = settings.host
             options["port"] = settings.port
+            options["socket_keepalive"] = True
             if settings.ssl_context is not None:
                 options["ssl"] = True
                 options["ssl_cert_reqs"] = settings.ssl_context.verify_mode
                 options["ssl_check_hostname"] = settings.ssl_context.check_hostname
+                for name in ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile"):
+                    if settings.ssl_options.get(name):
+                        options[name] = settings.ssl_options[name]
         self._redis = redis.Redis(**options)
         self._keys_of = keys_of
 

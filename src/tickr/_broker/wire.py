@@ -42,7 +42,7 @@ _CRLF: Final = b"\r\n"
 class WireSettings:
     """Where and how to connect: parsed from a URL or a redis-py connection's settings."""
 
-    __slots__ = ("db", "host", "password", "path", "port", "ssl_context", "username")
+    __slots__ = ("db", "host", "password", "path", "port", "ssl_context", "ssl_options", "username")
 
     def __init__(
         self,
@@ -54,6 +54,7 @@ class WireSettings:
         username: str | None = None,
         password: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        ssl_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -62,6 +63,9 @@ class WireSettings:
         self.username = username
         self.password = password
         self.ssl_context = ssl_context
+        self.ssl_options = dict(ssl_options or {})
+        """The TLS options of the URL (ssl_ca_certs, ssl_certfile...), to open more
+        connections like this one."""
 
     @classmethod
     def from_url(cls, url: str) -> WireSettings:
@@ -72,8 +76,9 @@ class WireSettings:
         """
         options = parse_url(url)
         context = None
+        tls = {name: value for name, value in options.items() if str(name).startswith("ssl_")}
         if url.startswith("rediss://"):
-            context = _ssl_context(dict(options))
+            context = _ssl_context(tls)
         return cls(
             host=options.get("host") or "127.0.0.1",
             port=int(options.get("port") or 6379),
@@ -82,6 +87,7 @@ class WireSettings:
             username=options.get("username"),
             password=options.get("password"),
             ssl_context=context,
+            ssl_options=tls if context is not None else None,
         )
 
 
@@ -92,10 +98,12 @@ def _ssl_context(options: Mapping[str, Any]) -> ssl.SSLContext:
     certificate in ssl_certfile / ssl_keyfile.
     """
     context = ssl.create_default_context(cafile=options.get("ssl_ca_certs") or None)
-    if str(options.get("ssl_cert_reqs")).lower() in ("none", "cert_none"):
+    cert_reqs = options.get("ssl_cert_reqs")
+    check_hostname = options.get("ssl_check_hostname")
+    if cert_reqs is not None and str(cert_reqs).lower() in ("none", "cert_none"):
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-    elif str(options.get("ssl_check_hostname")).lower() in ("false", "0", "no"):
+    elif check_hostname is not None and str(check_hostname).lower() in ("false", "0", "no"):
         context.check_hostname = False
     if options.get("ssl_certfile"):
         context.load_cert_chain(options["ssl_certfile"], options.get("ssl_keyfile") or None)

@@ -15,10 +15,11 @@ from collections.abc import Callable, Mapping
 from typing import Final
 
 from tickr._aio import wait_event
-from tickr._broker import Broker
+from tickr._broker import Broker, DequeuedTask
 from tickr._server.failures import log_failure
 from tickr._server.processor import Processor
 from tickr._time import now_ms
+from tickr.errors import RedisUnavailable
 
 __all__ = ["Fetcher"]
 
@@ -64,18 +65,31 @@ class Fetcher:
         self._lease_ms = lease_ms
         self._on_idle = on_idle
         self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._last_expiry = 0
+        self._unconfirmed: list[tuple[str, int]] = []
+        self.taking = False
+        """Whether a dequeue is in flight (its reply must not be dropped)."""
 
     def wake(self) -> None:
         """Look for tasks again now (new work was published, or events may be lost)."""
         self._wake.set()
 
+    def stop(self) -> None:
+        """Take nothing more; `run` returns once a dequeue in flight has been received."""
+        self._stopping.set()
+        self._wake.set()
+
     async def run(self) -> None:
-        """Fetch until cancelled."""
+        """Fetch until stopped or cancelled."""
         backoff = _BACKOFF_START
-        while True:
+        while not self._stopping.is_set():
             await self._processor.wait_for_free_worker()
+            if self._stopping.is_set():
+                return
             self._wake.clear()
             try:
+                await self._reclaim_unconfirmed()
                 exhausted = await self._round(self._processor.free)
                 backoff = _BACKOFF_START
             except Exception as exc:  # noqa: BLE001 - the fetcher must outlive any failure
@@ -83,9 +97,39 @@ class Fetcher:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _BACKOFF_CAP)
                 continue
-            if exhausted:
+            if exhausted and not self._stopping.is_set():
                 self._on_idle()
                 await wait_event(self._wake, SAFETY_RECHECK_SECONDS)
+
+    async def _take(self, queue: str, count: int) -> list[DequeuedTask]:
+        """One dequeue, under a lease expiry no other call of this server uses.
+
+        If its reply is lost, the call is remembered and its tasks reclaimed by the next
+        round (see `_reclaim_unconfirmed`): they are never left to expire unrun.
+        """
+        expiry = max(now_ms() + self._lease_ms, self._last_expiry + 1)
+        self._last_expiry = expiry
+        self.taking = True
+        try:
+            return await self._broker.dequeue(queue, count, expiry, self._owner)
+        except RedisUnavailable:
+            self._unconfirmed.append((queue, expiry))
+            raise
+        finally:
+            self.taking = False
+
+    async def _reclaim_unconfirmed(self) -> None:
+        while self._unconfirmed:
+            queue, expiry = self._unconfirmed[0]
+            tasks = await self._broker.reclaim(queue, self._owner, expiry)
+            if tasks:
+                logger.info(
+                    "reclaimed %d task(s) of %r taken by a dequeue whose reply was lost",
+                    len(tasks),
+                    queue,
+                )
+                self._processor.submit(queue, tasks)
+            self._unconfirmed.pop(0)
 
     async def _round(self, wanted: int) -> bool:
         """Fetch up to `wanted` tasks; returns whether every queue came back short."""
@@ -93,9 +137,9 @@ class Fetcher:
         remaining = wanted
         while remaining > 0 and candidates:
             for queue, count in self._plan(candidates, remaining):
-                tasks = await self._broker.dequeue(
-                    queue, count, now_ms() + self._lease_ms, self._owner
-                )
+                if self._stopping.is_set():
+                    return False
+                tasks = await self._take(queue, count)
                 if tasks:
                     self._processor.submit(queue, tasks)
                     remaining -= len(tasks)

@@ -16,6 +16,7 @@ from typing import Final
 
 from tickr._broker import OP_ARCHIVE, OP_COMPLETE, OP_REQUEUE, OP_RETRY, Broker, FinishOp
 from tickr._server.failures import log_failure
+from tickr._server.job import Job
 from tickr._time import now_ms, utc_day
 
 __all__ = ["Finisher"]
@@ -67,21 +68,21 @@ class Finisher:
         self._idle.clear()
         self._pending.set()
 
-    def complete(self, queue: str, task_id: str, retention_ms: int, result: bytes) -> None:
+    def complete(self, job: Job, retention_ms: int, result: bytes) -> None:
         """The task succeeded; keep it (and its result) for `retention_ms` if positive."""
-        self._add(queue, (OP_COMPLETE, task_id, retention_ms, result))
+        self._add(job.queue, (OP_COMPLETE, job.id, retention_ms, result, job.retried))
 
-    def retry(self, queue: str, task_id: str, due_ms: int, error: str) -> None:
+    def retry(self, job: Job, due_ms: int, error: str) -> None:
         """The attempt failed; run the task again at `due_ms`."""
-        self._add(queue, (OP_RETRY, task_id, due_ms, error.encode()))
+        self._add(job.queue, (OP_RETRY, job.id, due_ms, error.encode(), job.retried))
 
-    def archive(self, queue: str, task_id: str, error: str) -> None:
+    def archive(self, job: Job, error: str) -> None:
         """The task failed for good."""
-        self._add(queue, (OP_ARCHIVE, task_id, 0, error.encode()))
+        self._add(job.queue, (OP_ARCHIVE, job.id, 0, error.encode(), job.retried))
 
-    def requeue(self, queue: str, task_id: str) -> None:
+    def requeue(self, job: Job) -> None:
         """Give the task back to the front of pending, without counting an attempt."""
-        self._add(queue, (OP_REQUEUE, task_id, 0, b""))
+        self._add(job.queue, (OP_REQUEUE, job.id, 0, b"", job.retried))
 
     # Writing --------------------------------------------------------------
 
@@ -127,7 +128,7 @@ class Finisher:
                 archive_max_size=self._archive_max_size,
                 archive_max_age_ms=self._archive_max_age_ms,
             )
-            for (op, task_id, _number, _text), ok in zip(ops, applied, strict=True):
+            for (op, task_id, *_), ok in zip(ops, applied, strict=True):
                 if not ok:
                     logger.info(
                         "outcome %r of task %s in %r ignored: this server no longer holds it",

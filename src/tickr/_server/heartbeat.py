@@ -50,6 +50,8 @@ class Heartbeat:
         renew: Also renew this server's leases (when no LeaseKeeper thread does).
         record: Builds this server's registry record, refreshed every beat with an
             expiry of three intervals (so a dead server drops out of the registry).
+        other_failure: The current failure of another part (the lease thread), reported
+            to `health_check` when the beat itself succeeded.
     """
 
     def __init__(
@@ -66,6 +68,7 @@ class Heartbeat:
         health_check: HealthCheck | None,
         renew: bool = True,
         record: Callable[[], bytes] | None = None,
+        other_failure: Callable[[], BaseException | None] | None = None,
     ) -> None:
         self._broker = broker
         self._processor = processor
@@ -78,6 +81,7 @@ class Heartbeat:
         self._health_check = health_check
         self._renew = renew
         self._record = record
+        self._other_failure = other_failure
 
     async def run(self) -> None:
         """Beat until cancelled."""
@@ -88,6 +92,8 @@ class Heartbeat:
             except Exception as exc:  # noqa: BLE001 - the heartbeat must outlive any failure
                 error = exc
                 log_failure(logger, "beat", exc, self._interval)
+            if error is None and self._other_failure is not None:
+                error = self._other_failure()
             await self._report(error)
             await asyncio.sleep(self._interval)
 

@@ -71,6 +71,8 @@ class LeaseKeeper:
         self._tick = time.monotonic()
         self._tick_handle: asyncio.TimerHandle | None = None
         self._blocked_since: float | None = None
+        self.failure: BaseException | None = None
+        """The error of the latest renewal, or None when it succeeded."""
 
     def start(self) -> None:
         """Start ticking on the running loop and renewing from the thread."""
@@ -105,9 +107,12 @@ class LeaseKeeper:
             self._watch_loop()
             try:
                 self._renew()
+                self.failure = None
             except RedisUnavailable as exc:
+                self.failure = exc
                 logger.warning("could not renew task leases: %s", exc)
-            except Exception:
+            except Exception as exc:
+                self.failure = exc
                 logger.exception("renewing task leases failed")
 
     def _renew(self) -> None:

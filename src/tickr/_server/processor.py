@@ -38,8 +38,11 @@ _FALLBACK_DELAY: Final = exponential_backoff()
 
 
 def describe(exc: BaseException) -> str:
-    """The error message recorded for an exception."""
-    text = str(exc)
+    """The error message recorded for an exception (even one whose str() fails)."""
+    try:
+        text = str(exc)
+    except Exception:  # noqa: BLE001 - a broken __str__ must not lose the task
+        text = f"<{type(exc).__name__} whose message cannot be shown>"
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
@@ -165,6 +168,9 @@ class Processor:
             job = await get()
             try:
                 await self._process(job)
+            except Exception as exc:
+                logger.exception("processing task %s in %r failed; archiving it", job.id, job.queue)
+                self._finisher.archive(job, f"internal error: {describe(exc)}")
             finally:
                 self._release_worker()
 
@@ -175,7 +181,7 @@ class Processor:
             logger.error(
                 "task %s in %r cannot be decoded: %s; archiving it", job.id, job.queue, exc
             )
-            self._finisher.archive(job.queue, job.id, str(exc))
+            self._finisher.archive(job, str(exc))
             return
         job.type = message.type
         started = now_ms()
@@ -211,7 +217,7 @@ class Processor:
         if job.stop_reason is StopReason.CANCELLED:
             await self._fail(job, task, asyncio.CancelledError("cancelled"), final=True)
         elif job.stop_reason is StopReason.SHUTDOWN:
-            self._finisher.requeue(job.queue, job.id)
+            self._finisher.requeue(job)
 
     async def _run(
         self,
@@ -267,7 +273,7 @@ class Processor:
             if current is not None and current.cancelling():
                 if job.stop_reason is None:
                     job.stop_reason = StopReason.SHUTDOWN
-                    self._finisher.requeue(job.queue, job.id)
+                    self._finisher.requeue(job)
                 raise
             return False, exc  # a CancelledError of the handler's own making
         except BaseException as exc:  # noqa: BLE001 - any error of the handler is a failed attempt
@@ -296,12 +302,12 @@ class Processor:
                     "task %s in %r returned a result that cannot be stored", job.id, job.queue
                 )
                 error = TypeError(f"result cannot be stored: {exc}")
-                self._finisher.archive(job.queue, job.id, str(error))
+                self._finisher.archive(job, str(error))
                 await self._report(task, error)
                 return
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("task %s (%s) in %r completed", job.id, task.type, job.queue)
-        self._finisher.complete(job.queue, job.id, message.retention_ms, encoded)
+        self._finisher.complete(job, message.retention_ms, encoded)
 
     async def _fail(self, job: Job, task: Task, exc: BaseException, *, final: bool = False) -> None:
         error = describe(exc)
@@ -309,7 +315,7 @@ class Processor:
             error = "cancelled"
         if final or task.retry_count >= task.max_retry:
             logger.debug("task %s (%s) in %r archived: %s", job.id, task.type, job.queue, error)
-            self._finisher.archive(job.queue, job.id, error)
+            self._finisher.archive(job, error)
         else:
             delay = self._delay(task, exc)
             logger.debug(
@@ -320,7 +326,7 @@ class Processor:
                 error,
                 delay,
             )
-            self._finisher.retry(job.queue, job.id, now_ms() + int(delay * 1000), error)
+            self._finisher.retry(job, now_ms() + int(delay * 1000), error)
         await self._report(task, exc)
 
     def _delay(self, task: Task, exc: BaseException) -> float:

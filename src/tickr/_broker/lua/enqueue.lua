@@ -1,7 +1,7 @@
 -- Enqueue a batch of tasks into one queue.
 -- KEYS[1] pending zset    KEYS[2] scheduled zset    KEYS[3] seq counter    KEYS[4] idle flag
 -- ARGV[1] task key prefix    ARGV[2] unique key prefix    ARGV[3] events channel
--- ARGV[4] the tasks, msgpack-encoded: an array of six-value arrays
+-- ARGV[4] the tasks, msgpack-encoded: an array of seven-value arrays
 --   {id, msg, priority, due (ms; 0 = runnable now), unique digest ('' = none), unique ttl (ms),
 --    max retries}
 -- Returns one value per task:

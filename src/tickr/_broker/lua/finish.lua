@@ -5,13 +5,16 @@
 -- ARGV[1] task key prefix    ARGV[2] unique key prefix    ARGV[3] events channel
 -- ARGV[4] done channel    ARGV[5] now (ms)    ARGV[6] owner (server id)
 -- ARGV[7] daily counter ttl (s)    ARGV[8] archive max size    ARGV[9] archive max age (ms)
--- ARGV[10] the outcomes, msgpack-encoded: an array of {op, id, number, text}
+-- ARGV[10] the outcomes, msgpack-encoded: an array of {op, id, number, text, retries done}
 --   'c' completed:  number = retention (ms),  text = encoded result
 --   'r' retry:      number = due time (ms),   text = error message
 --   'a' archived:   number = unused,          text = error message
 --   'q' requeued to the front of pending (graceful shutdown): not an attempt, not counted
 -- A task whose cancellation was requested (its 'cancel' field) is archived with the error
 -- 'cancelled' instead of being retried or requeued.
+-- An outcome applies only to the attempt it reports on: the task must be active, held by
+-- this owner, with the same number of retries done (recovery always adds one), so that a
+-- late report of an attempt whose lease was lost never touches a later attempt.
 -- Returns one value per task: 1 applied, 0 ignored because the server no longer holds the
 -- task (its lease was lost and the task recovered, or it was finished already).
 --@include wake_pending
@@ -29,10 +32,10 @@ local processed, failed, requeued, archived, completed = 0, 0, 0, 0, 0
 local retry_head, earliest_retry = nil, nil
 
 for _, outcome in ipairs(cmsgpack.unpack(ARGV[10])) do
-  local op, id, number, text = unpack(outcome)
+  local op, id, number, text, attempt = unpack(outcome)
   local key = task_prefix .. id
-  local task = redis.call('HMGET', key, 'state', 'owner', 'pri', 'pm', 'uk', 'w', 'cancel')
-  if task[1] ~= 'active' or task[2] ~= owner then
+  local task = redis.call('HMGET', key, 'state', 'owner', 'pri', 'pm', 'uk', 'w', 'cancel', 'retried')
+  if task[1] ~= 'active' or task[2] ~= owner or (tonumber(task[8]) or 0) ~= attempt then
     results[#results + 1] = 0
   else
     redis.call('ZREM', KEYS[1], id)
