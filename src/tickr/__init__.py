@@ -6,6 +6,7 @@ The public surface, all importable from ``tickr``::
     ServeMux, Task                   route task types to async handlers (with middleware)
     Server                           run handlers: retries, timeouts, graceful shutdown
     Inspector                        read and steer queues and tasks
+    Scheduler, PeriodicTask          enqueue tasks on cron and @every schedules
     exponential_backoff, constant_delay     retry delays
     TaskInfo, QueueInfo, DailyStats, ServerInfo, SchedulerEntry    values
     TickrError and its subclasses    errors (see tickr.errors)
@@ -26,9 +27,18 @@ from tickr.errors import (
 from tickr.inspector import Inspector
 from tickr.mux import CallNext, Handler, Middleware, ServeMux
 from tickr.options import TaskSpec
+from tickr.scheduler import PeriodicTask, Scheduler
 from tickr.server import Server
 from tickr.task import Task
-from tickr.values import DailyStats, QueueInfo, SchedulerEntry, ServerInfo, TaskInfo, TaskState
+from tickr.values import (
+    DailyStats,
+    QueueInfo,
+    SchedulerEntry,
+    SchedulerEvent,
+    ServerInfo,
+    TaskInfo,
+    TaskState,
+)
 
 __version__ = "0.1.0"
 
@@ -40,11 +50,14 @@ __all__ = [
     "Handler",
     "Inspector",
     "Middleware",
+    "PeriodicTask",
     "QueueInfo",
     "QueueNotFound",
     "RedisUnavailable",
     "RetryDelay",
+    "Scheduler",
     "SchedulerEntry",
+    "SchedulerEvent",
     "ServeMux",
     "Server",
     "ServerInfo",

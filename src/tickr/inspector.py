@@ -12,7 +12,14 @@ from tickr._time import datetime_from_ms, now_ms
 from tickr.errors import QueueNotFound, TaskNotFound
 from tickr.options import DEFAULT_QUEUE, check_name
 from tickr.serialization import MessageDecodeError, decode_value
-from tickr.values import DailyStats, QueueInfo, ServerInfo, TaskInfo
+from tickr.values import (
+    DailyStats,
+    QueueInfo,
+    SchedulerEntry,
+    SchedulerEvent,
+    ServerInfo,
+    TaskInfo,
+)
 
 __all__ = ["Inspector"]
 
@@ -137,12 +144,83 @@ class Inspector:
             RedisUnavailable: If Redis cannot be reached.
         """
         servers = []
-        for record in await self._broker.server_records(now_ms()):
+        for record in await self._broker.registered("server", now_ms()):
             try:
                 servers.append(_server_info(decode_value(record)))
             except (MessageDecodeError, KeyError, TypeError, ValueError):
                 continue  # a record this version cannot read
         return sorted(servers, key=lambda server: server.started_at)
+
+    async def scheduler_entries(self) -> list[SchedulerEntry]:
+        """Every periodic task run by a live Scheduler, sorted by id.
+
+        Entries run by several schedulers are listed once; `prev_run_at` is the latest
+        tick enqueued by any of them.
+
+        Raises:
+            RedisUnavailable: If Redis cannot be reached.
+        """
+        seen: dict[str, tuple[dict[str, Any], list[str]]] = {}
+        for record in await self._broker.registered("scheduler", now_ms()):
+            try:
+                scheduler = decode_value(record)
+                for entry in scheduler["entries"]:
+                    known = seen.setdefault(str(entry["id"]), (entry, []))
+                    known[1].append(str(scheduler["id"]))
+            except (MessageDecodeError, KeyError, TypeError):
+                continue  # a record this version cannot read
+        ids = sorted(seen)
+        lasts = await self._broker.cron_last_ticks(
+            [(str(seen[entry_id][0]["queue"]), entry_id) for entry_id in ids]
+        )
+        entries = []
+        for entry_id, last in zip(ids, lasts, strict=True):
+            entry, schedulers = seen[entry_id]
+            next_ms = entry.get("next_ms")
+            entries.append(
+                SchedulerEntry(
+                    id=entry_id,
+                    spec=str(entry["spec"]),
+                    type=str(entry["type"]),
+                    payload=entry.get("payload"),
+                    queue=str(entry["queue"]),
+                    next_run_at=datetime_from_ms(int(next_ms)) if next_ms else None,
+                    prev_run_at=None if last is None else datetime_from_ms(last),
+                    timezone=str(entry.get("timezone", "UTC")),
+                    schedulers=tuple(sorted(schedulers)),
+                )
+            )
+        return entries
+
+    async def scheduler_history(self, entry_id: str, *, limit: int = 20) -> list[SchedulerEvent]:
+        """The latest ticks of a periodic task, newest first.
+
+        Raises:
+            KeyError: If no live scheduler runs an entry with this id.
+            ValueError: If `limit` is not positive.
+            RedisUnavailable: If Redis cannot be reached.
+        """
+        if not isinstance(limit, int) or limit < 1:
+            raise ValueError("limit must be a positive int")
+        entries = {entry.id: entry for entry in await self.scheduler_entries()}
+        if entry_id not in entries:
+            raise KeyError(f"no live scheduler runs an entry {entry_id!r}")
+        events = []
+        for raw in await self._broker.cron_history(entries[entry_id].queue, entry_id, limit):
+            try:
+                tick, enqueued, task_id, outcome = decode_value(raw)
+            except (MessageDecodeError, TypeError, ValueError):
+                continue
+            events.append(
+                SchedulerEvent(
+                    entry_id=entry_id,
+                    tick_at=datetime_from_ms(int(tick)),
+                    enqueued_at=datetime_from_ms(int(enqueued)),
+                    task_id=task_id.decode() if isinstance(task_id, bytes) else str(task_id),
+                    outcome=_tick_outcome(outcome),
+                )
+            )
+        return events
 
     async def get_task(self, task_id: str, queue: str = DEFAULT_QUEUE) -> TaskInfo:
         """The current state of a task.
@@ -201,3 +279,13 @@ def _server_info(record: dict[str, Any]) -> ServerInfo:
         started_at=datetime_from_ms(int(record["started_ms"])),
         active_tasks=[(str(queue), str(task_id)) for queue, task_id in record["active"]],
     )
+
+
+def _tick_outcome(outcome: Any) -> str:
+    if outcome == 1:
+        return "pending"
+    if outcome == 2:
+        return "scheduled"
+    if outcome == 0:
+        return "conflict"
+    return "duplicate"

@@ -15,6 +15,8 @@ Shutdown order, and why:
 5. Write every outcome to Redis (the lease keeper keeps the leases alive meanwhile).
 6. Stop the heartbeat and the lease keeper, then the finisher and the event listener;
    cancel the workers; close Redis.
+
+A Scheduler given to the server starts last and stops first (before step 1).
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import socket
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -30,7 +31,7 @@ from datetime import timedelta
 from types import TracebackType
 from typing import Any, Final, Self
 
-from tickr._aio import cancel_and_wait, detach, first_of, within
+from tickr._aio import cancel_and_wait, first_of, within
 from tickr._broker import Broker, Event, EventKind, EventListener, RedisClient, SyncRenewer
 from tickr._server.burst import BurstWatcher
 from tickr._server.fetcher import Fetcher
@@ -41,11 +42,13 @@ from tickr._server.job import StopReason
 from tickr._server.lease_keeper import LeaseKeeper
 from tickr._server.processor import ErrorHandler, Processor
 from tickr._server.redis_check import warn_about_redis
+from tickr._signals import serve_until_signalled
 from tickr._time import now_ms, seconds
 from tickr.backoff import RetryDelay, exponential_backoff
 from tickr.errors import RedisUnavailable
 from tickr.mux import CallNext, ServeMux, is_async_callable
 from tickr.options import check_name
+from tickr.scheduler import Scheduler
 from tickr.serialization import encode_value
 from tickr.task import Task
 
@@ -86,6 +89,8 @@ class Server:
             and take back expired ones (keep it well below lease_duration).
         archive_max_size: Most archived tasks kept per queue.
         archive_max_age: Archived tasks older than this are deleted (seconds/timedelta).
+        scheduler: A `Scheduler` to run inside this server: it starts once the server is
+            ready and stops first at shutdown.
 
     Raises:
         TypeError, ValueError: For invalid settings.
@@ -108,6 +113,7 @@ class Server:
         heartbeat_interval: float = DEFAULT_HEARTBEAT,
         archive_max_size: int = DEFAULT_ARCHIVE_MAX_SIZE,
         archive_max_age: float | timedelta = DEFAULT_ARCHIVE_MAX_AGE,
+        scheduler: Scheduler | None = None,
     ) -> None:
         check_name(namespace, "namespace")
         if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
@@ -139,6 +145,9 @@ class Server:
         self._health_check = health_check
         self._archive_max_size = archive_max_size
         self._archive_max_age_ms = int(seconds(archive_max_age, "archive_max_age") * 1000)
+        if scheduler is not None and not isinstance(scheduler, Scheduler):
+            raise TypeError("scheduler must be a tickr.Scheduler")
+        self.scheduler = scheduler
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self._stop_requested: asyncio.Event | None = None
         self._force: asyncio.Event | None = None
@@ -268,6 +277,10 @@ class Server:
                 if burst:
                     watcher = BurstWatcher(broker, processor, list(self._queues), self._empty)
                     background["burst"] = asyncio.create_task(watcher.run(), name="tickr-burst")
+                if self.scheduler is not None:
+                    background["scheduler"] = asyncio.create_task(
+                        self.scheduler.serve(), name="tickr-scheduler"
+                    )
                 logger.info(
                     "server %s serving %s with concurrency %d",
                     self.id,
@@ -411,6 +424,11 @@ class Server:
         fetcher: Fetcher,
         leases: LeaseKeeper | None,
     ) -> None:
+        scheduler_task = background.pop("scheduler", None)
+        if self.scheduler is not None and scheduler_task is not None:
+            await self.scheduler.shutdown()
+            await asyncio.wait({scheduler_task}, timeout=_FETCH_GRACE)
+            await _cancel(scheduler_task)
         await _cancel(background.pop("burst", None))
         await self._stop_fetcher(fetcher, background.pop("fetcher", None))
         await _cancel(background.pop("forwarder", None))
@@ -431,7 +449,7 @@ class Server:
             )
         await _cancel(background.pop("heartbeat", None))
         try:
-            await broker.unregister_server(self.id)
+            await broker.unregister("server", self.id)
         except Exception as exc:  # noqa: BLE001 - the record expires by itself anyway
             logger.info("could not remove this server from the registry (%s)", exc)
         if leases is not None:
@@ -469,28 +487,11 @@ class Server:
             forced.cancel()
 
     async def _run_with_signals(self, handler: ServeMux | Callable[[Task], Awaitable[Any]]) -> None:
-        loop = asyncio.get_running_loop()
-        signals_seen = 0
+        def force() -> None:
+            if self._force is not None:
+                self._force.set()  # requeue running tasks now instead of waiting for them
 
-        def on_signal(signum: int) -> None:
-            nonlocal signals_seen
-            signals_seen += 1
-            name = signal.Signals(signum).name
-            if signals_seen == 1:
-                logger.info("received %s: shutting down gracefully", name)
-                detach(self.shutdown())
-            else:
-                logger.warning("received %s again: requeueing running tasks now", name)
-                if self._force is not None:
-                    self._force.set()
-
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, on_signal, signum)
-        try:
-            await self.serve(handler)
-        finally:
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(signum)
+        await serve_until_signalled(lambda: self.serve(handler), self.shutdown, force, logger)
 
 
 async def _cancel(task: asyncio.Task[None] | None) -> None:

@@ -14,6 +14,7 @@ __all__ = [
     "DailyStats",
     "QueueInfo",
     "SchedulerEntry",
+    "SchedulerEvent",
     "ServerInfo",
     "TaskInfo",
     "TaskState",
@@ -134,7 +135,19 @@ class ServerInfo:
 
 @dataclass(frozen=True, slots=True)
 class SchedulerEntry:
-    """A periodic task registered by a Scheduler."""
+    """A periodic task run by the live schedulers.
+
+    Attributes:
+        id: The entry id.
+        spec: The cron expression, descriptor or ``@every`` duration.
+        type: The task type enqueued on each tick.
+        payload: The task payload.
+        queue: The queue the tasks go to.
+        next_run_at: The next tick.
+        prev_run_at: The latest tick enqueued (by any scheduler), if any.
+        timezone: The timezone of the spec.
+        schedulers: Ids of the schedulers that run this entry.
+    """
 
     id: str
     spec: str
@@ -143,3 +156,25 @@ class SchedulerEntry:
     queue: str
     next_run_at: datetime | None
     prev_run_at: datetime | None
+    timezone: str = "UTC"
+    schedulers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerEvent:
+    """One tick of a periodic task, as recorded when it was enqueued.
+
+    Attributes:
+        entry_id: The entry.
+        tick_at: The tick.
+        enqueued_at: When a scheduler enqueued it.
+        task_id: The id of the task enqueued.
+        outcome: "pending", "scheduled", "duplicate" (an equal unique task was live) or
+            "conflict" (the task id was taken).
+    """
+
+    entry_id: str
+    tick_at: datetime
+    enqueued_at: datetime
+    task_id: str
+    outcome: str

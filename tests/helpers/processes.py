@@ -17,9 +17,11 @@ ROOT = Path(__file__).resolve().parents[2]
 class WorkerProcess:
     """A `tests.helpers.worker_process` child; its stderr is collected line by line."""
 
+    module = "tests.helpers.worker_process"
+
     def __init__(self, url: str, namespace: str, *args: str) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.helpers.worker_process", url, namespace, *args],
+            [sys.executable, "-m", self.module, url, namespace, *args],
             cwd=ROOT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
             stdout=subprocess.DEVNULL,
@@ -74,3 +76,12 @@ class WorkerProcess:
         self.wait()
         if self.process.stderr is not None:
             self.process.stderr.close()
+
+
+class SchedulerProcess(WorkerProcess):
+    """A `tests.helpers.scheduler_process` child (args: SPEC ENTRY_ID)."""
+
+    module = "tests.helpers.scheduler_process"
+
+    def wait_ready(self) -> None:
+        self.wait_for_line("running 1 entries")

@@ -101,7 +101,8 @@ _FINISH = load_script("finish")
 _FORWARD = load_script("forward")
 _RENEW = load_script("renew")
 _RECOVER = load_script("recover")
-_REGISTER_SERVER = load_script("register_server")
+_REGISTER = load_script("register_process")
+_CRON_TICK = load_script("cron_tick")
 _RECLAIM = load_script("reclaim")
 _CANCEL = load_script("cancel")
 _WATCH = load_script("watch")
@@ -126,7 +127,7 @@ def _dequeued(reply: Sequence[Any]) -> list[DequeuedTask]:
     return [(_text(reply[i]), reply[i + 1], int(reply[i + 2])) for i in range(0, len(reply), 3)]
 
 
-def _pack_list(rows: Sequence[Sequence[Any]]) -> bytes:
+def _pack_list(rows: Sequence[Any]) -> bytes:
     """Many script arguments as one msgpack blob, for the script's cmsgpack.unpack.
 
     Byte strings travel as msgpack raw strings: Redis' cmsgpack does not read the bin
@@ -355,30 +356,93 @@ class Broker:
 
     # ------------------------------------------------------------------ servers
 
-    async def register_server(
-        self, server_id: str, record: bytes, now_ms: int, ttl_ms: int
+    def _registry(self, kind: str, process_id: str) -> tuple[str, str]:
+        keys = self.namespace_keys
+        if kind == "server":
+            return keys.server(process_id), keys.servers
+        return keys.scheduler(process_id), keys.schedulers
+
+    async def register(
+        self, kind: str, process_id: str, record: bytes, now_ms: int, ttl_ms: int
     ) -> None:
-        """Record a running server for `ttl_ms` (see lua/register_server.lua)."""
-        keys = self.namespace_keys
-        await self._eval(
-            _REGISTER_SERVER,
-            (keys.server(server_id), keys.servers),
-            (server_id, record, now_ms, ttl_ms),
-        )
+        """Record a running "server" or "scheduler" for `ttl_ms` (lua/register_process.lua)."""
+        record_key, registry = self._registry(kind, process_id)
+        await self._eval(_REGISTER, (record_key, registry), (process_id, record, now_ms, ttl_ms))
 
-    async def unregister_server(self, server_id: str) -> None:
-        """Remove a server's record at once."""
-        keys = self.namespace_keys
-        await self._pipeline([("DEL", keys.server(server_id)), ("ZREM", keys.servers, server_id)])
+    async def unregister(self, kind: str, process_id: str) -> None:
+        """Remove a "server" or "scheduler" record at once."""
+        record_key, registry = self._registry(kind, process_id)
+        await self._pipeline([("DEL", record_key), ("ZREM", registry, process_id)])
 
-    async def server_records(self, now_ms: int) -> list[bytes]:
-        """The records of every server registered and not expired."""
-        keys = self.namespace_keys
-        ids = await self._command("ZRANGEBYSCORE", keys.servers, now_ms, "+inf")
+    async def registered(self, kind: str, now_ms: int) -> list[bytes]:
+        """The records of every "server" or "scheduler" registered and not expired."""
+        _, registry = self._registry(kind, "")
+        ids = await self._command("ZRANGEBYSCORE", registry, now_ms, "+inf")
         if not ids:
             return []
-        records = await self._command("MGET", *(keys.server(_text(i)) for i in ids))
+        records = await self._command("MGET", *(self._registry(kind, _text(i))[0] for i in ids))
         return [record for record in records if record]
+
+    # ------------------------------------------------------------------ periodic tasks
+
+    async def cron_tick(
+        self,
+        queue: str,
+        entry_id: str,
+        tick_ms: int,
+        item: EnqueueItem,
+        *,
+        now_ms: int,
+        history: int,
+        state_ttl_ms: int,
+    ) -> tuple[bool, EnqueueOutcome, int]:
+        """Enqueue one tick unless a scheduler did (see lua/cron_tick.lua).
+
+        Returns (whether this call claimed the tick, the enqueue outcome, last tick).
+        """
+        keys = self.keys(queue)
+        claimed, outcome, last = await self._eval(
+            _CRON_TICK,
+            (
+                keys.pending,
+                keys.scheduled,
+                keys.seq,
+                keys.idle,
+                keys.cron_last(entry_id),
+                keys.cron_history(entry_id),
+            ),
+            (
+                keys.task_prefix,
+                keys.unique_prefix,
+                keys.events_channel,
+                tick_ms,
+                now_ms,
+                history,
+                state_ttl_ms,
+                _pack_list(item),
+            ),
+        )
+        return bool(claimed), self._outcome(outcome), int(last)
+
+    async def cron_last_ticks(self, entries: Sequence[tuple[str, str]]) -> list[int | None]:
+        """The last enqueued tick (ms) of each (queue, entry id), None for a new entry."""
+        if not entries:
+            return []
+        replies = await self._pipeline(
+            [("GET", self.keys(queue).cron_last(entry_id)) for queue, entry_id in entries]
+        )
+        return [None if reply is None else int(reply) for reply in replies]
+
+    async def cron_start(self, queue: str, entry_id: str, tick_ms: int, state_ttl_ms: int) -> None:
+        """Mark `tick_ms` as the last tick of a new entry (nothing before it will run)."""
+        key = self.keys(queue).cron_last(entry_id)
+        await self._command("SET", key, tick_ms, "NX", "PX", state_ttl_ms)
+
+    async def cron_history(self, queue: str, entry_id: str, limit: int) -> list[bytes]:
+        """The most recent tick events of an entry, newest first (msgpack each)."""
+        return list(
+            await self._command("LRANGE", self.keys(queue).cron_history(entry_id), 0, limit - 1)
+        )
 
     # ------------------------------------------------------------------ queues
 

@@ -22,6 +22,8 @@ P seq                  string  counter giving pending members their FIFO order
 P paused               string  present while the queue is paused
 P idle                 string  present while some server found the queue empty
 P u:<digest>           string  unique lock: id of the live task holding it
+P cron:<entry>         string  last tick (ms) of a periodic task enqueued here
+P cron:<entry>:history list    recent ticks of that entry (msgpack events), capped
 P processed / failed   string  all-time counters
 P processed:<day>      string  daily counters (UTC day, kept 90 days)
 P events               pubsub  "p" pending work, "s" earlier due time, "c<id>" cancel
@@ -92,6 +94,14 @@ class QueueKeys:
         """Key of one unique lock."""
         return self.unique_prefix + digest
 
+    def cron_last(self, entry_id: str) -> str:
+        """Last tick (ms) of a periodic task that enqueues into this queue."""
+        return f"{self.prefix}cron:{entry_id}"
+
+    def cron_history(self, entry_id: str) -> str:
+        """Recent ticks of a periodic task (a capped list)."""
+        return f"{self.prefix}cron:{entry_id}:history"
+
     def processed_on(self, day: str) -> str:
         """Daily processed counter; `day` is an ISO date (UTC)."""
         return f"{self.processed}:{day}"
@@ -104,15 +114,20 @@ class QueueKeys:
 class NamespaceKeys:
     """Key names shared by all queues of a namespace."""
 
-    __slots__ = ("namespace", "queues", "server_prefix", "servers")
+    __slots__ = ("namespace", "prefix", "queues", "schedulers", "servers")
 
     def __init__(self, namespace: str) -> None:
         prefix = f"{namespace}:{{{namespace}}}:"
         self.namespace = namespace
+        self.prefix = prefix
         self.queues = prefix + "queues"
         self.servers = prefix + "servers"
-        self.server_prefix = prefix + "server:"
+        self.schedulers = prefix + "schedulers"
 
     def server(self, server_id: str) -> str:
         """Key of one server's registry record."""
-        return self.server_prefix + server_id
+        return f"{self.prefix}server:{server_id}"
+
+    def scheduler(self, scheduler_id: str) -> str:
+        """Key of one scheduler's registry record (with its entries)."""
+        return f"{self.prefix}scheduler:{scheduler_id}"

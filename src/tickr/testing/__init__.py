@@ -30,7 +30,7 @@ from tickr.mux import ServeMux
 from tickr.server import Server
 from tickr.task import Task
 
-__all__ = ["RedisServer", "drain", "find_redis_server"]
+__all__ = ["ManualClock", "RedisServer", "drain", "find_redis_server"]
 
 BINARY_VARIABLE: Final = "TICKR_REDIS_SERVER"
 _START_TIMEOUT: Final = 15.0
@@ -249,3 +249,36 @@ async def drain(
         await serving
         raise TimeoutError(f"the queues did not drain within {timeout} seconds")
     serving.result()
+
+
+class ManualClock:
+    """A clock that only moves when told to, for testing schedules (see tickr.clock).
+
+    Args:
+        start: The time to start at, in Unix seconds.
+    """
+
+    def __init__(self, start: float) -> None:
+        self._now = start
+        self._moved = asyncio.Condition()
+
+    def time(self) -> float:
+        """The current (manual) time."""
+        return self._now
+
+    async def sleep_until(self, moment: float) -> None:
+        """Wait until the clock has been moved to `moment` or later."""
+        async with self._moved:
+            await self._moved.wait_for(lambda: self._now >= moment)
+
+    async def advance(self, seconds: float) -> None:
+        """Move the clock forward and wake what sleeps until then; lets them run."""
+        async with self._moved:
+            self._now += seconds
+            self._moved.notify_all()
+        for _ in range(5):
+            await asyncio.sleep(0)
+
+    async def set(self, moment: float) -> None:
+        """Move the clock to `moment` (never backwards)."""
+        await self.advance(max(0.0, moment - self._now))

@@ -1,0 +1,515 @@
+"""`Scheduler`: enqueues periodic tasks, each tick exactly once across all schedulers.
+
+Every entry's last enqueued tick is kept in Redis next to the queue it feeds, and a tick
+is enqueued by one atomic script only if it is later than that (lua/cron_tick.lua).  So
+any number of schedulers can run the same entries for high availability: each tick is
+enqueued once, by whichever comes first.
+
+When every scheduler was down for a while, the ticks missed are handled by the catch-up
+policy: "latest" (the default) enqueues the latest missed tick once, "none" skips them,
+and "all" enqueues each of them in order (at most `max_catch_up`).  A tick is missed
+when it is more than `misfire_grace` seconds late.
+
+Entries come from `register()` and, optionally, from a `config_provider` that is read
+again every `config_interval` seconds: entries it adds start, entries it drops stop, and
+entries that did not change keep their schedule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import inspect
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import tzinfo
+from types import TracebackType
+from typing import Any, Final, Literal, Self
+
+from tickr._aio import first_of
+from tickr._broker import Broker, RedisClient
+from tickr._signals import serve_until_signalled
+from tickr.clock import Clock, SystemClock
+from tickr.errors import DuplicateTask, TaskIDConflict
+from tickr.options import DEFAULT_MAX_PAYLOAD_BYTES, TaskSpec, check_name, prepare_task
+from tickr.schedule import Schedule, parse_schedule, zone
+from tickr.serialization import canonical_bytes, encode_value
+
+__all__ = ["CatchUp", "PeriodicTask", "Scheduler"]
+
+logger = logging.getLogger("tickr.scheduler")
+
+CatchUp = Literal["latest", "none", "all"]
+"""What to do with ticks missed while no scheduler ran: see the module docstring."""
+
+STATE_TTL_MS: Final = 30 * 24 * 3600 * 1000
+"""An entry's last tick and history outlive the last scheduler running it by this long."""
+_FORBIDDEN_OPTIONS: Final = ("at", "task_id")
+_RETRY_SECONDS: Final = 1.0
+
+ErrorHandler = Callable[["PeriodicTask", BaseException], Any]
+"""``(periodic_task, exc) -> None``, sync or async: told of every tick that failed."""
+
+ConfigProvider = Callable[[], "Iterable[PeriodicTask] | Awaitable[Iterable[PeriodicTask]]"]
+"""Returns the current periodic tasks (sync or async)."""
+
+
+class PeriodicTask:
+    """A task to enqueue on a schedule: the spec, and what `Client.enqueue` would take.
+
+    Args:
+        spec: A cron expression, a descriptor or ``@every <duration>`` (see
+            `tickr.schedule`).
+        type: The task type.
+        payload: The task payload, the same for every tick.
+        entry_id: A stable name for the entry; by default a digest of everything else, so
+            that schedulers running the same entries agree on it.
+        timezone: The timezone of a cron spec; default the scheduler's.
+        **enqueue_options: Any option of `Client.enqueue` but `at` and `task_id`
+            (`delay` counts from the tick).
+    """
+
+    __slots__ = ("entry_id", "options", "payload", "spec", "timezone", "type")
+
+    def __init__(
+        self,
+        spec: str,
+        type: str,
+        payload: Any = None,
+        *,
+        entry_id: str | None = None,
+        timezone: str | None = None,
+        **enqueue_options: Any,
+    ) -> None:
+        self.spec = spec
+        self.type = type
+        self.payload = payload
+        self.entry_id = entry_id
+        self.timezone = timezone
+        self.options = enqueue_options
+
+    def __repr__(self) -> str:
+        return f"PeriodicTask({self.spec!r}, {self.type!r}, entry_id={self.entry_id!r})"
+
+
+class _Entry:
+    """A validated periodic task and its state in this scheduler."""
+
+    __slots__ = (
+        "definition",
+        "id",
+        "next_due",
+        "prev_ms",
+        "queue",
+        "schedule",
+        "task",
+        "timezone_name",
+    )
+
+    def __init__(self, task: PeriodicTask, default_timezone: str, max_payload: int) -> None:
+        timezone_name = task.timezone or default_timezone
+        timezone: tzinfo = zone(timezone_name)
+        schedule = parse_schedule(task.spec, timezone)
+        for option in _FORBIDDEN_OPTIONS:
+            if option in task.options:
+                raise ValueError(f"{option!r} cannot be given to a periodic task")
+        spec = TaskSpec(task.type, task.payload, **task.options)  # TypeError on unknown options
+        prepare_task(spec, now_ms=0, max_payload_bytes=max_payload)  # every other check
+        self.task = task
+        self.schedule: Schedule = schedule
+        self.timezone_name = timezone_name
+        self.queue = spec.queue
+        self.definition = _digest(task, timezone_name)
+        self.id = check_name(task.entry_id, "entry_id") if task.entry_id else self.definition
+        self.next_due = 0.0
+        self.prev_ms: int | None = None
+
+
+def _digest(task: PeriodicTask, timezone_name: str) -> str:
+    hasher = hashlib.blake2b(digest_size=10)
+    hasher.update(canonical_bytes([task.spec.strip(), timezone_name, task.type, task.payload]))
+    hasher.update(repr(sorted(task.options.items())).encode())
+    return hasher.hexdigest()
+
+
+class Scheduler:
+    """Enqueues periodic tasks; run one or several for high availability.
+
+    Args:
+        url: Redis URL; default $TICKR_REDIS_URL, else ``redis://127.0.0.1:6379/0``.
+        redis: An existing `redis.asyncio.Redis` to use instead (never closed by Tickr).
+        namespace: Prefix of every key.
+        timezone: Default timezone of cron specs (an IANA name such as "Europe/Berlin").
+        config_provider: Returns the periodic tasks to run, sync or async; read at start
+            and every `config_interval` seconds, on top of the registered ones.
+        config_interval: Seconds between two reads of `config_provider`.
+        catch_up: What to do with missed ticks: "latest" (default), "none" or "all".
+        max_catch_up: Most missed ticks enqueued per entry with catch_up="all".
+        misfire_grace: Seconds a tick may be late and still count as on time.
+        error_handler: ``(periodic_task, exc)``, sync or async, told of failed ticks.
+        heartbeat_interval: Seconds between two refreshes of this scheduler's record in
+            Redis (what `Inspector.scheduler_entries()` shows).
+        history: Tick events kept per entry.
+        clock: Where the time comes from (`tickr.clock.SystemClock` by default; tests
+            inject `tickr.testing.ManualClock`).
+
+    Raises:
+        TypeError, ValueError: For invalid settings.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        redis: RedisClient | None = None,
+        namespace: str = "tickr",
+        timezone: str = "UTC",
+        config_provider: ConfigProvider | None = None,
+        config_interval: float = 60.0,
+        catch_up: CatchUp = "latest",
+        max_catch_up: int = 100,
+        misfire_grace: float = 5.0,
+        error_handler: ErrorHandler | None = None,
+        heartbeat_interval: float = 5.0,
+        history: int = 100,
+        clock: Clock | None = None,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+    ) -> None:
+        check_name(namespace, "namespace")
+        zone(timezone)
+        if catch_up not in ("latest", "none", "all"):
+            raise ValueError(f"catch_up must be 'latest', 'none' or 'all', not {catch_up!r}")
+        for name, value in (
+            ("config_interval", config_interval),
+            ("heartbeat_interval", heartbeat_interval),
+            ("misfire_grace", misfire_grace),
+        ):
+            if not isinstance(value, int | float) or value <= 0:
+                raise ValueError(f"{name} must be a positive number of seconds")
+        for name, count in (("max_catch_up", max_catch_up), ("history", history)):
+            if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+                raise ValueError(f"{name} must be a positive int")
+        for name, hook in (("config_provider", config_provider), ("error_handler", error_handler)):
+            if hook is not None and not callable(hook):
+                raise TypeError(f"{name} must be callable")
+        self._url = url
+        self._redis = redis
+        self.namespace = namespace
+        self.timezone = timezone
+        self._provider = config_provider
+        self._config_interval = float(config_interval)
+        self._catch_up: CatchUp = catch_up
+        self._max_catch_up = max_catch_up
+        self._grace = float(misfire_grace)
+        self._error_handler = error_handler
+        self._heartbeat_interval = float(heartbeat_interval)
+        self._history = history
+        self._clock: Clock = clock or SystemClock()
+        self._max_payload = max_payload_bytes
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self._registered: dict[str, _Entry] = {}
+        self._provided: dict[str, _Entry] = {}
+        self._entries: dict[str, _Entry] = {}
+        self._changed = asyncio.Event()
+        self._stop: asyncio.Event | None = None
+        self._ready: asyncio.Event | None = None
+        self._broker: Broker | None = None
+
+    # ------------------------------------------------------------------ entries
+
+    def register(
+        self,
+        spec: str,
+        type: str,
+        payload: Any = None,
+        *,
+        entry_id: str | None = None,
+        timezone: str | None = None,
+        **enqueue_options: Any,
+    ) -> str:
+        """Enqueue `type` on every tick of `spec`; returns the entry id.
+
+        Registering the same entry again (same id) replaces it.  See `PeriodicTask` for
+        the arguments.
+
+        Raises:
+            ValueError: For an invalid spec, timezone or option (`at` and `task_id` are
+                not for periodic tasks).
+            TypeError: For an argument of the wrong type or an unknown option.
+        """
+        task = PeriodicTask(
+            spec, type, payload, entry_id=entry_id, timezone=timezone, **enqueue_options
+        )
+        entry = _Entry(task, self.timezone, self._max_payload)
+        self._registered[entry.id] = entry
+        self._merge()
+        return entry.id
+
+    def unregister(self, entry_id: str) -> bool:
+        """Stop enqueueing an entry; returns whether it was registered."""
+        removed = self._registered.pop(entry_id, None) is not None
+        if removed:
+            self._merge()
+        return removed
+
+    @property
+    def entry_ids(self) -> list[str]:
+        """Ids of every entry this scheduler runs now (registered and provided)."""
+        return sorted(self._entries)
+
+    def _merge(self) -> None:
+        merged = {**self._provided, **self._registered}
+        for entry_id, entry in merged.items():
+            running = self._entries.get(entry_id)
+            if running is not None and running.definition == entry.definition:
+                merged[entry_id] = running  # unchanged: it keeps its schedule state
+        self._entries = merged
+        self._changed.set()
+
+    async def _refresh_config(self) -> None:
+        if self._provider is None:
+            return
+        try:
+            provided = self._provider()
+            if inspect.isawaitable(provided):
+                provided = await provided
+            entries: dict[str, _Entry] = {}
+            for task in provided:
+                if not isinstance(task, PeriodicTask):
+                    raise TypeError(
+                        f"config_provider must return PeriodicTask objects, not {task!r}"
+                    )
+                entry = _Entry(task, self.timezone, self._max_payload)
+                entries[entry.id] = entry
+        except Exception as exc:
+            logger.error("config_provider failed; keeping the current entries", exc_info=exc)
+            return
+        added = set(entries) - set(self._provided)
+        removed = set(self._provided) - set(entries)
+        if added or removed:
+            logger.info("config_provider: %d entries added, %d removed", len(added), len(removed))
+        self._provided = entries
+        self._merge()
+
+    # ------------------------------------------------------------------ running
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Shut down if serving."""
+        await self.shutdown()
+
+    def run(self) -> None:
+        """Schedule in a new event loop until SIGINT or SIGTERM.
+
+        Raises:
+            RuntimeError: If called from a running event loop (use `serve`).
+        """
+        asyncio.run(serve_until_signalled(self.serve, self.shutdown, self._halt, logger))
+
+    def _halt(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+
+    async def wait_ready(self) -> None:
+        """Return once `serve()` has loaded its entries and schedules them."""
+        while self._ready is None:  # noqa: ASYNC110 - serve() creates the event
+            await asyncio.sleep(0.005)
+        await self._ready.wait()
+
+    async def shutdown(self) -> None:
+        """Stop scheduling; `serve()` returns (nothing else needs to finish)."""
+        if self._stop is not None:
+            self._stop.set()
+
+    async def serve(self) -> None:
+        """Schedule in the running event loop until `shutdown()`.
+
+        Raises:
+            RuntimeError: If this scheduler is already serving.
+        """
+        if self._stop is not None and not self._stop.is_set():
+            raise RuntimeError("this Scheduler is already serving")
+        self._stop = asyncio.Event()
+        self._ready = asyncio.Event()
+        broker = Broker.connect(self._url, self._redis, self.namespace)
+        self._broker = broker
+        try:
+            await self._refresh_config()
+            await self._start_entries(broker, list(self._entries.values()))
+            logger.info("scheduler %s running %d entries", self.id, len(self._entries))
+            self._ready.set()
+            await self._loop(broker)
+        finally:
+            try:
+                await broker.unregister("scheduler", self.id)
+            except Exception as exc:  # noqa: BLE001 - the record expires by itself anyway
+                logger.info("could not remove this scheduler from the registry (%s)", exc)
+            await broker.aclose()
+            self._broker = None
+            self._stop.set()
+            logger.info("scheduler %s stopped", self.id)
+
+    async def _loop(self, broker: Broker) -> None:
+        assert self._stop is not None
+        clock = self._clock
+        next_heartbeat = clock.time()
+        next_config = clock.time() + self._config_interval
+        while not self._stop.is_set():
+            self._changed.clear()
+            fresh = [entry for entry in self._entries.values() if entry.next_due == 0.0]
+            if fresh:
+                await self._start_entries(broker, fresh)
+            now = clock.time()
+            for entry in list(self._entries.values()):
+                if entry.next_due <= now:
+                    await self._fire(broker, entry, now)
+            now = clock.time()
+            if now >= next_heartbeat:
+                await self._heartbeat(broker, now)
+                next_heartbeat = now + self._heartbeat_interval
+            if self._provider is not None and now >= next_config:
+                await self._refresh_config()
+                next_config = now + self._config_interval
+                continue
+            wake = min(
+                [entry.next_due for entry in self._entries.values()]
+                + [next_heartbeat, next_config if self._provider is not None else next_heartbeat]
+            )
+            await first_of(clock.sleep_until(wake), self._changed.wait(), self._stop.wait())
+
+    async def _start_entries(self, broker: Broker, entries: list[_Entry]) -> None:
+        """Resume each entry after its last tick in Redis; start new entries from now."""
+        now = self._clock.time()
+        while True:
+            try:
+                await broker.register_queues({entry.queue for entry in entries})
+                lasts = await broker.cron_last_ticks([(entry.queue, entry.id) for entry in entries])
+                break
+            except Exception as exc:  # noqa: BLE001 - retry until Redis answers
+                logger.warning("could not read the periodic tasks' state (%s); retrying", exc)
+                await first_of(asyncio.sleep(_RETRY_SECONDS), self._stop_event().wait())
+                if self._stop_event().is_set():
+                    return
+        for entry, last in zip(entries, lasts, strict=True):
+            if last is None:
+                latest = entry.schedule.latest_at_or_before(now)
+                start = int((latest if latest is not None else now) * 1000)
+                try:
+                    await broker.cron_start(entry.queue, entry.id, start, STATE_TTL_MS)
+                except Exception as exc:  # noqa: BLE001 - the first tick claims it anyway
+                    logger.warning("could not record the start of %s (%s)", entry.id, exc)
+                entry.next_due = entry.schedule.next_after(now)
+            else:
+                entry.prev_ms = last
+                entry.next_due = entry.schedule.next_after(last / 1000)
+
+    def _stop_event(self) -> asyncio.Event:
+        assert self._stop is not None
+        return self._stop
+
+    def _ticks_to_enqueue(self, entry: _Entry, now: float) -> list[float]:
+        """The ticks due by `now`, by the catch-up policy."""
+        due = entry.next_due
+        latest = entry.schedule.latest_at_or_before(now)
+        if latest is None or latest < due:
+            return []
+        if now - due <= self._grace and entry.schedule.next_after(due) > now:
+            return [due]  # on time
+        if self._catch_up == "none":
+            return [latest] if now - latest <= self._grace else []
+        if self._catch_up == "latest":
+            return [latest]
+        ticks = []
+        tick = due
+        while tick <= now:
+            ticks.append(tick)
+            tick = entry.schedule.next_after(tick)
+        return ticks[-self._max_catch_up :]
+
+    async def _fire(self, broker: Broker, entry: _Entry, now: float) -> None:
+        ticks = self._ticks_to_enqueue(entry, now)
+        for tick in ticks:
+            try:
+                await self._enqueue_tick(broker, entry, tick, now)
+            except Exception as exc:
+                logger.error("could not enqueue tick %s of %s", tick, entry.id, exc_info=exc)
+                await self._report(entry.task, exc)
+                entry.next_due = min(tick, now) + _RETRY_SECONDS  # try again soon
+                return
+        if len(ticks) > 1 or (ticks and now - ticks[0] > self._grace):
+            logger.info("entry %s: enqueued %d missed tick(s)", entry.id, len(ticks))
+        entry.next_due = entry.schedule.next_after(now)
+
+    async def _enqueue_tick(self, broker: Broker, entry: _Entry, tick: float, now: float) -> None:
+        task = entry.task
+        spec = TaskSpec(task.type, task.payload, **task.options)
+        prepared = prepare_task(spec, now_ms=int(now * 1000), max_payload_bytes=self._max_payload)
+        claimed, outcome, last = await broker.cron_tick(
+            entry.queue,
+            entry.id,
+            int(tick * 1000),
+            prepared.item,
+            now_ms=int(now * 1000),
+            history=self._history,
+            state_ttl_ms=STATE_TTL_MS,
+        )
+        entry.prev_ms = last
+        if not claimed:
+            return
+        if outcome in (1, 2):
+            logger.debug("entry %s: enqueued task %s", entry.id, prepared.info.id)
+        elif outcome == 0:
+            await self._report(task, TaskIDConflict(prepared.info.id, entry.queue))
+        else:
+            logger.info("entry %s: tick skipped, an equal unique task is live", entry.id)
+            await self._report(task, DuplicateTask(task.type, entry.queue, str(outcome)))
+
+    async def _heartbeat(self, broker: Broker, now: float) -> None:
+        record = encode_value(
+            {
+                "id": self.id,
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "entries": [
+                    {
+                        "id": entry.id,
+                        "spec": entry.task.spec,
+                        "timezone": entry.timezone_name,
+                        "type": entry.task.type,
+                        "payload": entry.task.payload,
+                        "queue": entry.queue,
+                        "next_ms": int(entry.next_due * 1000),
+                        "prev_ms": entry.prev_ms,
+                    }
+                    for entry in self._entries.values()
+                ],
+            }
+        )
+        ttl_ms = int(self._heartbeat_interval * 3000)
+        try:
+            await broker.register("scheduler", self.id, record, int(now * 1000), ttl_ms)
+        except Exception as exc:  # noqa: BLE001 - visibility only
+            logger.warning("could not record this scheduler's entries (%s)", exc)
+
+    async def _report(self, task: PeriodicTask, exc: BaseException) -> None:
+        if self._error_handler is None:
+            return
+        try:
+            outcome = self._error_handler(task, exc)
+            if inspect.isawaitable(outcome):
+                await outcome
+        except Exception:
+            logger.exception("the scheduler's error_handler raised")
