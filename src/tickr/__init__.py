@@ -16,12 +16,14 @@ from tickr.backoff import RetryDelay, constant_delay, exponential_backoff
 from tickr.client import Client
 from tickr.errors import (
     DuplicateTask,
+    QueueNotEmpty,
     QueueNotFound,
     RedisUnavailable,
     SkipRetry,
     TaskFailed,
     TaskIDConflict,
     TaskNotFound,
+    TaskStateConflict,
     TickrError,
 )
 from tickr.inspector import Inspector
@@ -52,6 +54,7 @@ __all__ = [
     "Middleware",
     "PeriodicTask",
     "QueueInfo",
+    "QueueNotEmpty",
     "QueueNotFound",
     "RedisUnavailable",
     "RetryDelay",
@@ -69,6 +72,7 @@ __all__ = [
     "TaskNotFound",
     "TaskSpec",
     "TaskState",
+    "TaskStateConflict",
     "TickrError",
     "__version__",
     "constant_delay",

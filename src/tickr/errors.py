@@ -7,7 +7,9 @@ The hierarchy::
         ├── TaskIDConflict      enqueue: the task id is already used in that queue
         ├── DuplicateTask       enqueue: `unique` found a live equal task
         ├── TaskNotFound        no task with that id in that queue
+        ├── TaskStateConflict   the task's state does not allow the operation
         ├── QueueNotFound       no queue with that name
+        ├── QueueNotEmpty       Inspector.delete_queue: the queue still has tasks
         ├── TaskFailed          Client.result(): the task ended archived
         ├── SkipRetry           raised by a handler: archive the task now, no retry
         └── RedisUnavailable    Redis could not be reached (also a builtin ConnectionError)
@@ -20,12 +22,14 @@ from __future__ import annotations
 
 __all__ = [
     "DuplicateTask",
+    "QueueNotEmpty",
     "QueueNotFound",
     "RedisUnavailable",
     "SkipRetry",
     "TaskFailed",
     "TaskIDConflict",
     "TaskNotFound",
+    "TaskStateConflict",
     "TickrError",
 ]
 
@@ -61,6 +65,29 @@ class TaskNotFound(TickrError):
         super().__init__(f"no task {task_id!r} in queue {queue!r}")
         self.task_id = task_id
         self.queue = queue
+
+
+class TaskStateConflict(TickrError):
+    """The task exists, but its state does not allow the operation.
+
+    An active task cannot be deleted or archived by hand (cancel it), a completed one
+    cannot be run again, and so on.
+    """
+
+    def __init__(self, task_id: str, queue: str, state: str, operation: str) -> None:
+        super().__init__(f"cannot {operation} task {task_id!r} in {queue!r}: it is {state}")
+        self.task_id = task_id
+        self.queue = queue
+        self.state = state
+
+
+class QueueNotEmpty(TickrError):
+    """A queue that still has tasks was to be deleted without `force`."""
+
+    def __init__(self, queue: str, tasks: int) -> None:
+        super().__init__(f"queue {queue!r} still has {tasks} task(s): delete with force=True")
+        self.queue = queue
+        self.tasks = tasks
 
 
 class QueueNotFound(TickrError):

@@ -9,16 +9,18 @@ from typing import Any, Self
 from tickr._broker import Broker, RedisClient
 from tickr._records import task_info
 from tickr._time import datetime_from_ms, now_ms
-from tickr.errors import QueueNotFound, TaskNotFound
+from tickr.errors import QueueNotEmpty, QueueNotFound, TaskNotFound, TaskStateConflict
 from tickr.options import DEFAULT_QUEUE, check_name
 from tickr.serialization import MessageDecodeError, decode_value
 from tickr.values import (
+    TASK_STATES,
     DailyStats,
     QueueInfo,
     SchedulerEntry,
     SchedulerEvent,
     ServerInfo,
     TaskInfo,
+    TaskState,
 )
 
 __all__ = ["Inspector"]
@@ -234,6 +236,120 @@ class Inspector:
             raise TaskNotFound(task_id, queue)
         return task_info(queue, task_id, fields)
 
+    async def list_tasks(
+        self, queue: str, state: TaskState, *, page: int = 1, page_size: int = 30
+    ) -> list[TaskInfo]:
+        """One page of the tasks of a queue in one state.
+
+        Pending tasks come in run order, active ones by lease expiry, scheduled and retry
+        ones by due time, archived and completed ones newest first.  Each page costs the
+        same however large the queue.
+
+        Raises:
+            QueueNotFound: If the namespace has no such queue.
+            ValueError: For an unknown state, or a page or page_size below 1.
+            RedisUnavailable: If Redis cannot be reached.
+        """
+        _check_state(state)
+        for name, number in (("page", page), ("page_size", page_size)):
+            if not isinstance(number, int) or isinstance(number, bool) or number < 1:
+                raise ValueError(f"{name} must be a positive int, got {number!r}")
+        await self._check_queue(queue)
+        rows = await self._broker.list_tasks(queue, state, (page - 1) * page_size, page_size)
+        return [task_info(queue, task_id, fields) for task_id, fields in rows if fields]
+
+    async def delete_task(self, task_id: str, queue: str = DEFAULT_QUEUE) -> None:
+        """Delete a task that is not active (cancel an active one).
+
+        Raises:
+            TaskNotFound: If the queue has no task with this id.
+            TaskStateConflict: If the task is active.
+            RedisUnavailable: If Redis cannot be reached.
+        """
+        await self._manage("delete", task_id, queue)
+
+    async def run_task(self, task_id: str, queue: str = DEFAULT_QUEUE) -> None:
+        """Make a scheduled, retry or archived task pending now.
+
+        Raises:
+            TaskNotFound: If the queue has no task with this id.
+            TaskStateConflict: If the task is pending, active or completed.
+            RedisUnavailable: If Redis cannot be reached.
+        """
+        await self._manage("run", task_id, queue)
+
+    async def archive_task(self, task_id: str, queue: str = DEFAULT_QUEUE) -> None:
+        """Archive a pending, scheduled or retry task (it will not run).
+
+        Raises:
+            TaskNotFound: If the queue has no task with this id.
+            TaskStateConflict: If the task is active, archived or completed.
+            RedisUnavailable: If Redis cannot be reached.
+        """
+        await self._manage("archive", task_id, queue)
+
+    async def _manage(self, op: str, task_id: str, queue: str) -> None:
+        code, state = await self._broker.manage(queue, op, task_id, now_ms())
+        if code == -1:
+            raise TaskNotFound(task_id, queue)
+        if code == 0:
+            raise TaskStateConflict(task_id, queue, state, op)
+
+    async def delete_all(self, queue: str, state: TaskState) -> int:
+        """Delete every task of a queue in `state` (not "active"); returns how many.
+
+        Raises:
+            QueueNotFound: If the namespace has no such queue.
+            ValueError: For an unknown state or "active".
+            RedisUnavailable: If Redis cannot be reached.
+        """
+        return await self._manage_all("delete", queue, state, _DELETABLE)
+
+    async def run_all(self, queue: str, state: TaskState) -> int:
+        """Make every scheduled, retry or archived task of a queue pending; returns how many.
+
+        Raises:
+            QueueNotFound: If the namespace has no such queue.
+            ValueError: For a state other than "scheduled", "retry" or "archived".
+            RedisUnavailable: If Redis cannot be reached.
+        """
+        return await self._manage_all("run", queue, state, ("scheduled", "retry", "archived"))
+
+    async def archive_all(self, queue: str, state: TaskState) -> int:
+        """Archive every pending, scheduled or retry task of a queue; returns how many.
+
+        Raises:
+            QueueNotFound: If the namespace has no such queue.
+            ValueError: For a state other than "pending", "scheduled" or "retry".
+            RedisUnavailable: If Redis cannot be reached.
+        """
+        return await self._manage_all("archive", queue, state, ("pending", "scheduled", "retry"))
+
+    async def _manage_all(self, op: str, queue: str, state: str, allowed: tuple[str, ...]) -> int:
+        _check_state(state)
+        if state not in allowed:
+            raise ValueError(f"cannot {op} {state} tasks: only {', '.join(allowed)}")
+        await self._check_queue(queue)
+        return await self._broker.manage_all(queue, op, state, now_ms())
+
+    async def delete_queue(self, queue: str, *, force: bool = False) -> None:
+        """Delete a queue: its name, counters and (with `force`) all its tasks.
+
+        Servers still configured with the queue go on serving it (empty) and register it
+        again.
+
+        Raises:
+            QueueNotFound: If the namespace has no such queue.
+            QueueNotEmpty: If it still has tasks and `force` is False.
+            RedisUnavailable: If Redis cannot be reached.
+        """
+        await self._check_queue(queue)
+        sizes = await self._broker.queue_sizes(queue)
+        tasks = sum(count for state, count in sizes.items() if state != "paused")
+        if tasks and not force:
+            raise QueueNotEmpty(queue, tasks)
+        await self._broker.purge_queue(queue, datetime.now(UTC).date())
+
     async def cancel(self, task_id: str, queue: str = DEFAULT_QUEUE) -> bool:
         """Cancel a task, exactly as `Client.cancel` does.
 
@@ -289,3 +405,11 @@ def _tick_outcome(outcome: Any) -> str:
     if outcome == 0:
         return "conflict"
     return "duplicate"
+
+
+_DELETABLE: tuple[str, ...] = ("pending", "scheduled", "retry", "archived", "completed")
+
+
+def _check_state(state: str) -> None:
+    if state not in TASK_STATES:
+        raise ValueError(f"unknown task state {state!r}: one of {', '.join(TASK_STATES)}")

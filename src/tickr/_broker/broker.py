@@ -21,6 +21,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import Any, Final, Self, TypeAlias
 
 import msgpack
@@ -103,6 +104,11 @@ _RENEW = load_script("renew")
 _RECOVER = load_script("recover")
 _REGISTER = load_script("register_process")
 _CRON_TICK = load_script("cron_tick")
+_ADMIN = load_script("admin")
+_BULK = load_script("bulk")
+_PURGE = load_script("purge")
+_ADMIN_BATCH: Final = 1000
+_STATS_DAYS_KEPT: Final = 91
 _RECLAIM = load_script("reclaim")
 _CANCEL = load_script("cancel")
 _WATCH = load_script("watch")
@@ -121,6 +127,15 @@ class HeartbeatReport:
     """(retried, archived) tasks of other servers whose lease had run out."""
     earliest_lease_ms: int | None = None
     """The earliest lease expiry left in the queues, if any task is active."""
+
+
+def _fields(reply: Any) -> dict[str, bytes] | None:
+    """A HGETALL reply as a dict; None for a missing hash."""
+    if not reply:
+        return None
+    if isinstance(reply, dict):
+        return {_text(name): value for name, value in reply.items()}
+    return {_text(reply[i]): reply[i + 1] for i in range(0, len(reply), 2)}
 
 
 def _dequeued(reply: Sequence[Any]) -> list[DequeuedTask]:
@@ -741,6 +756,82 @@ class Broker:
                 report.earliest_lease_ms = int(earliest)
         return report
 
+    # ------------------------------------------------------------------ operators
+
+    def _admin_call(self, queue: str, now_ms: int) -> tuple[list[str], list[Any]]:
+        keys = self.keys(queue)
+        return (
+            [
+                keys.pending,
+                keys.scheduled,
+                keys.retry,
+                keys.archived,
+                keys.completed,
+                keys.seq,
+                keys.idle,
+            ],
+            [keys.task_prefix, keys.unique_prefix, keys.events_channel, keys.done_channel, now_ms],
+        )
+
+    async def manage(self, queue: str, op: str, task_id: str, now_ms: int) -> tuple[int, str]:
+        """Delete, run or archive one task (see lua/lib/manage_task.lua).
+
+        Returns (1 done, 0 not possible in its state, -1 no such task; its state).
+        """
+        keys, args = self._admin_call(queue, now_ms)
+        code, state = await self._eval(_ADMIN, keys, [*args, op, task_id])
+        return int(code), _text(state)
+
+    async def manage_all(self, queue: str, op: str, state: str, now_ms: int) -> int:
+        """Apply `op` to every task in `state`, a batch per call; returns how many."""
+        keys, args = self._admin_call(queue, now_ms)
+        total = 0
+        while True:
+            done, left = await self._eval(_BULK, keys, [*args, op, state, _ADMIN_BATCH])
+            total += int(done)
+            if not int(done) or not int(left):
+                return total
+
+    async def purge_queue(self, queue: str, today: date) -> None:
+        """Delete a queue: every task in every state, its counters and its name."""
+        keys = self.keys(queue)
+        sets = (keys.pending, keys.active, keys.scheduled, keys.retry, keys.archived)
+        while await self._eval(
+            _PURGE,
+            (*sets, keys.completed),
+            (keys.task_prefix, keys.unique_prefix, _ADMIN_BATCH),
+        ):
+            pass
+        days = [(today - timedelta(days=offset)).isoformat() for offset in range(_STATS_DAYS_KEPT)]
+        await self._pipeline(
+            [
+                ("DEL", keys.seq, keys.paused, keys.idle, keys.processed, keys.failed),
+                ("DEL", *(keys.processed_on(day) for day in days)),
+                ("DEL", *(keys.failed_on(day) for day in days)),
+                ("SREM", self.namespace_keys.queues, queue),
+            ]
+        )
+
+    async def list_tasks(
+        self, queue: str, state: str, offset: int, count: int
+    ) -> list[tuple[str, dict[str, bytes] | None]]:
+        """A page of a state's tasks with their fields, in the state's listing order.
+
+        Pending in run order, active by lease, scheduled and retry by due time, archived
+        and completed newest first.  O(log N + count), however large the queue.
+        """
+        keys = self.keys(queue)
+        command = "ZREVRANGE" if state in ("archived", "completed") else "ZRANGE"
+        members = await self._command(command, getattr(keys, state), offset, offset + count - 1)
+        ids = [
+            _text(member)[PENDING_SEQ_WIDTH:] if state == "pending" else _text(member)
+            for member in members
+        ]
+        if not ids:
+            return []
+        replies = await self._pipeline([("HGETALL", keys.task(task_id)) for task_id in ids])
+        return [(task_id, _fields(reply)) for task_id, reply in zip(ids, replies, strict=True)]
+
     # ------------------------------------------------------------------ single tasks
 
     async def cancel(self, queue: str, task_id: str) -> int:
@@ -756,12 +847,7 @@ class Broker:
 
     async def get_task(self, queue: str, task_id: str) -> dict[str, bytes] | None:
         """Every field of a task's hash, or None when there is no such task."""
-        fields = await self._command("HGETALL", self.keys(queue).task(task_id))
-        if not fields:
-            return None
-        if isinstance(fields, dict):
-            return {_text(name): value for name, value in fields.items()}
-        return {_text(fields[i]): fields[i + 1] for i in range(0, len(fields), 2)}
+        return _fields(await self._command("HGETALL", self.keys(queue).task(task_id)))
 
     async def watch_result(
         self, queue: str, task_id: str
