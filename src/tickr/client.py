@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -31,6 +32,7 @@ __all__ = ["Client"]
 
 logger = logging.getLogger("tickr.client")
 
+_REGISTER_AGAIN: Final = 60.0
 _CANCEL_MISSING: Final = -1
 _CANCEL_DELETED: Final = 1
 _CANCEL_REQUESTED: Final = 2
@@ -63,7 +65,7 @@ class Client:
         self.namespace = namespace
         self.max_payload_bytes = max_payload_bytes
         self._broker = Broker.connect(url, redis, namespace)
-        self._registered_queues: set[str] = set()
+        self._registered_queues: dict[str, float] = {}
         self._listener: EventListener | None = None
         self._listener_task: asyncio.Task[None] | None = None
         self._waiters: dict[tuple[str, str], set[asyncio.Event]] = {}
@@ -189,10 +191,16 @@ class Client:
         return results
 
     async def _register_queues(self, queues: Iterable[str]) -> None:
-        new = [queue for queue in queues if queue not in self._registered_queues]
-        if new:
-            await self._broker.register_queues(new)
-            self._registered_queues.update(new)
+        """Record the queues' names (again after a minute, in case one was deleted)."""
+        now = time.monotonic()
+        stale = [
+            queue
+            for queue in queues
+            if now - self._registered_queues.get(queue, -_REGISTER_AGAIN) >= _REGISTER_AGAIN
+        ]
+        if stale:
+            await self._broker.register_queues(stale)
+            self._registered_queues.update(dict.fromkeys(stale, now))
 
     # ------------------------------------------------------------------ reading
 

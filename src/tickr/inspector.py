@@ -172,11 +172,12 @@ class Inspector:
             except (MessageDecodeError, KeyError, TypeError):
                 continue  # a record this version cannot read
         ids = sorted(seen)
-        lasts = await self._broker.cron_last_ticks(
+        latest = await self._broker.cron_latest_events(
             [(str(seen[entry_id][0]["queue"]), entry_id) for entry_id in ids]
         )
         entries = []
-        for entry_id, last in zip(ids, lasts, strict=True):
+        for entry_id, event in zip(ids, latest, strict=True):
+            last = _event_tick(event)
             entry, schedulers = seen[entry_id]
             next_ms = entry.get("next_ms")
             entries.append(
@@ -335,8 +336,8 @@ class Inspector:
     async def delete_queue(self, queue: str, *, force: bool = False) -> None:
         """Delete a queue: its name, counters and (with `force`) all its tasks.
 
-        Servers still configured with the queue go on serving it (empty) and register it
-        again.
+        Servers and schedulers still using the queue list it again within a heartbeat,
+        and clients when they next enqueue to it (after a minute at most).
 
         Raises:
             QueueNotFound: If the namespace has no such queue.
@@ -413,3 +414,13 @@ _DELETABLE: tuple[str, ...] = ("pending", "scheduled", "retry", "archived", "com
 def _check_state(state: str) -> None:
     if state not in TASK_STATES:
         raise ValueError(f"unknown task state {state!r}: one of {', '.join(TASK_STATES)}")
+
+
+def _event_tick(event: bytes | None) -> int | None:
+    """The tick (ms) of a history event, None for none or an unreadable one."""
+    if event is None:
+        return None
+    try:
+        return int(decode_value(event)[0])
+    except (MessageDecodeError, TypeError, ValueError, IndexError):
+        return None

@@ -32,10 +32,11 @@ from typing import Any, Final, Literal, Self
 from tickr._aio import first_of
 from tickr._broker import Broker, RedisClient
 from tickr._signals import serve_until_signalled
+from tickr._time import now_ms, seconds
 from tickr.clock import Clock, SystemClock
 from tickr.errors import DuplicateTask, TaskIDConflict
 from tickr.options import DEFAULT_MAX_PAYLOAD_BYTES, TaskSpec, check_name, prepare_task
-from tickr.schedule import Schedule, parse_schedule, zone
+from tickr.schedule import CronSchedule, Schedule, parse_schedule, zone
 from tickr.serialization import canonical_bytes, encode_value
 
 __all__ = ["CatchUp", "PeriodicTask", "Scheduler"]
@@ -69,7 +70,7 @@ class PeriodicTask:
             that schedulers running the same entries agree on it.
         timezone: The timezone of a cron spec; default the scheduler's.
         **enqueue_options: Any option of `Client.enqueue` but `at` and `task_id`
-            (`delay` counts from the tick).
+            (`delay` counts from when the tick is enqueued, normally the tick itself).
     """
 
     __slots__ = ("entry_id", "options", "payload", "spec", "timezone", "type")
@@ -102,8 +103,8 @@ class _Entry:
         "definition",
         "id",
         "next_due",
-        "prev_ms",
         "queue",
+        "retry_at",
         "schedule",
         "task",
         "timezone_name",
@@ -122,16 +123,35 @@ class _Entry:
         self.schedule: Schedule = schedule
         self.timezone_name = timezone_name
         self.queue = spec.queue
-        self.definition = _digest(task, timezone_name)
+        self.definition = _digest(task, schedule)
         self.id = check_name(task.entry_id, "entry_id") if task.entry_id else self.definition
         self.next_due = 0.0
-        self.prev_ms: int | None = None
+        """The next tick to enqueue."""
+        self.retry_at = 0.0
+        """After a failed tick: when to try it again."""
 
 
-def _digest(task: PeriodicTask, timezone_name: str) -> str:
+_DURATION_OPTIONS: Final = ("delay", "timeout", "unique", "retention")
+
+
+def _digest(task: PeriodicTask, schedule: Schedule) -> str:
+    """A stable id from what the entry does, the same in every process.
+
+    The spec's whitespace, the spelling of its timezone and of durations (seconds or
+    timedelta) do not matter, nor the timezone of an ``@every`` spec.
+    """
+    if isinstance(schedule, CronSchedule):
+        when = [schedule.expression, str(schedule.timezone)]
+    else:
+        when = [" ".join(task.spec.split())]
+    options = {
+        name: seconds(value, name)
+        if name in _DURATION_OPTIONS and value is not None
+        else repr(value)
+        for name, value in task.options.items()
+    }
     hasher = hashlib.blake2b(digest_size=10)
-    hasher.update(canonical_bytes([task.spec.strip(), timezone_name, task.type, task.payload]))
-    hasher.update(repr(sorted(task.options.items())).encode())
+    hasher.update(canonical_bytes([*when, task.type, task.payload, options]))
     return hasher.hexdigest()
 
 
@@ -216,7 +236,9 @@ class Scheduler:
         self._changed = asyncio.Event()
         self._stop: asyncio.Event | None = None
         self._ready: asyncio.Event | None = None
-        self._broker: Broker | None = None
+        self._stopped: asyncio.Event | None = None
+        self._serving = False
+        self._serve_calls = 0
 
     # ------------------------------------------------------------------ entries
 
@@ -324,10 +346,21 @@ class Scheduler:
             self._stop.set()
 
     async def wait_ready(self) -> None:
-        """Return once `serve()` has loaded its entries and schedules them."""
-        while self._ready is None:  # noqa: ASYNC110 - serve() creates the event
+        """Return once `serve()` has loaded its entries and schedules them.
+
+        It waits for the `serve()` call running now, or else for the next one to start.
+
+        Raises:
+            RuntimeError: If that `serve()` call ended before it was ready.
+        """
+        calls = self._serve_calls
+        while not self._serving and self._serve_calls == calls:  # noqa: ASYNC110 - see serve()
             await asyncio.sleep(0.005)
-        await self._ready.wait()
+        ready, stopped = self._ready, self._stopped
+        assert ready is not None and stopped is not None
+        await first_of(ready.wait(), stopped.wait())
+        if not ready.is_set():
+            raise RuntimeError("the scheduler stopped before it was ready")
 
     async def shutdown(self) -> None:
         """Stop scheduling; `serve()` returns (nothing else needs to finish)."""
@@ -340,26 +373,31 @@ class Scheduler:
         Raises:
             RuntimeError: If this scheduler is already serving.
         """
-        if self._stop is not None and not self._stop.is_set():
+        if self._serving:
             raise RuntimeError("this Scheduler is already serving")
+        self._serving = True
+        self._serve_calls += 1
         self._stop = asyncio.Event()
         self._ready = asyncio.Event()
-        broker = Broker.connect(self._url, self._redis, self.namespace)
-        self._broker = broker
+        self._stopped = asyncio.Event()
+        broker: Broker | None = None
         try:
+            broker = Broker.connect(self._url, self._redis, self.namespace)
             await self._refresh_config()
             await self._start_entries(broker, list(self._entries.values()))
             logger.info("scheduler %s running %d entries", self.id, len(self._entries))
             self._ready.set()
             await self._loop(broker)
         finally:
-            try:
-                await broker.unregister("scheduler", self.id)
-            except Exception as exc:  # noqa: BLE001 - the record expires by itself anyway
-                logger.info("could not remove this scheduler from the registry (%s)", exc)
-            await broker.aclose()
-            self._broker = None
+            if broker is not None:
+                try:
+                    await broker.unregister("scheduler", self.id)
+                except Exception as exc:  # noqa: BLE001 - the record expires by itself anyway
+                    logger.info("could not remove this scheduler from the registry (%s)", exc)
+                await broker.aclose()
             self._stop.set()
+            self._serving = False
+            self._stopped.set()
             logger.info("scheduler %s stopped", self.id)
 
     async def _loop(self, broker: Broker) -> None:
@@ -374,7 +412,7 @@ class Scheduler:
                 await self._start_entries(broker, fresh)
             now = clock.time()
             for entry in list(self._entries.values()):
-                if entry.next_due <= now:
+                if entry.next_due <= now and entry.retry_at <= now:
                     await self._fire(broker, entry, now)
             now = clock.time()
             if now >= next_heartbeat:
@@ -385,7 +423,7 @@ class Scheduler:
                 next_config = now + self._config_interval
                 continue
             wake = min(
-                [entry.next_due for entry in self._entries.values()]
+                [max(entry.next_due, entry.retry_at) for entry in self._entries.values()]
                 + [next_heartbeat, next_config if self._provider is not None else next_heartbeat]
             )
             await first_of(clock.sleep_until(wake), self._changed.wait(), self._stop.wait())
@@ -413,7 +451,6 @@ class Scheduler:
                     logger.warning("could not record the start of %s (%s)", entry.id, exc)
                 entry.next_due = entry.schedule.next_after(now)
             else:
-                entry.prev_ms = last
                 entry.next_due = entry.schedule.next_after(last / 1000)
 
     def _stop_event(self) -> asyncio.Event:
@@ -432,12 +469,12 @@ class Scheduler:
             return [latest] if now - latest <= self._grace else []
         if self._catch_up == "latest":
             return [latest]
-        ticks = []
-        tick = due
-        while tick <= now:
+        ticks: list[float] = []
+        tick: float | None = latest
+        while tick is not None and tick >= due and len(ticks) < self._max_catch_up:
             ticks.append(tick)
-            tick = entry.schedule.next_after(tick)
-        return ticks[-self._max_catch_up :]
+            tick = entry.schedule.latest_at_or_before(tick - 0.001)
+        return ticks[::-1]
 
     async def _fire(self, broker: Broker, entry: _Entry, now: float) -> None:
         ticks = self._ticks_to_enqueue(entry, now)
@@ -447,17 +484,19 @@ class Scheduler:
             except Exception as exc:
                 logger.error("could not enqueue tick %s of %s", tick, entry.id, exc_info=exc)
                 await self._report(entry.task, exc)
-                entry.next_due = min(tick, now) + _RETRY_SECONDS  # try again soon
+                entry.next_due = tick  # this tick is still to enqueue...
+                entry.retry_at = now + _RETRY_SECONDS  # ...soon
                 return
         if len(ticks) > 1 or (ticks and now - ticks[0] > self._grace):
             logger.info("entry %s: enqueued %d missed tick(s)", entry.id, len(ticks))
         entry.next_due = entry.schedule.next_after(now)
+        entry.retry_at = 0.0
 
     async def _enqueue_tick(self, broker: Broker, entry: _Entry, tick: float, now: float) -> None:
         task = entry.task
         spec = TaskSpec(task.type, task.payload, **task.options)
         prepared = prepare_task(spec, now_ms=int(now * 1000), max_payload_bytes=self._max_payload)
-        claimed, outcome, last = await broker.cron_tick(
+        claimed, outcome, _last = await broker.cron_tick(
             entry.queue,
             entry.id,
             int(tick * 1000),
@@ -466,7 +505,6 @@ class Scheduler:
             history=self._history,
             state_ttl_ms=STATE_TTL_MS,
         )
-        entry.prev_ms = last
         if not claimed:
             return
         if outcome in (1, 2):
@@ -492,7 +530,6 @@ class Scheduler:
                         "payload": entry.task.payload,
                         "queue": entry.queue,
                         "next_ms": int(entry.next_due * 1000),
-                        "prev_ms": entry.prev_ms,
                     }
                     for entry in self._entries.values()
                 ],
@@ -500,7 +537,9 @@ class Scheduler:
         )
         ttl_ms = int(self._heartbeat_interval * 3000)
         try:
-            await broker.register("scheduler", self.id, record, int(now * 1000), ttl_ms)
+            # The registry says who is alive: it runs on real time, whatever the clock.
+            queues = {entry.queue for entry in self._entries.values()}
+            await broker.register("scheduler", self.id, record, now_ms(), ttl_ms, queues)
         except Exception as exc:  # noqa: BLE001 - visibility only
             logger.warning("could not record this scheduler's entries (%s)", exc)
 

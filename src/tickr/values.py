@@ -144,7 +144,7 @@ class SchedulerEntry:
         payload: The task payload.
         queue: The queue the tasks go to.
         next_run_at: The next tick.
-        prev_run_at: The latest tick enqueued (by any scheduler), if any.
+        prev_run_at: The latest tick enqueued (by any scheduler); None until one was.
         timezone: The timezone of the spec.
         schedulers: Ids of the schedulers that run this entry.
     """

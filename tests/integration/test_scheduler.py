@@ -278,3 +278,82 @@ async def reaches_at_least(url: str, namespace: str, count: int) -> None:
         return await pending(url, namespace) >= count
 
     await eventually(check, timeout=5)
+
+
+async def test_a_tick_that_failed_while_redis_was_down_is_enqueued_when_it_returns(
+    namespace: str,
+) -> None:
+    from tickr.testing import RedisServer
+
+    with RedisServer() as redis_server:
+        clock = ManualClock(START)
+        scheduler = make(redis_server.url, namespace, clock)
+        scheduler.register("@every 10s", "tick")
+        async with scheduling(scheduler):
+            redis_server.kill()
+            await clock.advance(10)  # the tick fails: Redis is down
+            await asyncio.sleep(0.3)
+            redis_server.start()
+            await clock.advance(1)  # the retry comes one second later
+            await reaches(redis_server.url, namespace, 1)
+
+
+async def test_wait_ready_raises_when_serve_cannot_start(namespace: str) -> None:
+    scheduler = tickr.Scheduler("http://not-redis", namespace=namespace)
+    serving = asyncio.create_task(scheduler.serve())
+    with pytest.raises(RuntimeError, match="before it was ready"):
+        await scheduler.wait_ready()
+    with pytest.raises(ValueError, match="Redis URL"):
+        await serving
+    with pytest.raises(ValueError, match="Redis URL"):
+        await scheduler.serve()  # not "already serving": it may be tried again
+
+
+def test_schedulers_agree_on_entry_ids_whatever_their_defaults() -> None:
+    from datetime import timedelta
+
+    berlin, utc = tickr.Scheduler(timezone="Europe/Berlin"), tickr.Scheduler(timezone="utc")
+    assert berlin.register("@every 30s", "t") == utc.register("@every  30s", "t")
+    assert berlin.register("0 9 * * *", "t", timezone="UTC") == utc.register("0  9 * * *", "t")
+    assert berlin.register("0 9 * * *", "t") != utc.register("0 9 * * *", "t")
+    assert berlin.register("@hourly", "t", timezone="UTC", delay=60) == utc.register(
+        "@hourly", "t", delay=timedelta(seconds=60)
+    )
+
+
+async def test_catch_up_all_after_a_very_long_gap_stays_bounded(url: str, namespace: str) -> None:
+    clock = ManualClock(START)
+    first = make(url, namespace, clock)
+    first.register("@every 1s", "tick", entry_id="dense")
+    async with scheduling(first):
+        await clock.advance(1)
+        await reaches(url, namespace, 1)
+    await clock.advance(30 * 86400)  # a month of missed ticks
+    later = make(url, namespace, clock, catch_up="all", max_catch_up=5)
+    later.register("@every 1s", "tick", entry_id="dense")
+    async with scheduling(later):
+        await reaches(url, namespace, 6)
+
+
+async def test_a_deleted_queue_still_in_use_is_listed_again(
+    client: tickr.Client, url: str, namespace: str, running_server: ServerFactory
+) -> None:
+    async def handler(task: tickr.Task) -> None:
+        return None
+
+    await client.enqueue("t", queue="reused")
+    async with (
+        tickr.Inspector(url, namespace=namespace) as inspector,
+        running_server(handler, queues={"reused": 1}, heartbeat_interval=0.1),
+    ):
+        await eventually(lambda: _empty(inspector))
+        await inspector.delete_queue("reused")
+
+        async def listed() -> bool:
+            return "reused" in await inspector.queues()
+
+        await eventually(listed)
+
+
+async def _empty(inspector: tickr.Inspector) -> bool:
+    return (await inspector.queue_info("reused")).size == 0

@@ -378,11 +378,24 @@ class Broker:
         return keys.scheduler(process_id), keys.schedulers
 
     async def register(
-        self, kind: str, process_id: str, record: bytes, now_ms: int, ttl_ms: int
+        self,
+        kind: str,
+        process_id: str,
+        record: bytes,
+        now_ms: int,
+        ttl_ms: int,
+        queues: Iterable[str] = (),
     ) -> None:
-        """Record a running "server" or "scheduler" for `ttl_ms` (lua/register_process.lua)."""
+        """Record a running "server" or "scheduler" for `ttl_ms`, and its queues.
+
+        See lua/register_process.lua.
+        """
         record_key, registry = self._registry(kind, process_id)
-        await self._eval(_REGISTER, (record_key, registry), (process_id, record, now_ms, ttl_ms))
+        await self._eval(
+            _REGISTER,
+            (record_key, registry, self.namespace_keys.queues),
+            (process_id, record, now_ms, ttl_ms, *queues),
+        )
 
     async def unregister(self, kind: str, process_id: str) -> None:
         """Remove a "server" or "scheduler" record at once."""
@@ -452,6 +465,14 @@ class Broker:
         """Mark `tick_ms` as the last tick of a new entry (nothing before it will run)."""
         key = self.keys(queue).cron_last(entry_id)
         await self._command("SET", key, tick_ms, "NX", "PX", state_ttl_ms)
+
+    async def cron_latest_events(self, entries: Sequence[tuple[str, str]]) -> list[bytes | None]:
+        """The newest tick event of each (queue, entry id), None when it never ran."""
+        if not entries:
+            return []
+        return await self._pipeline(
+            [("LINDEX", self.keys(queue).cron_history(entry_id), 0) for queue, entry_id in entries]
+        )
 
     async def cron_history(self, queue: str, entry_id: str, limit: int) -> list[bytes]:
         """The most recent tick events of an entry, newest first (msgpack each)."""

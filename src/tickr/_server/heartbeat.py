@@ -116,7 +116,9 @@ class Heartbeat:
         )
         if self._record is not None:
             ttl_ms = int(self._interval * 3000)
-            await self._broker.register("server", self._owner, self._record(), now, ttl_ms)
+            await self._broker.register(
+                "server", self._owner, self._record(), now, ttl_ms, self._queues
+            )
         for queue, task_ids in report.lost.items():
             for task_id in task_ids:
                 if self._processor.stop(queue, task_id, StopReason.LEASE_LOST):
