@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import enum
 import logging
+from asyncio import FIRST_COMPLETED
 from collections.abc import Callable, Sequence
 from typing import Any, Final, NamedTuple, Protocol
 
@@ -109,6 +110,7 @@ class EventListener:
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
         self.connected = asyncio.Event()
         """Set while every channel's subscription is confirmed."""
+        self._subscribed_since_failure = False
 
     def add_events(self, queue: str) -> None:
         """Register the events channel of `queue` before `run()` starts."""
@@ -134,9 +136,13 @@ class EventListener:
         await waiter
 
     async def run(self) -> None:
-        """Listen until cancelled, reconnecting with backoff when the connection drops."""
+        """Listen until cancelled, reconnecting with backoff when the connection drops.
+
+        The backoff starts over once a subscription has been confirmed again.
+        """
         backoff = _BACKOFF_START
         while True:
+            self._subscribed_since_failure = False
             try:
                 await self._transport.serve(self, list(self._channels))
             except Exception as exc:
@@ -150,10 +156,10 @@ class EventListener:
                     logger.error(
                         "the pub/sub listener failed; reconnecting in %.2fs", backoff, exc_info=exc
                     )
+                if self._subscribed_since_failure:
+                    backoff = _BACKOFF_START
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _BACKOFF_CAP)
-            else:
-                backoff = _BACKOFF_START
 
     def on_subscribed(self, channel: str) -> None:
         """The subscription to `channel` is confirmed (again)."""
@@ -161,6 +167,7 @@ class EventListener:
         if known is None:
             return
         self._confirmed.add(channel)
+        self._subscribed_since_failure = True
         if self._confirmed.issuperset(self._channels):
             self.connected.set()
         for waiter in self._waiters.pop(channel, []):
@@ -215,11 +222,14 @@ class WireTransport:
                 protocol.write(pack(("SUBSCRIBE", *channels)))
             while True:
                 self._heard = loop.create_future()
-                await asyncio.wait({protocol.closed, self._heard}, timeout=IDLE_PING_SECONDS)
+                either = {protocol.closed, self._heard}
+                await asyncio.wait(either, timeout=IDLE_PING_SECONDS, return_when=FIRST_COMPLETED)
                 if not self._heard.done() and not protocol.closed.done():
                     protocol.write(pack(("PING",)))
-                    await asyncio.wait({protocol.closed, self._heard}, timeout=PONG_TIMEOUT_SECONDS)
-                    if not self._heard.done():
+                    await asyncio.wait(
+                        either, timeout=PONG_TIMEOUT_SECONDS, return_when=FIRST_COMPLETED
+                    )
+                    if not self._heard.done() and not protocol.closed.done():
                         raise RedisConnectionError("the pub/sub connection stopped answering")
                 if protocol.closed.done():
                     raise protocol.lost or RedisConnectionError("pub/sub connection closed")
