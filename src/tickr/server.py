@@ -7,7 +7,8 @@ fetched before everything that handles it runs.  `serve()` reports readiness
 
 Shutdown order, and why:
 
-1. Stop the fetcher and the forwarder: take nothing new.
+1. Stop the fetcher (never during a dequeue), the inbox of handed tasks (never during
+   a BLPOP) and the forwarder: take nothing new.
 2. Requeue the jobs that no worker has started yet, at once: other servers can run them
    while this one waits for its running handlers.
 3. Wait up to `shutdown_timeout` for the running handlers to finish.
@@ -38,6 +39,8 @@ from tickr._server.fetcher import Fetcher
 from tickr._server.finisher import Finisher
 from tickr._server.forwarder import Forwarder
 from tickr._server.heartbeat import HealthCheck, Heartbeat
+from tickr._server.inbox import WAIT_SECONDS as INBOX_WAIT_SECONDS
+from tickr._server.inbox import Inbox
 from tickr._server.job import StopReason
 from tickr._server.lease_keeper import LeaseKeeper
 from tickr._server.processor import ErrorHandler, Processor
@@ -154,6 +157,7 @@ class Server:
         self._ready: asyncio.Event | None = None
         self._stopped: asyncio.Event | None = None
         self._serving = False
+        self._inbox: Inbox | None = None
         self._serve_calls = 0
         self._started_ms = 0
 
@@ -273,6 +277,9 @@ class Server:
                 background["forwarder"] = asyncio.create_task(
                     forwarder.run(), name="tickr-forwarder"
                 )
+                inbox = Inbox(broker, processor, fetcher, owner=self.id, queues=list(self._queues))
+                self._inbox = inbox
+                background["inbox"] = asyncio.create_task(inbox.run(), name="tickr-inbox")
                 background["fetcher"] = asyncio.create_task(fetcher.run(), name="tickr-fetcher")
                 if burst:
                     watcher = BurstWatcher(broker, processor, list(self._queues), self._empty)
@@ -351,6 +358,7 @@ class Server:
             queues=self._queues,
             strict_priority=self.strict_priority,
             lease_ms=self._lease_ms,
+            waiter_ttl_ms=int(self._heartbeat_interval * 3000) + 1000,
             on_idle=lambda: None,
         )
         forwarder = Forwarder(broker, list(self._queues))
@@ -377,6 +385,8 @@ class Server:
             renew=leases is None,
             record=lambda: self._registry_record(processor),
             other_failure=None if leases is None else lambda: leases.failure,
+            waiter=fetcher.waiter,
+            waiter_ttl_ms=int(self._heartbeat_interval * 3000) + 1000,
         )
 
         def on_event(event: Event) -> None:
@@ -431,6 +441,7 @@ class Server:
             await _cancel(scheduler_task)
         await _cancel(background.pop("burst", None))
         await self._stop_fetcher(fetcher, background.pop("fetcher", None))
+        await self._stop_inbox(fetcher, background.pop("inbox", None))
         await _cancel(background.pop("forwarder", None))
         for job in processor.take_waiting():
             job.stop_reason = StopReason.SHUTDOWN
@@ -469,6 +480,25 @@ class Server:
         if task is not None and fetcher.taking:
             await asyncio.wait({task}, timeout=_FETCH_GRACE)
         await _cancel(task)
+
+    async def _stop_inbox(self, fetcher: Fetcher, task: asyncio.Task[None] | None) -> None:
+        """Stop receiving handed tasks without dropping one.
+
+        The inbox loop ends once its BLPOP returns (at once: it is woken); then the
+        registrations end, and what was handed meanwhile is taken and requeued with the
+        other unstarted jobs.
+        """
+        if task is None:
+            return
+        inbox = self._inbox
+        if inbox is not None:
+            await inbox.stop()
+            await asyncio.wait({task}, timeout=INBOX_WAIT_SECONDS + _FETCH_GRACE)
+        await _cancel(task)
+        try:
+            await fetcher.leave_waiters()
+        except Exception as exc:  # noqa: BLE001 - registrations expire by themselves
+            logger.info("could not leave the waiters of the queues (%s)", exc)
 
     async def _wait_for_handlers(self, processor: Processor) -> None:
         assert self._force is not None

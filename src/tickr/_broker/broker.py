@@ -50,6 +50,7 @@ from tickr._broker.keys import PENDING_SEQ_WIDTH, NamespaceKeys, QueueKeys
 from tickr._broker.scripts import Script, load_script
 from tickr._broker.sync_renewer import SyncRenewer
 from tickr._broker.wire import Wire
+from tickr._time import now_ms
 from tickr.errors import RedisUnavailable, TickrError
 
 __all__ = [
@@ -108,6 +109,7 @@ _ADMIN = load_script("admin")
 _BULK = load_script("bulk")
 _PURGE = load_script("purge")
 _ADMIN_BATCH: Final = 1000
+_INBOX_TAKE: Final = 1000
 _STATS_DAYS_KEPT: Final = 91
 _RECLAIM = load_script("reclaim")
 _CANCEL = load_script("cancel")
@@ -125,6 +127,8 @@ class HeartbeatReport:
     """Tasks whose cancellation was requested."""
     recovered: dict[str, tuple[int, int]] = field(default_factory=dict)
     """(retried, archived) tasks of other servers whose lease had run out."""
+    unreceived: dict[str, int] = field(default_factory=dict)
+    """Tasks handed to a server that never took them: back to pending, not counted."""
     earliest_lease_ms: int | None = None
     """The earliest lease expiry left in the queues, if any task is active."""
 
@@ -136,6 +140,12 @@ def _fields(reply: Any) -> dict[str, bytes] | None:
     if isinstance(reply, dict):
         return {_text(name): value for name, value in reply.items()}
     return {_text(reply[i]): reply[i + 1] for i in range(0, len(reply), 2)}
+
+
+def _handed(element: bytes) -> DequeuedTask:
+    """A task from an inbox: "<id> <msg>", never retried yet."""
+    task_id, _, msg = bytes(element).partition(b" ")
+    return task_id.decode(), msg, 0
 
 
 def _dequeued(reply: Sequence[Any]) -> list[DequeuedTask]:
@@ -190,6 +200,7 @@ class Broker:
 
     def __init__(self, namespace: str, executor: Executor) -> None:
         self._executor = executor
+        self._blocking: Executor | None = None
         self.namespace = namespace
         self.namespace_keys = NamespaceKeys(namespace)
         self._queue_keys: dict[str, QueueKeys] = {}
@@ -214,6 +225,8 @@ class Broker:
     async def aclose(self) -> None:
         """Close what this broker opened (a given client stays open)."""
         await self._executor.aclose()
+        if self._blocking is not None:
+            await self._blocking.aclose()
 
     def keys(self, queue: str) -> QueueKeys:
         """The (cached) key names of a queue."""
@@ -438,6 +451,9 @@ class Broker:
                 keys.idle,
                 keys.cron_last(entry_id),
                 keys.cron_history(entry_id),
+                keys.waiters,
+                keys.active,
+                keys.paused,
             ),
             (
                 keys.task_prefix,
@@ -448,6 +464,7 @@ class Broker:
                 history,
                 state_ttl_ms,
                 _pack_list(item),
+                keys.inbox_prefix,
             ),
         )
         return bool(claimed), self._outcome(outcome), int(last)
@@ -580,8 +597,24 @@ class Broker:
         self, queue: str, items: Sequence[EnqueueItem]
     ) -> tuple[Script, Sequence[str], list[Any]]:
         keys = self.keys(queue)
-        args = [keys.task_prefix, keys.unique_prefix, keys.events_channel, _pack_list(items)]
-        return _ENQUEUE, (keys.pending, keys.scheduled, keys.seq, keys.idle), args
+        args = [
+            keys.task_prefix,
+            keys.unique_prefix,
+            keys.events_channel,
+            _pack_list(items),
+            keys.inbox_prefix,
+            now_ms(),
+        ]
+        key_names = (
+            keys.pending,
+            keys.scheduled,
+            keys.seq,
+            keys.idle,
+            keys.waiters,
+            keys.active,
+            keys.paused,
+        )
+        return _ENQUEUE, key_names, args
 
     @staticmethod
     def _outcome(reply: int | bytes) -> EnqueueOutcome:
@@ -633,6 +666,54 @@ class Broker:
             attempts=1,
         )
         return _dequeued(reply)
+
+    @staticmethod
+    def waiter_name(owner: str, lease_ms: int) -> str:
+        """How a server is registered as a waiter: its lease length and its id."""
+        return f"{lease_ms} {owner}"
+
+    async def join_waiters(self, queues: Sequence[str], waiter: str, until_ms: int) -> None:
+        """Register an idle server as a waiter in each queue, until `until_ms`.
+
+        Heartbeats extend the registration.  The next task enqueued to an empty queue is
+        handed to the server directly (see lua/lib/enqueue_task.lua).
+        """
+        await self._pipeline(
+            [("ZADD", self.keys(queue).waiters, until_ms, waiter) for queue in queues]
+        )
+
+    async def leave_waiters(
+        self, queues: Sequence[str], waiter: str, owner: str
+    ) -> list[tuple[str, DequeuedTask]]:
+        """End a server's registrations, and take what was handed to it meanwhile."""
+        commands: list[tuple[Any, ...]] = [("ZREM", self.keys(q).waiters, waiter) for q in queues]
+        commands += [("LPOP", self.keys(q).inbox(owner), _INBOX_TAKE) for q in queues]
+        replies = await self._pipeline(commands)
+        handed: list[tuple[str, DequeuedTask]] = []
+        for queue, elements in zip(queues, replies[len(queues) :], strict=True):
+            handed.extend((queue, _handed(element)) for element in elements or () if element)
+        return handed
+
+    async def take_handed(
+        self, queues: Sequence[str], owner: str, timeout_s: float
+    ) -> tuple[str, DequeuedTask] | None:
+        """Wait up to `timeout_s` for a task handed to `owner`; (queue, task) or None.
+
+        Blocks on a connection of its own (BLPOP), never on the commands' connection.
+        """
+        inboxes = {self.keys(queue).inbox(owner): queue for queue in queues}
+        if self._blocking is None:
+            self._blocking = self._executor.sibling()
+        blocking = self._blocking
+        reply = await self._call(lambda: blocking.execute("BLPOP", *inboxes, timeout_s), attempts=1)
+        if reply is None or not reply[1]:
+            return None  # timed out, or woken by `wake_inbox`
+        return inboxes[_text(reply[0])], _handed(reply[1])
+
+    async def wake_inbox(self, queue: str, owner: str) -> None:
+        """Make a `take_handed` of `owner` waiting now return at once (with nothing)."""
+        inbox = self.keys(queue).inbox(owner)
+        await self._pipeline([("RPUSH", inbox, b""), ("PEXPIRE", inbox, 60_000)])
 
     async def reclaim(self, queue: str, owner: str, lease_expiry_ms: int) -> list[DequeuedTask]:
         """The tasks a `dequeue` call with this lease expiry gave `owner` (see reclaim.lua)."""
@@ -723,6 +804,8 @@ class Broker:
         day: str,
         archive_max_size: int,
         archive_max_age_ms: int,
+        waiter: str = "",
+        wait_until_ms: int = 0,
     ) -> HeartbeatReport:
         """Renew `owner`'s leases and take back expired ones, in one round trip.
 
@@ -748,6 +831,9 @@ class Broker:
                         keys.failed,
                         keys.processed_on(day),
                         keys.failed_on(day),
+                        keys.pending,
+                        keys.waiters,
+                        keys.idle,
                     ),
                     (
                         keys.task_prefix,
@@ -759,6 +845,9 @@ class Broker:
                         archive_max_size,
                         archive_max_age_ms,
                         RECOVER_BATCH,
+                        keys.inbox_prefix,
+                        waiter,
+                        wait_until_ms,
                     ),
                 )
             )
@@ -767,10 +856,11 @@ class Broker:
         for queue, (lost, cancelled) in zip(renewed, replies, strict=False):
             report.lost[queue] = [_text(task_id) for task_id in lost]
             report.cancelled[queue] = [_text(task_id) for task_id in cancelled]
-        for queue, (retried, archived, earliest) in zip(
+        for queue, (retried, archived, earliest, unreceived) in zip(
             queues, replies[len(renewed) :], strict=True
         ):
             report.recovered[queue] = (int(retried), int(archived))
+            report.unreceived[queue] = int(unreceived)
             if earliest >= 0 and (
                 report.earliest_lease_ms is None or earliest < report.earliest_lease_ms
             ):

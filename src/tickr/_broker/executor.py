@@ -38,6 +38,9 @@ class Executor(Protocol):
     async def aclose(self) -> None:
         """Close what this executor opened."""
 
+    def sibling(self) -> Executor:
+        """An executor on another connection to the same Redis (for blocking commands)."""
+
 
 class RedisPyExecutor:
     """Commands through a redis-py client (never closed here: its owner closes it)."""
@@ -61,6 +64,10 @@ class RedisPyExecutor:
 
     async def aclose(self) -> None:
         """Nothing to close."""
+
+    def sibling(self) -> Executor:
+        """The same client: its pool gives a blocking command a connection of its own."""
+        return self
 
 
 def _settings_of(redis: Redis) -> WireSettings | None:

@@ -21,6 +21,9 @@ P completed            zset    task id -> expiry of the kept result (ms)
 P seq                  string  counter giving pending members their FIFO order
 P paused               string  present while the queue is paused
 P idle                 string  present while some server found the queue empty
+P waiters              zset    idle servers ("<lease ms> <server id>" -> registration
+                               expiry ms) that take a new task directly (hand-off)
+P inbox:<server>       list    tasks handed to that server ("<id> <msg>"), read with BLPOP
 P u:<digest>           string  unique lock: id of the live task holding it
 P cron:<entry>         string  last tick (ms) of a periodic task enqueued here
 P cron:<entry>:history list    recent ticks of that entry (msgpack events), capped
@@ -52,6 +55,7 @@ class QueueKeys:
         "events_channel",
         "failed",
         "idle",
+        "inbox_prefix",
         "namespace",
         "paused",
         "pending",
@@ -63,6 +67,7 @@ class QueueKeys:
         "seq",
         "task_prefix",
         "unique_prefix",
+        "waiters",
     )
 
     def __init__(self, namespace: str, queue: str) -> None:
@@ -81,6 +86,8 @@ class QueueKeys:
         self.seq = prefix + "seq"
         self.paused = prefix + "paused"
         self.idle = prefix + "idle"
+        self.waiters = prefix + "waiters"
+        self.inbox_prefix = prefix + "inbox:"
         self.processed = prefix + "processed"
         self.failed = prefix + "failed"
         self.events_channel = prefix + "events"
@@ -89,6 +96,10 @@ class QueueKeys:
     def task(self, task_id: str) -> str:
         """Key of one task's hash."""
         return self.task_prefix + task_id
+
+    def inbox(self, server_id: str) -> str:
+        """Key of the list of tasks handed to one idle server."""
+        return self.inbox_prefix + server_id
 
     def unique(self, digest: str) -> str:
         """Key of one unique lock."""

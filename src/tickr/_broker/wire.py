@@ -357,6 +357,10 @@ class Wire:
             self._protocol.transport.close()
         self._protocol = None
 
+    def sibling(self) -> Wire:
+        """Another connection like this one (for blocking commands)."""
+        return Wire(self.settings)
+
     def reset(self) -> None:
         """Drop the connection, e.g. after a command timed out; the next use reconnects."""
         if self._protocol is not None:

@@ -35,6 +35,7 @@ __all__ = [
     "masked_url",
     "nbytes",
     "out",
+    "plural",
     "short",
     "table",
     "terminal_width",
@@ -180,6 +181,11 @@ def block(pairs: Sequence[tuple[str, object]]) -> str:
 # ------------------------------------------------------------------ values
 
 
+def plural(count: int, noun: str) -> str:
+    """The count and the noun, plural unless the count is 1."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def masked_url(url: str) -> str:
     """The URL with its password, if any, replaced by ``***``."""
     scheme, sep, rest = url.partition("://")
@@ -240,7 +246,9 @@ def short(value: Any) -> str:
 
 def pretty(value: Any, max_width: int) -> str:
     """A payload or result in full, as Python writes it, wrapped to `max_width`."""
-    return "-" if value is None else pprint.pformat(value, width=max(20, max_width))
+    return (
+        "-" if value is None else pprint.pformat(value, width=max(20, max_width), sort_dicts=False)
+    )
 
 
 # ------------------------------------------------------------------ JSON

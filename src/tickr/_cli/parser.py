@@ -119,7 +119,9 @@ def _add_worker(commands: Adder) -> None:
         parents=_common(read=False),
     )
     worker.add_argument("target", metavar="TARGET", help="module:attribute, e.g. app.tasks:mux")
-    worker.add_argument("--concurrency", type=_positive, help="tasks run at once (default 10)")
+    worker.add_argument(
+        "--concurrency", metavar="N", type=_positive, help="tasks run at once (default 10)"
+    )
     worker.add_argument(
         "--queue",
         dest="queues",

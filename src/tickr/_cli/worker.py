@@ -29,6 +29,7 @@ from tickr._cli.commands import DEFAULT_NAMESPACE
 from tickr._cli.errors import CLIError, UsageError
 from tickr._cli.output import masked_url
 from tickr._signals import serve_until_signalled
+from tickr.errors import RedisUnavailable
 from tickr.inspector import Inspector
 from tickr.mux import Handler, ServeMux, is_async_callable
 from tickr.options import check_name
@@ -148,7 +149,10 @@ async def _check_redis(server: Server) -> None:
     except ValueError as exc:
         raise UsageError(f"invalid Redis URL: {exc}") from None
     async with inspector:
-        await inspector.queues()
+        try:
+            await inspector.queues()
+        except RedisUnavailable as exc:
+            raise CLIError(f"{exc} (url: {masked_url(resolve_url(server._url))})") from None
 
 
 async def _serve_burst(server: Server, handler: ServeMux | Handler) -> None:
@@ -172,9 +176,11 @@ def run_worker(args: Namespace) -> int:
             raise UsageError(f"invalid --namespace: {exc}") from None
     server, handler = build(args)
     asyncio.run(_check_redis(server))
-    logging.basicConfig(level=args.log_level.upper(), format=_LOG_FORMAT, stream=sys.stderr)
+    level = args.log_level.upper()
+    logging.basicConfig(level=level, format=_LOG_FORMAT, stream=sys.stderr)  # unless configured
+    logging.getLogger("tickr").setLevel(level)
     if isinstance(handler, ServeMux) and not handler.patterns:
-        logger.warning("the ServeMux %r has no handlers: every task will fail", args.target)
+        logger.warning("the ServeMux of %s has no handlers: every task will fail", args.target)
     url = resolve_url(server._url) if server._redis is None else "the application's client"
     logger.info("worker for %s on %s, namespace %r", args.target, masked_url(url), server.namespace)
     if args.burst:

@@ -41,6 +41,8 @@ class Fetcher:
         queues: Queue name -> weight.
         strict_priority: Always drain the heaviest queue first.
         lease_ms: Length of the lease granted with each task.
+        waiter_ttl_ms: How long a registration as a waiter lasts unless a heartbeat
+            extends it (so that a dead server stops being handed tasks).
         on_idle: Called when a round found every queue empty.
     """
 
@@ -53,6 +55,7 @@ class Fetcher:
         queues: Mapping[str, int],
         strict_priority: bool,
         lease_ms: int,
+        waiter_ttl_ms: int,
         on_idle: Callable[[], None],
     ) -> None:
         self._broker = broker
@@ -68,6 +71,11 @@ class Fetcher:
         self._stopping = asyncio.Event()
         self._last_expiry = 0
         self._unconfirmed: list[tuple[str, int]] = []
+        self._waiter_ttl_ms = waiter_ttl_ms
+        self.waiter = Broker.waiter_name(owner, lease_ms)
+        """How this server is registered as a waiter."""
+        self.registered: list[str] = []
+        """The queues where this server is registered as a waiter."""
         self.taking = False
         """Whether a dequeue is in flight (its reply must not be dropped)."""
 
@@ -90,7 +98,10 @@ class Fetcher:
             self._wake.clear()
             try:
                 await self._reclaim_unconfirmed()
+                await self.leave_waiters()
                 exhausted = await self._round(self._processor.free)
+                if exhausted and not self._stopping.is_set():
+                    await self._join_waiters()
                 backoff = _BACKOFF_START
             except Exception as exc:  # noqa: BLE001 - the fetcher must outlive any failure
                 log_failure(logger, "fetch tasks", exc, backoff)
@@ -100,6 +111,34 @@ class Fetcher:
             if exhausted and not self._stopping.is_set():
                 self._on_idle()
                 await wait_event(self._wake, SAFETY_RECHECK_SECONDS)
+
+    # Hand-off: an idle server registers as a waiter, and the next task enqueued to an
+    # empty queue is handed to it (pushed on its inbox, read by the Inbox loop), one
+    # round trip sooner than a wake-up followed by a dequeue.  Each registration holds
+    # one free worker, so a server never holds more tasks than it has workers.
+
+    async def _join_waiters(self) -> None:
+        slots = self._processor.free
+        if slots <= 0:
+            return
+        queues = self._queues[:slots]
+        await self._broker.join_waiters(queues, self.waiter, now_ms() + self._waiter_ttl_ms)
+        self.registered = list(queues)
+
+    async def leave_waiters(self) -> None:
+        """End the registrations, and run what was handed over meanwhile."""
+        if not self.registered:
+            return
+        handed = await self._broker.leave_waiters(self.registered, self.waiter, self._owner)
+        self.registered = []
+        for queue, task in handed:
+            self._processor.submit(queue, [task])
+
+    def handed(self, queue: str) -> None:
+        """A task of `queue` was handed to this server: that registration is used up."""
+        if queue in self.registered:
+            self.registered.remove(queue)
+        self.wake()
 
     async def _take(self, queue: str, count: int) -> list[DequeuedTask]:
         """One dequeue, under a lease expiry no other call of this server uses.

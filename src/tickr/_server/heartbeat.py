@@ -20,7 +20,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from tickr._broker import Broker
+from tickr._broker import Broker, HeartbeatReport
 from tickr._server.failures import log_failure
 from tickr._server.job import StopReason
 from tickr._server.processor import Processor
@@ -52,6 +52,8 @@ class Heartbeat:
             expiry of three intervals (so a dead server drops out of the registry).
         other_failure: The current failure of another part (the lease thread), reported
             to `health_check` when the beat itself succeeded.
+        waiter: How this server is registered as a waiter: each beat extends its
+            registrations by `waiter_ttl_ms` (see fetcher.py).
     """
 
     def __init__(
@@ -69,6 +71,8 @@ class Heartbeat:
         renew: bool = True,
         record: Callable[[], bytes] | None = None,
         other_failure: Callable[[], BaseException | None] | None = None,
+        waiter: str = "",
+        waiter_ttl_ms: int = 0,
     ) -> None:
         self._broker = broker
         self._processor = processor
@@ -82,6 +86,8 @@ class Heartbeat:
         self._renew = renew
         self._record = record
         self._other_failure = other_failure
+        self._waiter = waiter
+        self._waiter_ttl_ms = waiter_ttl_ms
 
     async def run(self) -> None:
         """Beat until cancelled."""
@@ -113,12 +119,17 @@ class Heartbeat:
             day=utc_day(now),
             archive_max_size=self._archive_max_size,
             archive_max_age_ms=self._archive_max_age_ms,
+            waiter=self._waiter,
+            wait_until_ms=now + self._waiter_ttl_ms,
         )
         if self._record is not None:
             ttl_ms = int(self._interval * 3000)
             await self._broker.register(
                 "server", self._owner, self._record(), now, ttl_ms, self._queues
             )
+        self._act_on(report)
+
+    def _act_on(self, report: HeartbeatReport) -> None:
         for queue, task_ids in report.lost.items():
             for task_id in task_ids:
                 if self._processor.stop(queue, task_id, StopReason.LEASE_LOST):
@@ -126,6 +137,13 @@ class Heartbeat:
         for queue, task_ids in report.cancelled.items():
             for task_id in task_ids:
                 self._processor.stop(queue, task_id, StopReason.CANCELLED)
+        for queue, count in report.unreceived.items():
+            if count:
+                logger.info(
+                    "%d task(s) of %r handed to a server that never took them: pending again",
+                    count,
+                    queue,
+                )
         for queue, (retried, archived) in report.recovered.items():
             if retried or archived:
                 logger.info(

@@ -3,10 +3,11 @@
 -- schedulers may call this for the same tick; exactly one enqueues it.
 -- KEYS[1] pending zset    KEYS[2] scheduled zset    KEYS[3] seq counter    KEYS[4] idle flag
 -- KEYS[5] the entry's last tick    KEYS[6] the entry's history (list)
+-- KEYS[7] waiters zset    KEYS[8] active zset    KEYS[9] paused flag
 -- ARGV[1] task key prefix    ARGV[2] unique key prefix    ARGV[3] events channel
 -- ARGV[4] the tick (ms)    ARGV[5] now (ms)    ARGV[6] history length kept
 -- ARGV[7] lifetime of the entry's state (ms)    ARGV[8] the task, msgpack-encoded (one item
---   as in enqueue.lua)
+--   as in enqueue.lua)    ARGV[9] inbox key prefix
 -- Returns {claimed (1/0), outcome (as enqueue.lua; '' when not claimed), last tick (ms)}.
 --@include wake_pending
 --@include zset_head
@@ -21,9 +22,11 @@ end
 redis.call('SET', KEYS[5], ARGV[4], 'PX', ARGV[7])
 local item = cmsgpack.unpack(ARGV[8])
 local scheduled_head = zset_head(KEYS[2])
-local outcome, written = enqueue_task(KEYS[1], KEYS[2], ARGV[1], ARGV[2],
-  redis.call('INCR', KEYS[3]), item)
-if written and outcome == 1 then
+local handoff = {waiters = KEYS[7], active = KEYS[8], paused = KEYS[9],
+  inbox_prefix = ARGV[9], now = tonumber(ARGV[5])}
+local outcome, written, handed = enqueue_task(KEYS[1], KEYS[2], ARGV[1], ARGV[2],
+  redis.call('INCR', KEYS[3]), item, handoff)
+if written and outcome == 1 and not handed then
   wake_pending(KEYS[4], ARGV[3])
 elseif written and outcome == 2 and (scheduled_head == nil or item[4] < scheduled_head) then
   redis.call('PUBLISH', ARGV[3], 's')

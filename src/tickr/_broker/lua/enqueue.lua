@@ -1,9 +1,12 @@
 -- Enqueue a batch of tasks into one queue.
 -- KEYS[1] pending zset    KEYS[2] scheduled zset    KEYS[3] seq counter    KEYS[4] idle flag
+-- KEYS[5] waiters zset    KEYS[6] active zset    KEYS[7] paused flag
 -- ARGV[1] task key prefix    ARGV[2] unique key prefix    ARGV[3] events channel
 -- ARGV[4] the tasks, msgpack-encoded: an array of seven-value arrays
 --   {id, msg, priority, due (ms; 0 = runnable now), unique digest ('' = none), unique ttl (ms),
 --    max retries}
+-- ARGV[5] inbox key prefix    ARGV[6] now (ms)
+-- A task runnable now may be handed to an idle server (see lib/enqueue_task.lua).
 -- Returns one outcome per task (see lib/enqueue_task.lua):
 --   1 pending, 2 scheduled, 0 the id is taken by a different task,
 --   or a string: the id of the live equal task that holds the unique lock.
@@ -14,6 +17,8 @@
 
 local task_prefix, unique_prefix, events = ARGV[1], ARGV[2], ARGV[3]
 local items = cmsgpack.unpack(ARGV[4])
+local handoff = {waiters = KEYS[5], active = KEYS[6], paused = KEYS[7],
+  inbox_prefix = ARGV[5], now = tonumber(ARGV[6])}
 local results = {}
 local added_pending = false
 local earliest_due = nil
@@ -23,8 +28,9 @@ local seq = redis.call('INCRBY', KEYS[3], #items) - #items
 
 for _, item in ipairs(items) do
   seq = seq + 1
-  local outcome, written = enqueue_task(KEYS[1], KEYS[2], task_prefix, unique_prefix, seq, item)
-  if written and outcome == 1 then
+  local outcome, written, handed = enqueue_task(KEYS[1], KEYS[2], task_prefix, unique_prefix, seq,
+    item, handoff)
+  if written and outcome == 1 and not handed then
     added_pending = true
   elseif written and outcome == 2 and (earliest_due == nil or item[4] < earliest_due) then
     earliest_due = item[4]

@@ -3,29 +3,45 @@
 -- the archive when it has no retries left or its cancellation was requested.  The
 -- attempt counts as processed and failed.  Atomic, so that among many servers racing to
 -- recover, each task is taken back exactly once.
+-- A task handed to an idle server that never took it off its inbox (the server died
+-- right then) never started: it goes back to pending, and no attempt is counted.
+-- The calling server's registration as a waiter is refreshed at the same time.
 -- KEYS[1] active    KEYS[2] retry    KEYS[3] archived    KEYS[4] processed
 -- KEYS[5] failed    KEYS[6] processed today    KEYS[7] failed today
+-- KEYS[8] pending    KEYS[9] waiters    KEYS[10] idle flag
 -- ARGV[1] task key prefix    ARGV[2] unique key prefix    ARGV[3] events channel
 -- ARGV[4] done channel    ARGV[5] now (ms)    ARGV[6] daily counter ttl (s)
 -- ARGV[7] archive max size    ARGV[8] archive max age (ms)    ARGV[9] most tasks to take
--- Returns {retried, archived, earliest lease expiry left (ms) or -1}.
+-- ARGV[10] inbox key prefix    ARGV[11] the calling server as a waiter
+-- ARGV[12] its registration's new expiry (ms)
+-- Returns {retried, archived, earliest lease expiry left (ms) or -1, returned to pending}.
 --@include zset_head
 --@include release_unique
 --@include outcomes
 --@include trim_archive
+--@include wake_pending
 
 local task_prefix, unique_prefix = ARGV[1], ARGV[2]
 local events, done = ARGV[3], ARGV[4]
 local now = tonumber(ARGV[5])
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, ARGV[9])
-local retried, archived = 0, 0
+local retried, archived, unreceived = 0, 0, 0
 local retry_head = nil
+redis.call('ZADD', KEYS[9], 'XX', ARGV[12], ARGV[11])
 
 for _, id in ipairs(expired) do
   redis.call('ZREM', KEYS[1], id)
   local key = task_prefix .. id
-  local task = redis.call('HMGET', key, 'state', 'mr', 'retried', 'uk', 'w', 'cancel')
-  if task[1] == 'active' then
+  local task = redis.call('HMGET', key, 'state', 'mr', 'retried', 'uk', 'w', 'cancel', 'owner',
+    'msg', 'pri', 'pm')
+  local handed = task[7] and task[8] and task[10]
+    and redis.call('LREM', ARGV[10] .. task[7], 1, id .. ' ' .. task[8]) == 1
+  if task[1] == 'active' and handed and not task[6] then
+    redis.call('HSET', key, 'state', 'pending')
+    redis.call('HDEL', key, 'owner')
+    redis.call('ZADD', KEYS[8], -(tonumber(task[9]) or 0), task[10])
+    unreceived = unreceived + 1
+  elseif task[1] == 'active' then
     local max_retry = tonumber(task[2]) or 0
     if not task[6] and (tonumber(task[3]) or 0) < max_retry then
       if retry_head == nil then
@@ -48,4 +64,7 @@ end
 if archived > 0 then
   trim_archive(KEYS[3], task_prefix, tonumber(ARGV[7]), tonumber(ARGV[8]), now)
 end
-return {retried, archived, zset_head(KEYS[1]) or -1}
+if unreceived > 0 then
+  wake_pending(KEYS[10], ARGV[3])
+end
+return {retried, archived, zset_head(KEYS[1]) or -1, unreceived}

@@ -1,0 +1,86 @@
+"""The inbox: receives the tasks handed to this server while it is idle.
+
+An idle server registers as a waiter (see fetcher.py); an enqueue that finds it then
+makes the task active under its lease and pushes it on the server's inbox list in the
+same script.  This loop waits on the inboxes of all its queues with BLPOP, on a
+connection of its own, so the task arrives in the reply: no wake-up, no dequeue.
+
+BLPOP waits at most WAIT_SECONDS, and the loop is never cancelled while one is in flight
+(a task it popped would be dropped): `stop()` pushes an empty element on the inbox, so
+that the BLPOP returns at once and the loop ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Final
+
+from tickr._broker import Broker
+from tickr._server.failures import log_failure
+from tickr._server.fetcher import Fetcher
+from tickr._server.processor import Processor
+
+__all__ = ["Inbox"]
+
+logger = logging.getLogger("tickr.server.inbox")
+
+WAIT_SECONDS: Final = 1.0
+_BACKOFF_START: Final = 0.05
+_BACKOFF_CAP: Final = 2.0
+
+
+class Inbox:
+    """Takes handed tasks off this server's inboxes.
+
+    Args:
+        broker: Where the inboxes are.
+        processor: Where handed tasks go.
+        fetcher: Told when a registration as a waiter was used.
+        owner: This server's id.
+        queues: The server's queues.
+    """
+
+    def __init__(
+        self,
+        broker: Broker,
+        processor: Processor,
+        fetcher: Fetcher,
+        *,
+        owner: str,
+        queues: Sequence[str],
+    ) -> None:
+        self._broker = broker
+        self._processor = processor
+        self._fetcher = fetcher
+        self._owner = owner
+        self._queues = list(queues)
+        self._stopping = asyncio.Event()
+
+    async def stop(self) -> None:
+        """Make `run()` end now: its BLPOP in flight returns at once."""
+        self._stopping.set()
+        try:
+            await self._broker.wake_inbox(self._queues[0], self._owner)
+        except Exception as exc:  # noqa: BLE001 - then the BLPOP ends by its timeout
+            logger.info("could not wake the inbox (%s)", exc)
+
+    async def run(self) -> None:
+        """Receive handed tasks until stopped."""
+        backoff = _BACKOFF_START
+        while not self._stopping.is_set():
+            try:
+                handed = await self._broker.take_handed(self._queues, self._owner, WAIT_SECONDS)
+                backoff = _BACKOFF_START
+            except Exception as exc:  # noqa: BLE001 - the inbox must outlive any failure
+                log_failure(logger, "read the inbox", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, _BACKOFF_CAP)
+                continue
+            if handed is not None:
+                queue, task = handed
+                if logger.isEnabledFor(logging.DEBUG):
+                    logger.debug("task %s of %r handed to this server", task[0], queue)
+                self._processor.submit(queue, [task])
+                self._fetcher.handed(queue)

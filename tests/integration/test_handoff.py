@@ -1,0 +1,108 @@
+"""Hand-off: a task enqueued to an idle server goes straight to it, and is never lost."""
+
+import asyncio
+
+import redis.asyncio as aredis
+
+import tickr
+from tests.conftest import ServerFactory
+from tests.helpers import eventually
+from tickr._broker.keys import QueueKeys
+from tickr._broker.scripts import load_script
+from tickr._time import now_ms
+
+
+async def waiters(raw_redis: aredis.Redis, namespace: str, queue: str = "default") -> list[bytes]:
+    members = await raw_redis.zrange(QueueKeys(namespace, queue).waiters, 0, -1)
+    return [member for member in members if isinstance(member, bytes)]
+
+
+async def test_an_idle_server_is_handed_new_tasks_without_a_dequeue(
+    client: tickr.Client, raw_redis: aredis.Redis, namespace: str, running_server: ServerFactory
+) -> None:
+    ran: list[object] = []
+
+    async def handler(task: tickr.Task) -> None:
+        ran.append(task.payload)
+
+    async with running_server(handler) as server:
+        await eventually(lambda: _has_waiter(raw_redis, namespace, server.id))
+        await raw_redis.config_resetstat()
+        for n in range(5):
+            await client.enqueue("t", n)
+            await eventually(lambda n=n: _ran(ran, n))  # type: ignore[misc]
+        stats = await raw_redis.info("commandstats")
+    assert ran == [0, 1, 2, 3, 4]
+    assert "cmdstat_blpop" in stats
+    assert await waiters(raw_redis, namespace) == [], "a server leaves the waiters on shutdown"
+    inbox = QueueKeys(namespace, "default").inbox(server.id)
+    assert await raw_redis.llen(inbox) == 0
+
+
+async def _has_waiter(
+    raw_redis: aredis.Redis, namespace: str, server_id: str, queue: str = "default"
+) -> bool:
+    members = await waiters(raw_redis, namespace, queue)
+    return any(server_id in member.decode() for member in members)
+
+
+async def _ran(ran: list[object], payload: object) -> bool:
+    return payload in ran
+
+
+async def test_a_server_registers_in_no_more_queues_than_it_has_free_workers(
+    raw_redis: aredis.Redis, namespace: str, running_server: ServerFactory
+) -> None:
+    async def handler(task: tickr.Task) -> None:
+        return None
+
+    queues = {"a": 3, "b": 2, "c": 1}
+    async with running_server(handler, queues=queues, concurrency=2) as server:
+        await eventually(lambda: _has_waiter(raw_redis, namespace, server.id, "a"))
+        await asyncio.sleep(0.1)
+        registered = [q for q in queues if await waiters(raw_redis, namespace, q)]
+    assert registered == ["a", "b"], "the two heaviest queues, one per free worker"
+
+
+async def test_a_task_handed_to_a_dead_server_runs_elsewhere_without_counting_an_attempt(
+    client: tickr.Client, raw_redis: aredis.Redis, namespace: str, running_server: ServerFactory
+) -> None:
+    keys = QueueKeys(namespace, "default")
+    # A server registered as a waiter, then died before taking anything off its inbox.
+    await raw_redis.zadd(keys.waiters, {"500 ghost": now_ms() + 60_000})
+    info = await client.enqueue("t", "handed", max_retry=0, retention=60)
+    assert (await client.get_task(info.id)).state == "active"
+    assert await raw_redis.llen(keys.inbox("ghost")) == 1
+    await asyncio.sleep(0.6)  # the ghost's 500 ms lease runs out
+    runs: list[int] = []
+
+    async def handler(task: tickr.Task) -> str:
+        runs.append(task.retry_count)
+        return "ran once"
+
+    async with running_server(handler, heartbeat_interval=0.1):
+        assert await client.result(info.id, timeout=10) == "ran once"
+    assert runs == [0]
+    stored = await client.get_task(info.id)
+    assert (stored.retried, stored.last_error) == (0, None), "it never started: no attempt"
+    assert await raw_redis.llen(keys.inbox("ghost")) == 0
+
+
+async def test_handoff_respects_priority_order_and_pauses(
+    client: tickr.Client, raw_redis: aredis.Redis, url: str, namespace: str
+) -> None:
+    keys = QueueKeys(namespace, "default")
+    await raw_redis.zadd(keys.waiters, {"60000 idle-server": now_ms() + 60_000})
+    waiting = await client.enqueue("t", "first")  # handed: the queue had nothing pending
+    assert (await client.get_task(waiting.id)).state == "active"
+    await raw_redis.zadd(keys.waiters, {"60000 idle-server": now_ms() + 60_000})
+    await client.enqueue("t", "queued", delay=60)
+    assert (await client.get_task(waiting.id)).state == "active"
+    async with tickr.Inspector(url, namespace=namespace) as inspector:
+        await inspector.pause("default")
+        paused = await client.enqueue("t", "paused")
+        assert (await client.get_task(paused.id)).state == "pending", "a paused queue hands nothing"
+        await inspector.unpause("default")
+    behind = await client.enqueue("t", "behind")
+    assert (await client.get_task(behind.id)).state == "pending", "others were pending first"
+    assert load_script("enqueue").sha
