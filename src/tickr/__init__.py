@@ -16,6 +16,7 @@ from tickr.backoff import RetryDelay, constant_delay, exponential_backoff
 from tickr.client import Client
 from tickr.errors import (
     DuplicateTask,
+    EntryNotFound,
     QueueNotEmpty,
     QueueNotFound,
     RedisUnavailable,
@@ -49,6 +50,7 @@ __all__ = [
     "Client",
     "DailyStats",
     "DuplicateTask",
+    "EntryNotFound",
     "Handler",
     "Inspector",
     "Middleware",

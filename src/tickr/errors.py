@@ -10,6 +10,7 @@ The hierarchy::
         ├── TaskStateConflict   the task's state does not allow the operation
         ├── QueueNotFound       no queue with that name
         ├── QueueNotEmpty       Inspector.delete_queue: the queue still has tasks
+        ├── EntryNotFound       no live scheduler runs a periodic task with that id
         ├── TaskFailed          Client.result(): the task ended archived
         ├── SkipRetry           raised by a handler: archive the task now, no retry
         └── RedisUnavailable    Redis could not be reached (also a builtin ConnectionError)
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 __all__ = [
     "DuplicateTask",
+    "EntryNotFound",
     "QueueNotEmpty",
     "QueueNotFound",
     "RedisUnavailable",
@@ -85,9 +87,20 @@ class QueueNotEmpty(TickrError):
     """A queue that still has tasks was to be deleted without `force`."""
 
     def __init__(self, queue: str, tasks: int) -> None:
-        super().__init__(f"queue {queue!r} still has {tasks} task(s): delete with force=True")
+        super().__init__(f"queue {queue!r} still has {tasks} task(s)")
         self.queue = queue
         self.tasks = tasks
+
+
+class EntryNotFound(TickrError, KeyError):
+    """No live scheduler runs a periodic task with this entry id."""
+
+    def __init__(self, entry_id: str) -> None:
+        super().__init__(f"no live scheduler runs an entry {entry_id!r}")
+        self.entry_id = entry_id
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class QueueNotFound(TickrError):

@@ -9,8 +9,15 @@ from typing import Any, Self
 from tickr._broker import Broker, RedisClient
 from tickr._records import task_info
 from tickr._time import datetime_from_ms, now_ms
-from tickr.errors import QueueNotEmpty, QueueNotFound, TaskNotFound, TaskStateConflict
+from tickr.errors import (
+    EntryNotFound,
+    QueueNotEmpty,
+    QueueNotFound,
+    TaskNotFound,
+    TaskStateConflict,
+)
 from tickr.options import DEFAULT_QUEUE, check_name
+from tickr.schedule import parse_schedule, zone
 from tickr.serialization import MessageDecodeError, decode_value
 from tickr.values import (
     TASK_STATES,
@@ -75,11 +82,16 @@ class Inspector:
         return await self._broker.queues()
 
     async def _check_queue(self, queue: str) -> None:
-        if queue not in await self._broker.queues():
+        if not await self._broker.has_queue(queue):
             raise QueueNotFound(queue)
 
-    async def queue_info(self, queue: str) -> QueueInfo:
-        """Sizes, today's counters, pause state and latency of a queue.
+    async def queue_info(self, queue: str, *, memory: bool = True) -> QueueInfo:
+        """Sizes, today's counters, pause state, latency and memory of a queue.
+
+        Args:
+            queue: The queue.
+            memory: Also sample the memory used (two more round trips); without it
+                `QueueInfo.memory` is 0.
 
         Raises:
             QueueNotFound: If the namespace has no such queue.
@@ -98,7 +110,7 @@ class Inspector:
         processed, failed = daily[0]
         states = ("pending", "active", "scheduled", "retry", "archived", "completed")
         size = sum(sizes[state] for state in states)
-        memory = await self._broker.queue_memory(queue, size)
+        used = await self._broker.queue_memory(queue, size) if memory else 0
         return QueueInfo(
             queue=queue,
             pending=sizes["pending"],
@@ -112,7 +124,7 @@ class Inspector:
             paused=bool(sizes["paused"]),
             latency=latency,
             size=size,
-            memory=memory,
+            memory=used,
         )
 
     async def history(self, queue: str, days: int = 7) -> list[DailyStats]:
@@ -179,7 +191,7 @@ class Inspector:
         for entry_id, event in zip(ids, latest, strict=True):
             last = _event_tick(event)
             entry, schedulers = seen[entry_id]
-            next_ms = entry.get("next_ms")
+            next_ms = _next_tick_ms(entry)
             entries.append(
                 SchedulerEntry(
                     id=entry_id,
@@ -199,7 +211,7 @@ class Inspector:
         """The latest ticks of a periodic task, newest first.
 
         Raises:
-            KeyError: If no live scheduler runs an entry with this id.
+            EntryNotFound: If no live scheduler runs an entry with this id.
             ValueError: If `limit` is not positive.
             RedisUnavailable: If Redis cannot be reached.
         """
@@ -207,7 +219,7 @@ class Inspector:
             raise ValueError("limit must be a positive int")
         entries = {entry.id: entry for entry in await self.scheduler_entries()}
         if entry_id not in entries:
-            raise KeyError(f"no live scheduler runs an entry {entry_id!r}")
+            raise EntryNotFound(entry_id)
         events = []
         for raw in await self._broker.cron_history(entries[entry_id].queue, entry_id, limit):
             try:
@@ -424,3 +436,20 @@ def _event_tick(event: bytes | None) -> int | None:
         return int(decode_value(event)[0])
     except (MessageDecodeError, TypeError, ValueError, IndexError):
         return None
+
+
+def _next_tick_ms(entry: dict[str, Any]) -> int | None:
+    """The entry's next tick.
+
+    Its scheduler's estimate while that is still ahead, else computed from the spec (the
+    estimate is as old as the scheduler's last heartbeat).
+    """
+    estimate = entry.get("next_ms")
+    now = now_ms()
+    if estimate and int(estimate) > now:
+        return int(estimate)
+    try:
+        schedule = parse_schedule(str(entry["spec"]), zone(str(entry.get("timezone", "UTC"))))
+    except (ValueError, TypeError, KeyError):
+        return int(estimate) if estimate else None
+    return int(schedule.next_after(now / 1000) * 1000)

@@ -183,16 +183,19 @@ class Server:
 
     # ------------------------------------------------------------------ public API
 
-    def run(self, handler: ServeMux | Callable[[Task], Awaitable[Any]]) -> None:
+    def run(
+        self, handler: ServeMux | Callable[[Task], Awaitable[Any]], *, burst: bool = False
+    ) -> None:
         """Serve in a new event loop until SIGINT or SIGTERM, then shut down gracefully.
 
         A second signal skips the wait for running handlers: they are requeued and
-        cancelled at once.
+        cancelled at once.  With `burst`, it also stops once the queues are empty (see
+        `serve`).
 
         Raises:
             RuntimeError: If called from a running event loop (use `serve`).
         """
-        asyncio.run(self._run_with_signals(handler))
+        asyncio.run(self._run_with_signals(handler, burst))
 
     async def serve(
         self, handler: ServeMux | Callable[[Task], Awaitable[Any]], *, burst: bool = False
@@ -516,12 +519,16 @@ class Server:
             idle.cancel()
             forced.cancel()
 
-    async def _run_with_signals(self, handler: ServeMux | Callable[[Task], Awaitable[Any]]) -> None:
+    async def _run_with_signals(
+        self, handler: ServeMux | Callable[[Task], Awaitable[Any]], burst: bool
+    ) -> None:
         def force() -> None:
             if self._force is not None:
                 self._force.set()  # requeue running tasks now instead of waiting for them
 
-        await serve_until_signalled(lambda: self.serve(handler), self.shutdown, force, logger)
+        await serve_until_signalled(
+            lambda: self.serve(handler, burst=burst), self.shutdown, force, logger
+        )
 
 
 async def _cancel(task: asyncio.Task[None] | None) -> None:

@@ -26,6 +26,7 @@ CONTRACT_NAMES = {
 ADDITIONS = {
     "CallNext",
     "DailyStats",
+    "EntryNotFound",
     "Handler",
     "Middleware",
     "PeriodicTask",

@@ -505,6 +505,10 @@ class Broker:
         if names:
             await self._command("SADD", self.namespace_keys.queues, *names)
 
+    async def has_queue(self, queue: str) -> bool:
+        """Whether the namespace's queue registry has `queue`."""
+        return bool(await self._command("SISMEMBER", self.namespace_keys.queues, queue))
+
     async def queues(self) -> list[str]:
         """Every queue name recorded in the namespace, sorted."""
         members = await self._command("SMEMBERS", self.namespace_keys.queues)

@@ -24,7 +24,7 @@ from tickr._cli.output import (
     timestamp,
 )
 from tickr._cli.tasks import task_cancel, task_get, task_ls, task_manage
-from tickr.errors import QueueNotEmpty, QueueNotFound
+from tickr.errors import EntryNotFound, QueueNotEmpty, QueueNotFound
 from tickr.inspector import Inspector
 from tickr.options import check_name
 from tickr.values import QueueInfo
@@ -328,7 +328,7 @@ async def cron_history(args: Namespace, inspector: Inspector) -> int:
     """Show the latest ticks of a periodic task, newest first."""
     try:
         events = await inspector.scheduler_history(args.entry_id, limit=args.limit)
-    except KeyError:
+    except EntryNotFound:
         raise CLIError(f"no running scheduler has a periodic task {args.entry_id!r}") from None
     if args.json:
         emit_json(events)

@@ -28,7 +28,6 @@ from tickr._broker.connection import resolve_url
 from tickr._cli.commands import DEFAULT_NAMESPACE
 from tickr._cli.errors import CLIError, UsageError
 from tickr._cli.output import masked_url
-from tickr._signals import serve_until_signalled
 from tickr.errors import RedisUnavailable
 from tickr.inspector import Inspector
 from tickr.mux import Handler, ServeMux, is_async_callable
@@ -155,18 +154,6 @@ async def _check_redis(server: Server) -> None:
             raise CLIError(f"{exc} (url: {masked_url(resolve_url(server._url))})") from None
 
 
-async def _serve_burst(server: Server, handler: ServeMux | Handler) -> None:
-    """`serve(burst=True)` with the signal handling of `Server.run()`."""
-
-    def force() -> None:
-        if server._force is not None:
-            server._force.set()
-
-    await serve_until_signalled(
-        lambda: server.serve(handler, burst=True), server.shutdown, force, logger
-    )
-
-
 def run_worker(args: Namespace) -> int:
     """Serve until SIGINT/SIGTERM, or with --burst until the queues are empty."""
     if args.namespace is not None:
@@ -184,7 +171,7 @@ def run_worker(args: Namespace) -> int:
     url = resolve_url(server._url) if server._redis is None else "the application's client"
     logger.info("worker for %s on %s, namespace %r", args.target, masked_url(url), server.namespace)
     if args.burst:
-        asyncio.run(_serve_burst(server, handler))
+        server.run(handler, burst=True)
     else:
         server.run(handler)
     return 0
