@@ -184,7 +184,11 @@ class Client:
             (queue, [prepared[i].item for i in indexes]) for queue, indexes in by_queue.items()
         ]
         results: list[TaskInfo | TaskIDConflict | DuplicateTask] = [None] * len(prepared)  # type: ignore[list-item]
-        outcomes = await self._broker.enqueue_many(batches)
+        storing = asyncio.ensure_future(self._broker.enqueue_many(batches))
+        await asyncio.sleep(0)  # the request goes out; build the infos while Redis works
+        for task in prepared:
+            task.info  # noqa: B018 - built now, on purpose
+        outcomes = await storing
         for indexes, queue_outcomes in zip(by_queue.values(), outcomes, strict=True):
             for index, outcome in zip(indexes, queue_outcomes, strict=True):
                 results[index] = _interpret(prepared[index], outcome)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -114,13 +113,64 @@ class TaskSpec:
         return f"TaskSpec({self.type!r}, queue={self.queue!r}, task_id={self.task_id!r})"
 
 
-@dataclass(frozen=True, slots=True)
 class PreparedTask:
-    """A validated task, encoded and ready for the broker."""
+    """A validated task, encoded and ready for the broker.
 
-    queue: str
-    item: tuple[str, bytes, int, int, str, int, int]
-    info: TaskInfo
+    Its `TaskInfo` is built on first use, so that a batch can build them while Redis
+    stores the tasks.
+    """
+
+    __slots__ = (
+        "_due_ms",
+        "_info",
+        "_now",
+        "_retention_ms",
+        "_spec",
+        "_timeout_ms",
+        "item",
+        "queue",
+    )
+
+    def __init__(
+        self,
+        queue: str,
+        item: tuple[str, bytes, int, int, str, int, int],
+        spec: TaskSpec,
+        timeout_ms: int | None,
+        due_ms: int,
+        now: datetime,
+        retention_ms: int,
+    ) -> None:
+        self.queue = queue
+        self.item = item
+        self._spec = spec
+        self._timeout_ms = timeout_ms
+        self._due_ms = due_ms
+        self._now = now
+        self._retention_ms = retention_ms
+        self._info: TaskInfo | None = None
+
+    @property
+    def info(self) -> TaskInfo:
+        """The task as enqueued (state "pending" or "scheduled")."""
+        if self._info is None:
+            task_id, _msg, priority, due, _digest, _ttl, max_retry = self.item
+            timeout_ms = self._timeout_ms
+            self._info = TaskInfo(
+                id=task_id,
+                type=self._spec.type,
+                payload=self._spec.payload,
+                queue=self.queue,
+                state="scheduled" if due else "pending",
+                priority=priority,
+                max_retry=max_retry,
+                timeout=None if timeout_ms is None else timeout_ms / 1000,
+                deadline=self._spec.deadline,
+                next_process_at=datetime_from_ms(self._due_ms) if due else self._now,
+                enqueued_at=self._now,
+                retention=self._retention_ms / 1000,
+            )
+        return self._info
 
 
 def _check_int(value: object, name: str) -> int:
@@ -210,19 +260,5 @@ def prepare_task(
 
     scheduled = due_ms > now_ms
     enqueued_at = now if now is not None else datetime_from_ms(now_ms)
-    info = TaskInfo(
-        id=task_id,
-        type=task_type,
-        payload=spec.payload,
-        queue=queue,
-        state="scheduled" if scheduled else "pending",
-        priority=priority,
-        max_retry=max_retry,
-        timeout=None if timeout_ms is None else timeout_ms / 1000,
-        deadline=spec.deadline,
-        next_process_at=datetime_from_ms(due_ms) if scheduled else enqueued_at,
-        enqueued_at=enqueued_at,
-        retention=retention_ms / 1000,
-    )
     item = (task_id, msg, priority, due_ms if scheduled else 0, digest, unique_ms or 0, max_retry)
-    return PreparedTask(queue, item, info)
+    return PreparedTask(queue, item, spec, timeout_ms, due_ms, enqueued_at, retention_ms)

@@ -209,6 +209,21 @@ class Protocol(asyncio.Protocol):
             self.transport.write(packed)
         return future
 
+    def send_many(self, packed: list[bytes]) -> list[asyncio.Future[Any]]:
+        """Send several packed commands, written at once in one write.
+
+        Commands of this loop turn still waiting to be written go first: then these join
+        them, in order.
+        """
+        if self._flush_scheduled or self.lost is not None:
+            return [self.send(command) for command in packed]
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[Any]] = [loop.create_future() for _ in packed]
+        self.waiters.extend(futures)
+        if self.transport is not None:
+            self.transport.write(b"".join(packed))
+        return futures
+
     def _flush(self) -> None:
         self._flush_scheduled = False
         if not self._outbox:
@@ -323,7 +338,7 @@ class Wire:
             redis.exceptions.ConnectionError: If the connection fails.
         """
         protocol = await self._ready()
-        futures = [protocol.send(pack(command)) for command in commands]
+        futures = protocol.send_many([pack(command) for command in commands])
         results: list[Any] = []
         for future in futures:
             try:

@@ -22,8 +22,10 @@ end
 redis.call('SET', KEYS[5], ARGV[4], 'PX', ARGV[7])
 local item = cmsgpack.unpack(ARGV[8])
 local scheduled_head = zset_head(KEYS[2])
-local handoff = {waiters = KEYS[7], active = KEYS[8], paused = KEYS[9],
-  inbox_prefix = ARGV[9], now = tonumber(ARGV[5])}
+local handoff = nil
+if redis.call('ZCARD', KEYS[1]) == 0 and redis.call('EXISTS', KEYS[9]) == 0 then
+  handoff = {waiters = KEYS[7], active = KEYS[8], inbox_prefix = ARGV[9], now = tonumber(ARGV[5])}
+end
 local outcome, written, handed = enqueue_task(KEYS[1], KEYS[2], ARGV[1], ARGV[2],
   redis.call('INCR', KEYS[3]), item, handoff)
 if written and outcome == 1 and not handed then

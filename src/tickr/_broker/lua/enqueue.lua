@@ -17,8 +17,10 @@
 
 local task_prefix, unique_prefix, events = ARGV[1], ARGV[2], ARGV[3]
 local items = cmsgpack.unpack(ARGV[4])
-local handoff = {waiters = KEYS[5], active = KEYS[6], paused = KEYS[7],
-  inbox_prefix = ARGV[5], now = tonumber(ARGV[6])}
+local handoff = nil
+if redis.call('ZCARD', KEYS[1]) == 0 and redis.call('EXISTS', KEYS[7]) == 0 then
+  handoff = {waiters = KEYS[5], active = KEYS[6], inbox_prefix = ARGV[5], now = tonumber(ARGV[6])}
+end
 local results = {}
 local added_pending = false
 local earliest_due = nil
@@ -32,6 +34,7 @@ for _, item in ipairs(items) do
     item, handoff)
   if written and outcome == 1 and not handed then
     added_pending = true
+    handoff = nil  -- something is pending now: later tasks queue behind it
   elseif written and outcome == 2 and (earliest_due == nil or item[4] < earliest_due) then
     earliest_due = item[4]
   end

@@ -2,11 +2,11 @@
 -- add one task; item = {id, msg, priority, due (ms; 0 = runnable now), unique digest
 -- ('' = none), unique ttl (ms), max retries}.  `seq` is the FIFO number it gets if it
 -- becomes pending.
--- `handoff` (or nil) = {waiters, active, paused, inbox_prefix, now}: when the task is
--- runnable now, the queue has nothing pending and is not paused, and an idle server is
--- registered in `waiters`, the task goes straight to that server: active under its lease,
--- and pushed on its inbox list, which the server reads with BLPOP.  One round trip fewer
--- than publishing a wake-up and letting the server dequeue.
+-- `handoff` (or nil) = {waiters, active, inbox_prefix, now}, given only while the queue
+-- has nothing pending and is not paused: a task runnable now then goes straight to an
+-- idle server registered in `waiters`, active under its lease and pushed on its inbox
+-- list, which the server reads with BLPOP; one round trip fewer than publishing a
+-- wake-up and letting the server dequeue.  `handoff.none_left` is set once no waiter is.
 -- Returns the outcome (1 pending, 2 scheduled, 0 the id is taken by a different task, or
 -- the id of the live equal task holding the unique lock), whether a task was written, and
 -- whether it was handed to a server.
@@ -34,11 +34,12 @@ local function enqueue_task(pending_key, scheduled_key, task_prefix, unique_pref
     return 2, true, false
   end
   local member = pending_member(seq, id)
-  if handoff and redis.call('ZCARD', pending_key) == 0
-      and redis.call('EXISTS', handoff.paused) == 0 then
+  if handoff and not handoff.none_left then
     redis.call('ZREMRANGEBYSCORE', handoff.waiters, '-inf', handoff.now)
     local waiter = redis.call('ZRANGE', handoff.waiters, 0, 0)[1]
-    if waiter then
+    if not waiter then
+      handoff.none_left = true
+    else
       redis.call('ZREM', handoff.waiters, waiter)
       local space = string.find(waiter, ' ', 1, true)
       local lease_ms = tonumber(string.sub(waiter, 1, space - 1))
