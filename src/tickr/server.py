@@ -1,8 +1,9 @@
 """`Server`: runs handlers for the tasks of some queues.
 
 Start order: connect and subscribe to the queues' events, then start the finisher,
-the workers, the heartbeat, the forwarder and finally the fetcher, so that nothing is
-fetched before everything that handles it runs.  `serve()` reports readiness
+the workers, the lease keeper (a thread), the heartbeat, the forwarder, the inbox of
+handed tasks and finally the fetcher, so that nothing is fetched before everything that
+handles it runs.  `serve()` reports readiness
 (`wait_ready()`) only once all of them are up.
 
 Shutdown order, and why:
@@ -44,7 +45,7 @@ from tickr._server.inbox import Inbox
 from tickr._server.job import StopReason
 from tickr._server.lease_keeper import LeaseKeeper
 from tickr._server.processor import ErrorHandler, Processor
-from tickr._server.redis_check import warn_about_redis
+from tickr._server.redis_check import check_redis
 from tickr._signals import serve_until_signalled
 from tickr._time import now_ms, seconds
 from tickr.backoff import RetryDelay, exponential_backoff
@@ -210,6 +211,7 @@ class Server:
         Raises:
             RuntimeError: If this server is already serving.
             TypeError: If `handler` is neither a ServeMux nor an async callable.
+            TickrError: If Redis is older than 6.2 (checked once Redis answers).
         """
         if self._serving:
             raise RuntimeError("this Server is already serving")
@@ -320,8 +322,8 @@ class Server:
         backoff = 0.05
         while not self._stop_requested.is_set():
             try:
+                await check_redis(broker)
                 await broker.register_queues(self._queues)
-                await warn_about_redis(broker)
                 break
             except RedisUnavailable as exc:
                 logger.warning("cannot reach Redis to start (%s); retrying in %.2fs", exc, backoff)
@@ -362,7 +364,6 @@ class Server:
             strict_priority=self.strict_priority,
             lease_ms=self._lease_ms,
             waiter_ttl_ms=int(self._heartbeat_interval * 3000) + 1000,
-            on_idle=lambda: None,
         )
         forwarder = Forwarder(broker, list(self._queues))
         leases = None

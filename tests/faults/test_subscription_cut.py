@@ -11,9 +11,9 @@ from tests.faults._support import CuttingProxy, FaultWorker
 from tests.helpers import eventually
 
 PROMPTLY = 10.0
-"""Seconds a new task may wait on an idle worker that lost its subscription.  A worker
-reconnects within its backoff (at most 2 s); a missed wake-up costs the fetcher's safety
-recheck instead, 30 s."""
+"""Seconds a task due soon may wait on an idle worker that lost its subscription.  A
+worker reconnects within its backoff (at most 2 s); a missed event costs the forwarder's
+safety recheck instead, 30 s."""
 
 
 async def _done(raw_redis: aredis.Redis, namespace: str, task_id: str) -> bool:
@@ -42,7 +42,9 @@ async def test_an_idle_worker_hears_of_new_work_after_its_subscription_is_cut(
             return proxy.cuts == 1
 
         await eventually(cut)
-        second = await client.enqueue("count")
+        # A delayed task: an idle worker is handed tasks that are runnable now without
+        # pub/sub, but learns when a delayed one is due only from the subscription.
+        second = await client.enqueue("count", delay=0.5)
         begin = time.monotonic()
         try:
             await eventually(lambda: _done(raw_redis, namespace, second.id), timeout=PROMPTLY)

@@ -9,8 +9,8 @@ few quick retries; any other error reply as `tickr.errors.TickrError`.
 A call whose connection broke is sent again (a few times, with a short backoff), even
 though it may have run already.  Every script tolerates that: an enqueue of the very
 same message is recognised as done, finish/renew/recover check the lease owner and the
-state, forward and unpause are idempotent, and a dequeue whose reply was lost leaves
-its tasks active under a lease nobody renews, so they are recovered (never lost).  Only
+state, forward and unpause are idempotent, and a dequeue is never re-sent: the fetcher
+finds what a dequeue with a lost reply took with `reclaim`.  Only
 cancel can answer differently the second time: a task it deleted is gone, so a re-sent
 cancel reports TaskNotFound.
 """
@@ -51,6 +51,7 @@ from tickr._broker.scripts import Script, load_script
 from tickr._broker.sync_renewer import SyncRenewer
 from tickr._broker.wire import Wire
 from tickr._time import now_ms
+from tickr._time import now_ms as real_now_ms
 from tickr.errors import RedisUnavailable, TickrError
 
 __all__ = [
@@ -110,6 +111,7 @@ _BULK = load_script("bulk")
 _PURGE = load_script("purge")
 _ADMIN_BATCH: Final = 1000
 _INBOX_TAKE: Final = 1000
+_INBOX_TTL_MS: Final = 3_600_000
 _STATS_DAYS_KEPT: Final = 91
 _RECLAIM = load_script("reclaim")
 _CANCEL = load_script("cancel")
@@ -360,16 +362,20 @@ class Broker:
     async def redis_settings(self) -> dict[str, str]:
         """What Redis says of its eviction policy and persistence.
 
-        Keys: maxmemory_policy, aof_enabled ("0"/"1"), and save (the RDB snapshot
-        points, or "unknown" when CONFIG is not allowed, as on many managed services).
+        Keys: redis_version, maxmemory_policy, aof_enabled ("0"/"1"), and save (the
+        RDB snapshot points, or "unknown" when CONFIG is not allowed, as on many managed
+        services).
         """
-        memory, persistence = await self._pipeline([("INFO", "memory"), ("INFO", "persistence")])
+        server, memory, persistence = await self._pipeline(
+            [("INFO", "server"), ("INFO", "memory"), ("INFO", "persistence")]
+        )
         fields: dict[str, str] = {}
-        for section in (memory, persistence):
+        for section in (server, memory, persistence):
             for line in _text(section).splitlines():
                 name, _, value = line.partition(":")
                 fields[name.strip()] = value.strip()
         settings = {
+            "redis_version": fields.get("redis_version", "unknown"),
             "maxmemory_policy": fields.get("maxmemory_policy", "unknown"),
             "aof_enabled": fields.get("aof_enabled", "unknown"),
             "save": "unknown",
@@ -465,6 +471,7 @@ class Broker:
                 state_ttl_ms,
                 _pack_list(item),
                 keys.inbox_prefix,
+                real_now_ms(),  # leases and registrations run on real time, whatever the clock
             ),
         )
         return bool(claimed), self._outcome(outcome), int(last)
@@ -709,7 +716,16 @@ class Broker:
         if self._blocking is None:
             self._blocking = self._executor.sibling()
         blocking = self._blocking
-        reply = await self._call(lambda: blocking.execute("BLPOP", *inboxes, timeout_s), attempts=1)
+        try:
+            async with asyncio.timeout(timeout_s + COMMAND_TIMEOUT):
+                reply = await blocking.execute("BLPOP", *inboxes, timeout_s)
+        except TimeoutError as exc:
+            blocking.reset()  # this connection, not the commands' one
+            raise _unavailable(exc) from exc
+        except _CONNECTION_ERRORS as exc:
+            raise _unavailable(exc) from exc
+        except ResponseError as exc:
+            raise RedisUnavailable(f"Redis cannot serve now: {exc}") from exc
         if reply is None or not reply[1]:
             return None  # timed out, or woken by `wake_inbox`
         return inboxes[_text(reply[0])], _handed(reply[1])
@@ -717,7 +733,7 @@ class Broker:
     async def wake_inbox(self, queue: str, owner: str) -> None:
         """Make a `take_handed` of `owner` waiting now return at once (with nothing)."""
         inbox = self.keys(queue).inbox(owner)
-        await self._pipeline([("RPUSH", inbox, b""), ("PEXPIRE", inbox, 60_000)])
+        await self._pipeline([("RPUSH", inbox, b""), ("PEXPIRE", inbox, _INBOX_TTL_MS)])
 
     async def reclaim(self, queue: str, owner: str, lease_expiry_ms: int) -> list[DequeuedTask]:
         """The tasks a `dequeue` call with this lease expiry gave `owner` (see reclaim.lua)."""
@@ -920,7 +936,8 @@ class Broker:
         days = [(today - timedelta(days=offset)).isoformat() for offset in range(_STATS_DAYS_KEPT)]
         await self._pipeline(
             [
-                ("DEL", keys.seq, keys.paused, keys.idle, keys.processed, keys.failed),
+                ("DEL", keys.seq, keys.paused, keys.idle, keys.waiters),
+                ("DEL", keys.processed, keys.failed),
                 ("DEL", *(keys.processed_on(day) for day in days)),
                 ("DEL", *(keys.failed_on(day) for day in days)),
                 ("SREM", self.namespace_keys.queues, queue),

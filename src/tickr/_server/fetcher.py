@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Final
 
 from tickr._aio import wait_event
@@ -43,7 +43,6 @@ class Fetcher:
         lease_ms: Length of the lease granted with each task.
         waiter_ttl_ms: How long a registration as a waiter lasts unless a heartbeat
             extends it (so that a dead server stops being handed tasks).
-        on_idle: Called when a round found every queue empty.
     """
 
     def __init__(
@@ -56,7 +55,6 @@ class Fetcher:
         strict_priority: bool,
         lease_ms: int,
         waiter_ttl_ms: int,
-        on_idle: Callable[[], None],
     ) -> None:
         self._broker = broker
         self._processor = processor
@@ -66,7 +64,6 @@ class Fetcher:
         self._weights = dict(queues)
         self._credit = dict.fromkeys(queues, 0)
         self._lease_ms = lease_ms
-        self._on_idle = on_idle
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._last_expiry = 0
@@ -77,7 +74,8 @@ class Fetcher:
         self.registered: list[str] = []
         """The queues where this server is registered as a waiter."""
         self.taking = False
-        """Whether a dequeue is in flight (its reply must not be dropped)."""
+        """Whether a round of calls to Redis is in flight (its replies must not be
+        dropped: they may carry tasks)."""
 
     def wake(self) -> None:
         """Look for tasks again now (new work was published, or events may be lost)."""
@@ -96,6 +94,7 @@ class Fetcher:
             if self._stopping.is_set():
                 return
             self._wake.clear()
+            self.taking = True  # a round's replies must not be dropped: see stop()
             try:
                 await self._reclaim_unconfirmed()
                 await self.leave_waiters()
@@ -108,8 +107,9 @@ class Fetcher:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _BACKOFF_CAP)
                 continue
+            finally:
+                self.taking = False
             if exhausted and not self._stopping.is_set():
-                self._on_idle()
                 await wait_event(self._wake, SAFETY_RECHECK_SECONDS)
 
     # Hand-off: an idle server registers as a waiter, and the next task enqueued to an
@@ -148,14 +148,11 @@ class Fetcher:
         """
         expiry = max(now_ms() + self._lease_ms, self._last_expiry + 1)
         self._last_expiry = expiry
-        self.taking = True
         try:
             return await self._broker.dequeue(queue, count, expiry, self._owner)
         except RedisUnavailable:
             self._unconfirmed.append((queue, expiry))
             raise
-        finally:
-            self.taking = False
 
     async def _reclaim_unconfirmed(self) -> None:
         while self._unconfirmed:

@@ -26,7 +26,7 @@ __all__ = ["Inbox"]
 
 logger = logging.getLogger("tickr.server.inbox")
 
-WAIT_SECONDS: Final = 1.0
+WAIT_SECONDS: Final = 5.0
 _BACKOFF_START: Final = 0.05
 _BACKOFF_CAP: Final = 2.0
 

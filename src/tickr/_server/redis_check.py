@@ -1,23 +1,55 @@
-"""The start-up check of how Redis is configured."""
+"""The start-up checks of the Redis a server works with."""
 
 from __future__ import annotations
 
 import logging
+import re
+from typing import Final
 
 from tickr._broker import Broker
+from tickr.errors import RedisUnavailable, TickrError
 
-__all__ = ["warn_about_redis"]
+__all__ = ["MINIMUM_REDIS_VERSION", "check_redis", "version_problem"]
 
 logger = logging.getLogger("tickr.server")
 
+MINIMUM_REDIS_VERSION: Final = (6, 2)
+"""`LPOP` with a count and a `BLPOP` timeout that is not a whole number need 6.2."""
 
-async def warn_about_redis(broker: Broker) -> None:
-    """Warn when Redis may evict Tickr's keys or lose them on a restart."""
+
+def version_problem(version: str) -> str | None:
+    """Why a server cannot work with Redis `version`, or None when it can.
+
+    An unreadable version (a Redis-compatible server may report anything) is given the
+    benefit of the doubt.
+    """
+    match = re.match(r"(\d+)\.(\d+)", version)
+    if match is None:
+        return None
+    found = (int(match[1]), int(match[2]))
+    if found >= MINIMUM_REDIS_VERSION:
+        return None
+    wanted = ".".join(map(str, MINIMUM_REDIS_VERSION))
+    return f"a Tickr server needs Redis {wanted} or newer, and this Redis is {version}"
+
+
+async def check_redis(broker: Broker) -> None:
+    """Refuse a Redis too old to serve; warn when Redis may evict or lose Tickr's keys.
+
+    Raises:
+        TickrError: If Redis is older than `MINIMUM_REDIS_VERSION`.
+        RedisUnavailable: If Redis cannot be reached.
+    """
     try:
         settings = await broker.redis_settings()
-    except Exception as exc:  # noqa: BLE001 - a warning is not worth failing for
+    except RedisUnavailable:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the other checks are not worth failing for
         logger.info("could not read Redis' settings (%s)", exc)
         return
+    problem = version_problem(settings["redis_version"])
+    if problem is not None:
+        raise TickrError(problem)
     policy = settings["maxmemory_policy"]
     if policy not in ("noeviction", "unknown"):
         logger.warning(

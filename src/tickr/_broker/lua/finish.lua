@@ -9,11 +9,12 @@
 --   'c' completed:  number = retention (ms),  text = encoded result
 --   'r' retry:      number = due time (ms),   text = error message
 --   'a' archived:   number = unused,          text = error message
---   'q' requeued to the front of pending (graceful shutdown): not an attempt, not counted
+--   'q' requeued (graceful shutdown) to its place in pending: not an attempt, not counted
 -- A task whose cancellation was requested (its 'cancel' field) is archived with the error
 -- 'cancelled' instead of being retried or requeued.
 -- An outcome applies only to the attempt it reports on: the task must be active, held by
--- this owner, with the same number of retries done (recovery always adds one), so that a
+-- this owner, with the same number of retries done (recovering a started attempt adds
+-- one), so that a
 -- late report of an attempt whose lease was lost never touches a later attempt.
 -- Returns one value per task: 1 applied, 0 ignored because the server no longer holds the
 -- task (its lease was lost and the task recovered, or it was finished already).
