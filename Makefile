@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest bench install clean
+.PHONY: demo test lint typecheck pytest bench compare install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ test: lint typecheck pytest
 
 bench: install
 	$(BIN)/python benchmarks/bench_tickr.py
+
+# Tickr against arq, saq, taskiq, streaq and a redis-py floor: about 25 minutes;
+# rewrites benchmarks/RESULTS.md and benchmarks/results.png.
+compare: install
+	$(BIN)/python benchmarks/compare.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .coverage
