@@ -33,6 +33,7 @@ DEFAULT_MAX_RETRY: Final = 25
 DEFAULT_TIMEOUT: Final = 1800.0
 DEFAULT_MAX_PAYLOAD_BYTES: Final = 512 * 1024
 PRIORITY_LIMIT: Final = 2**31
+MAX_RETRY_LIMIT: Final = 2**31
 _NAME_LIMIT: Final = 256
 _BAD_NAME_CHARS: Final = re.compile(r"[{}\s\x00-\x1f\x7f]")
 
@@ -227,6 +228,8 @@ def prepare_task(
     max_retry = _check_int(spec.max_retry, "max_retry")
     if max_retry < 0:
         raise ValueError(f"max_retry must not be negative, got {max_retry}")
+    if max_retry >= MAX_RETRY_LIMIT:
+        raise ValueError(f"max_retry must be below 2**31, got {max_retry}")
     timeout = spec.timeout
     if timeout is DEFAULT_TIMEOUT or (timeout == 1800 and type(timeout) is int):
         timeout_ms: int | None = 1_800_000
@@ -244,14 +247,15 @@ def prepare_task(
     task_id = new_task_id() if spec.task_id is None else check_name(spec.task_id, "task_id")
     due_ms = now_ms if spec.delay is None and spec.at is None else _due_ms(spec, now_ms)
 
-    payload_bytes = encode_value(spec.payload)
-    if len(payload_bytes) > max_payload_bytes:
-        raise ValueError(
-            f"payload is {len(payload_bytes)} bytes, over the limit of {max_payload_bytes}"
-        )
     msg = encode_message(
-        task_type, payload_bytes, max_retry, timeout_ms, deadline_ms, retention_ms, now_ms
+        task_type, spec.payload, max_retry, timeout_ms, deadline_ms, retention_ms, now_ms
     )
+    if len(msg) > max_payload_bytes:  # the payload alone may still be small enough
+        payload_size = len(encode_value(spec.payload))
+        if payload_size > max_payload_bytes:
+            raise ValueError(
+                f"payload is {payload_size} bytes, over the limit of {max_payload_bytes}"
+            )
     digest = ""
     if unique_ms is not None:
         hasher = hashlib.blake2b(digest_size=16)

@@ -8,12 +8,12 @@ A task message is the immutable part of a task, stored once at enqueue time::
 
     [version, type, payload, max_retry, timeout_ms, deadline_ms, retention_ms, enqueued_ms]
 
-It is built by concatenating encoded items, so that the payload is encoded once and its
-size is known exactly.
+It is encoded in one go, payload included.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -32,12 +32,31 @@ __all__ = [
 
 MESSAGE_VERSION: Final = 1
 _MESSAGE_FIELDS: Final = 8
-_ARRAY_HEADER: Final = msgpack.packb([None] * _MESSAGE_FIELDS)[:1]
-_VERSION_BYTES: Final = msgpack.packb(MESSAGE_VERSION)
 
 
 class MessageDecodeError(ValueError):
     """A task record in Redis cannot be decoded (corrupt, foreign or truncated)."""
+
+
+class _Packers(threading.local):
+    """One reusable msgpack packer per thread.
+
+    Making a packer per call costs more than most encodings, and a packer must not be
+    shared between threads.
+    """
+
+    def __init__(self) -> None:
+        self.packer = msgpack.Packer(use_bin_type=True, datetime=True)
+
+
+_packers: Final = _Packers()
+
+
+def _pack(value: Any) -> bytes:
+    try:
+        return _packers.packer.pack(value)  # type: ignore[no-any-return]
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise TypeError(f"value cannot be encoded with msgpack: {exc}") from None
 
 
 def encode_value(value: Any) -> bytes:
@@ -47,10 +66,7 @@ def encode_value(value: Any) -> bytes:
         TypeError: If the value (or something inside it) cannot be encoded, including
             naive datetimes and integers outside the 64-bit range.
     """
-    try:
-        return msgpack.packb(value, use_bin_type=True, datetime=True)  # type: ignore[no-any-return]
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise TypeError(f"value cannot be encoded with msgpack: {exc}") from None
+    return _pack(value)
 
 
 def decode_value(data: bytes) -> Any:
@@ -97,22 +113,29 @@ class TaskMessage:
 
 def encode_message(
     task_type: str,
-    payload_bytes: bytes,
+    payload: Any,
     max_retry: int,
     timeout_ms: int | None,
     deadline_ms: int | None,
     retention_ms: int,
     enqueued_ms: int,
 ) -> bytes:
-    """Build a task message around an already encoded payload."""
-    return b"".join(
-        (
-            _ARRAY_HEADER,
-            _VERSION_BYTES,
-            msgpack.packb(task_type),
-            payload_bytes,
-            msgpack.packb([max_retry, timeout_ms, deadline_ms, retention_ms, enqueued_ms])[1:],
-        )
+    """Encode a task message; the message is never shorter than the encoded payload.
+
+    Raises:
+        TypeError: If the payload (or another field) cannot be encoded.
+    """
+    return _pack(
+        [
+            MESSAGE_VERSION,
+            task_type,
+            payload,
+            max_retry,
+            timeout_ms,
+            deadline_ms,
+            retention_ms,
+            enqueued_ms,
+        ]
     )
 
 

@@ -59,6 +59,7 @@ def test_unique_digest_depends_on_type_queue_and_payload_not_on_map_order() -> N
         ("t", {"priority": True}, TypeError, "priority must be an int"),
         ("t", {"priority": 2**31}, ValueError, "priority must be within"),
         ("t", {"max_retry": -1}, ValueError, "max_retry must not be negative"),
+        ("t", {"max_retry": 2**64}, ValueError, "max_retry must be below 2\\*\\*31"),
         ("t", {"max_retry": "3"}, TypeError, "max_retry must be an int"),
         ("t", {"timeout": 0}, ValueError, "timeout must be positive"),
         ("t", {"timeout": float("nan")}, ValueError, "finite"),

@@ -53,7 +53,7 @@ def test_canonical_bytes_ignore_map_order() -> None:
 
 
 def test_message_round_trip() -> None:
-    msg = encode_message("email:send", encode_value({"to": "x"}), 3, 1000, None, 60_000, 123)
+    msg = encode_message("email:send", {"to": "x"}, 3, 1000, None, 60_000, 123)
     decoded = decode_message(msg)
     assert decoded.type == "email:send"
     assert decoded.payload == {"to": "x"}
