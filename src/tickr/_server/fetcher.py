@@ -100,6 +100,7 @@ class Fetcher:
                 await self.leave_waiters()
                 exhausted = await self._round(self._processor.free)
                 if exhausted and not self._stopping.is_set():
+                    await asyncio.sleep(0)  # workers start what came in before we write again
                     await self._join_waiters()
                 backoff = _BACKOFF_START
             except Exception as exc:  # noqa: BLE001 - the fetcher must outlive any failure

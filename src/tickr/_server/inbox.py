@@ -84,3 +84,4 @@ class Inbox:
                     logger.debug("task %s of %r handed to this server", task[0], queue)
                 self._processor.submit(queue, [task])
                 self._fetcher.handed(queue)
+                await asyncio.sleep(0)  # let a worker start the task before the next BLPOP
