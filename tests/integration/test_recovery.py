@@ -1,6 +1,7 @@
 """Tasks held by a server that stopped renewing its lease are taken back exactly once."""
 
 import asyncio
+import logging
 from datetime import UTC, datetime
 
 import pytest
@@ -11,6 +12,7 @@ from tests.conftest import ServerFactory
 from tests.helpers import eventually
 from tickr._broker import Broker
 from tickr._time import now_ms
+from tickr.testing import drain
 
 LEASE = 0.6
 FAST = {"lease_duration": LEASE, "heartbeat_interval": 0.1}
@@ -202,3 +204,41 @@ async def test_a_dequeue_whose_reply_was_lost_is_reclaimed_and_runs_once(
         assert await client.result(info.id, timeout=10) == "ran"
     assert lost == [True]
     assert runs == [0], "reclaimed, not recovered: no attempt counted, no retry needed"
+
+
+async def test_renewals_racing_with_recorded_outcomes_stop_nothing_and_log_nothing(
+    client: tickr.Client, url: str, namespace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A renewal that finds a task already completed in Redis, before this server has
+    read the reply of that completion, must not treat the lease as lost.
+
+    (Before this was fixed, each such task logged "lost the lease" and the stop raised
+    "Cannot change state of finished Timeout" in an event-loop callback.)
+    """
+    total = 6000
+    await client.enqueue_many([tickr.TaskSpec("t", n) for n in range(total)])
+    ran: list[int] = []
+
+    async def handler(task: tickr.Task) -> None:
+        ran.append(task.payload)
+
+    with caplog.at_level(logging.WARNING):
+        await drain(
+            handler,
+            url=url,
+            namespace=namespace,
+            concurrency=100,
+            lease_duration=0.5,
+            heartbeat_interval=0.005,
+            timeout=60,
+        )
+    assert sorted(ran) == list(range(total))
+    complaints = [
+        record.getMessage()
+        for record in caplog.records
+        if "lease" in record.getMessage() or record.levelno >= logging.ERROR
+    ]
+    assert complaints == []
+    async with tickr.Inspector(url, namespace=namespace) as inspector:
+        info = await inspector.queue_info("default", memory=False)
+    assert (info.processed, info.failed, info.size) == (total, 0, 0), "each ran once, none lost"

@@ -60,7 +60,9 @@ class Finisher:
 
     # Outcomes -------------------------------------------------------------
 
-    def _add(self, queue: str, op: FinishOp) -> None:
+    def _add(self, job: Job, op: FinishOp) -> None:
+        job.done = True
+        queue = job.queue
         buffer = self._buffers.get(queue)
         if buffer is None:
             buffer = self._buffers[queue] = []
@@ -70,19 +72,19 @@ class Finisher:
 
     def complete(self, job: Job, retention_ms: int, result: bytes) -> None:
         """The task succeeded; keep it (and its result) for `retention_ms` if positive."""
-        self._add(job.queue, (OP_COMPLETE, job.id, retention_ms, result, job.retried))
+        self._add(job, (OP_COMPLETE, job.id, retention_ms, result, job.retried))
 
     def retry(self, job: Job, due_ms: int, error: str) -> None:
         """The attempt failed; run the task again at `due_ms`."""
-        self._add(job.queue, (OP_RETRY, job.id, due_ms, error.encode(), job.retried))
+        self._add(job, (OP_RETRY, job.id, due_ms, error.encode(), job.retried))
 
     def archive(self, job: Job, error: str) -> None:
         """The task failed for good."""
-        self._add(job.queue, (OP_ARCHIVE, job.id, 0, error.encode(), job.retried))
+        self._add(job, (OP_ARCHIVE, job.id, 0, error.encode(), job.retried))
 
     def requeue(self, job: Job) -> None:
         """Give the task back to the front of pending, without counting an attempt."""
-        self._add(job.queue, (OP_REQUEUE, job.id, 0, b"", job.retried))
+        self._add(job, (OP_REQUEUE, job.id, 0, b"", job.retried))
 
     # Writing --------------------------------------------------------------
 

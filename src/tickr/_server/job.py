@@ -22,7 +22,7 @@ class StopReason(enum.Enum):
 class Job:
     """A task held by this server, with what the processor needs to stop it."""
 
-    __slots__ = ("id", "msg", "queue", "retried", "scope", "stop_reason", "type")
+    __slots__ = ("done", "id", "msg", "queue", "retried", "scope", "stop_reason", "type")
 
     def __init__(self, queue: str, task_id: str, msg: bytes | None, retried: int) -> None:
         self.queue = queue
@@ -32,9 +32,16 @@ class Job:
         self.type = ""
         self.scope: asyncio.Timeout | None = None
         self.stop_reason: StopReason | None = None
+        self.done = False
+        """The outcome is decided and on its way to Redis: there is nothing left to stop."""
 
     def stop(self, reason: StopReason) -> None:
-        """Stop the handler at its next await, for `reason` (the first reason wins)."""
+        """Stop the handler at its next await, for `reason` (the first reason wins).
+
+        Does nothing once the job is `done`.
+        """
+        if self.done:
+            return
         if self.stop_reason is None:
             self.stop_reason = reason
         if self.scope is not None and not self.scope.expired():

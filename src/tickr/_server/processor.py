@@ -123,9 +123,14 @@ class Processor:
         self.held.pop((queue, task_id), None)
 
     def stop(self, queue: str, task_id: str, reason: StopReason) -> bool:
-        """Stop a held job, running or waiting; returns whether this server holds it."""
+        """Stop a held job, running or waiting; returns whether it was stopped.
+
+        A job whose outcome is already on its way to Redis is left alone: its lease may
+        only look lost because Redis recorded the outcome before this server heard of
+        it, and if another server did take the task over, Redis refuses the outcome.
+        """
         job = self.held.get((queue, task_id))
-        if job is None:
+        if job is None or job.done:
             return False
         job.stop(reason)
         if reason is StopReason.LEASE_LOST:
