@@ -23,10 +23,11 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+if TYPE_CHECKING:
+    from croniter import croniter
 
 __all__ = [
     "CronSchedule",
@@ -121,12 +122,16 @@ class CronSchedule:
         self._with_seconds = len(fields) == 6
         minute, hour = fields[-5], fields[-4]
         self._fixed_time = _is_fixed(minute) and _is_fixed(hour)
+        from croniter import croniter  # imported on first use: workers rarely need it
+
         try:
             croniter(self.expression, datetime.now(timezone), second_at_beginning=True)
         except (ValueError, KeyError) as exc:
             raise ValueError(f"invalid cron spec {expression!r}: {exc}") from exc
 
     def _iterator(self, moment: float) -> croniter:
+        from croniter import croniter
+
         start = datetime.fromtimestamp(moment, self.timezone)
         return croniter(self.expression, start, second_at_beginning=True)
 
