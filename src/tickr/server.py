@@ -453,9 +453,10 @@ class Server:
         await self._wait_for_handlers(processor)
         for job in list(processor.running.values()):
             logger.info("task %s in %r still running at shutdown: requeued", job.id, job.queue)
-            if job.stop_reason is None:
+            requeue = job.stop_reason is None
+            job.stop(StopReason.SHUTDOWN)  # before the requeue, which makes the job done
+            if requeue:
                 finisher.requeue(job)
-            job.stop(StopReason.SHUTDOWN)
         flushed = "finisher" not in background or await within(finisher.drain(), _FINAL_FLUSH_LIMIT)
         if not flushed:
             logger.warning(

@@ -1,6 +1,7 @@
 """Graceful shutdown: finish what is quick, hand back the rest at once, never lose a task."""
 
 import asyncio
+import logging
 import signal
 import time
 
@@ -174,3 +175,33 @@ async def test_a_second_signal_requeues_running_tasks_at_once(
 
 async def _started(raw_redis: aredis.Redis, namespace: str, task_id: str) -> bool:
     return await raw_redis.hget(f"{namespace}:runs", task_id) is not None
+
+
+async def test_a_handler_past_the_shutdown_timeout_is_stopped_with_its_task_requeued_once(
+    client: tickr.Client, running_server: ServerFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    started = asyncio.Event()
+    cancelled: list[str] = []
+
+    async def handler(task: tickr.Task) -> None:
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.append(task.id)
+            raise
+
+    info = await client.enqueue("t", "slow", retention=60)
+    with caplog.at_level(logging.INFO, logger="tickr"):
+        async with running_server(handler, shutdown_timeout=0.3) as server:
+            async with asyncio.timeout(10):
+                await started.wait()
+            await server.shutdown()
+    assert cancelled == [info.id]
+    messages = [record.getMessage() for record in caplog.records]
+    assert not [m for m in messages if "ignore" in m], "the handler did not ignore anything"
+    assert [m for m in messages if "still running at shutdown" in m] == [
+        f"task {info.id} in 'default' still running at shutdown: requeued"
+    ]
+    requeued = await client.get_task(info.id)
+    assert (requeued.state, requeued.retried, requeued.last_error) == ("pending", 0, None)
