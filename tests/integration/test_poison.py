@@ -76,3 +76,26 @@ async def test_a_scheduled_task_whose_hash_vanished_is_archived_not_dropped(
     await raw_redis.delete(QueueKeys(namespace, "default").task(lost.id))
     async with running_server(echo):
         assert await archived_error(client, lost.id) == "task data is missing"
+
+
+class _ResultThatBreaksEncoding(dict[str, int]):
+    def items(self) -> object:  # type: ignore[override]
+        raise RuntimeError("items() exploded")
+
+
+async def test_a_result_whose_encoding_raises_is_archived_as_unstorable_and_serving_goes_on(
+    client: tickr.Client, running_server: ServerFactory
+) -> None:
+    async def handler(task: tickr.Task) -> object:
+        if task.payload == "bad":
+            return _ResultThatBreaksEncoding(a=1)
+        return "fine"
+
+    bad = await client.enqueue("t", "bad", retention=60)
+    good = await client.enqueue("t", "good", retention=60)
+    async with running_server(handler):
+        assert await client.result(good.id, timeout=10) == "fine"
+        error = await archived_error(client, bad.id)
+    assert error == "result cannot be stored: RuntimeError: items() exploded"
+    stored = await client.get_task(bad.id)
+    assert stored.retried == 0

@@ -174,8 +174,15 @@ class Processor:
             try:
                 await self._process(job)
             except Exception as exc:
-                logger.exception("processing task %s in %r failed; archiving it", job.id, job.queue)
-                self._finisher.archive(job, f"internal error: {describe(exc)}")
+                if job.done:  # it has its outcome already; a second one would contradict it
+                    logger.exception(
+                        "processing task %s in %r failed after its outcome", job.id, job.queue
+                    )
+                else:
+                    logger.exception(
+                        "processing task %s in %r failed; archiving it", job.id, job.queue
+                    )
+                    self._finisher.archive(job, f"internal error: {describe(exc)}")
             finally:
                 self._release_worker()
 
@@ -302,11 +309,12 @@ class Processor:
         if message.retention_ms > 0 and result is not None:
             try:
                 encoded = encode_value(result)
-            except TypeError as exc:
+            except Exception as exc:  # noqa: BLE001 - whatever the result's own code raises
                 logger.error(
                     "task %s in %r returned a result that cannot be stored", job.id, job.queue
                 )
-                error = TypeError(f"result cannot be stored: {exc}")
+                detail = str(exc) if isinstance(exc, TypeError) else describe(exc)
+                error = TypeError(f"result cannot be stored: {detail}")
                 self._finisher.archive(job, str(error))
                 await self._report(task, error)
                 return
