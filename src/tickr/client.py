@@ -33,7 +33,6 @@ __all__ = ["Client"]
 logger = logging.getLogger("tickr.client")
 
 _REGISTER_AGAIN: Final = 60.0
-_CANCEL_MISSING: Final = -1
 _CANCEL_DELETED: Final = 1
 _CANCEL_REQUESTED: Final = 2
 
@@ -289,16 +288,14 @@ class Client:
         "cancelled" and not retried.
 
         Returns:
-            True if a task was deleted or its cancellation requested; False if it had
-            already completed or been archived.
+            True if a task was deleted or its cancellation requested; False if there
+            was nothing to cancel: the task had completed, been archived, or is not in
+            the queue (never enqueued, deleted, or cancelled already).
 
         Raises:
-            TaskNotFound: If the queue has no task with this id.
             RedisUnavailable: If Redis cannot be reached.
         """
         code = await self._broker.cancel(queue, task_id)
-        if code == _CANCEL_MISSING:
-            raise TaskNotFound(task_id, queue)
         return code in (_CANCEL_DELETED, _CANCEL_REQUESTED)
 
 

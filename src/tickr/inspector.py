@@ -32,8 +32,6 @@ from tickr.values import (
 
 __all__ = ["Inspector"]
 
-_CANCEL_MISSING = -1
-
 
 class Inspector:
     """Reads and steers the queues of one namespace.
@@ -364,15 +362,12 @@ class Inspector:
         await self._broker.purge_queue(queue, datetime.now(UTC).date())
 
     async def cancel(self, task_id: str, queue: str = DEFAULT_QUEUE) -> bool:
-        """Cancel a task, exactly as `Client.cancel` does.
+        """Cancel a task, exactly as `Client.cancel` does; returns whether it did.
 
         Raises:
-            TaskNotFound: If the queue has no task with this id.
             RedisUnavailable: If Redis cannot be reached.
         """
         code = await self._broker.cancel(queue, task_id)
-        if code == _CANCEL_MISSING:
-            raise TaskNotFound(task_id, queue)
         return code > 0
 
     async def pause(self, queue: str) -> None:

@@ -135,7 +135,7 @@ class PreparedTask:
     def __init__(
         self,
         queue: str,
-        item: tuple[str, bytes, int, int, str, int, int],
+        item: tuple[str, bytes, int, int, str, int, int, str],
         spec: TaskSpec,
         timeout_ms: int | None,
         due_ms: int,
@@ -155,7 +155,7 @@ class PreparedTask:
     def info(self) -> TaskInfo:
         """The task as enqueued (state "pending" or "scheduled")."""
         if self._info is None:
-            task_id, _msg, priority, due, _digest, _ttl, max_retry = self.item
+            task_id, _msg, priority, due, _digest, _ttl, max_retry, _token = self.item
             timeout_ms = self._timeout_ms
             self._info = TaskInfo(
                 id=task_id,
@@ -205,6 +205,18 @@ def new_task_id() -> str:
     return raw.hex()
 
 
+def _id_and_token(task_id: str | None) -> tuple[str, str]:
+    """The task id, and the token by which Redis tells this call from another one.
+
+    A fresh random id is the call's own and needs no token; a caller's id gets a random
+    one, so that a call re-sent after a lost reply finds its task, and any other call
+    using the same id gets TaskIDConflict.
+    """
+    if task_id is None:
+        return new_task_id(), ""
+    return check_name(task_id, "task_id"), os.urandom(8).hex()
+
+
 def prepare_task(
     spec: TaskSpec, *, now_ms: int, max_payload_bytes: int, now: datetime | None = None
 ) -> PreparedTask:
@@ -244,7 +256,7 @@ def prepare_task(
     else:
         retention_ms = int(seconds(retention, "retention") * 1000)
     unique_ms = None if spec.unique is None else _positive_ms(spec.unique, "unique")
-    task_id = new_task_id() if spec.task_id is None else check_name(spec.task_id, "task_id")
+    task_id, token = _id_and_token(spec.task_id)
     due_ms = now_ms if spec.delay is None and spec.at is None else _due_ms(spec, now_ms)
 
     msg = encode_message(
@@ -264,5 +276,6 @@ def prepare_task(
 
     scheduled = due_ms > now_ms
     enqueued_at = now if now is not None else datetime_from_ms(now_ms)
-    item = (task_id, msg, priority, due_ms if scheduled else 0, digest, unique_ms or 0, max_retry)
+    due = due_ms if scheduled else 0
+    item = (task_id, msg, priority, due, digest, unique_ms or 0, max_retry, token)
     return PreparedTask(queue, item, spec, timeout_ms, due_ms, enqueued_at, retention_ms)

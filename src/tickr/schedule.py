@@ -128,6 +128,10 @@ class CronSchedule:
             croniter(self.expression, datetime.now(timezone), second_at_beginning=True)
         except (ValueError, KeyError) as exc:
             raise ValueError(f"invalid cron spec {expression!r}: {exc}") from exc
+        try:
+            self.next_after(datetime.now(timezone).timestamp())
+        except ValueError as exc:  # croniter's CroniterBadDateError is a ValueError
+            raise ValueError(f"invalid cron spec {expression!r}: it never matches") from exc
 
     def _iterator(self, moment: float) -> croniter:
         from croniter import croniter

@@ -76,6 +76,16 @@ def test_invalid_specs_raise_value_error(spec: str) -> None:
         parse_schedule(spec, UTC)
 
 
+@pytest.mark.parametrize("spec", ["0 0 30 2 *", "0 0 31 4 *", "0 0 0 31 11 *"])
+def test_specs_that_never_match_raise_value_error(spec: str) -> None:
+    with pytest.raises(ValueError, match="never matches"):
+        parse_schedule(spec, UTC)
+
+
+def test_the_last_day_of_february_in_a_leap_year_is_a_valid_spec() -> None:
+    assert parse_schedule("0 0 29 2 *", UTC).next_after(0) > 0
+
+
 def test_invalid_timezones_raise_value_error() -> None:
     with pytest.raises(ValueError, match="timezone"):
         zone("Mars/Olympus_Mons")

@@ -7,12 +7,12 @@ is the caller's job.  Connection failures, and error replies that mean "not now"
 few quick retries; any other error reply as `tickr.errors.TickrError`.
 
 A call whose connection broke is sent again (a few times, with a short backoff), even
-though it may have run already.  Every script tolerates that: an enqueue of the very
-same message is recognised as done, finish/renew/recover check the lease owner and the
-state, forward and unpause are idempotent, and a dequeue is never re-sent: the fetcher
-finds what a dequeue with a lost reply took with `reclaim`.  Only
-cancel can answer differently the second time: a task it deleted is gone, so a re-sent
-cancel reports TaskNotFound.
+though it may have run already.  Every script tolerates that: an enqueue finds the
+tasks it stored itself (by their fresh ids, or the call's token) and counts them done,
+finish/renew/recover check the lease owner and the state, forward and unpause are
+idempotent, and a dequeue is never re-sent: the fetcher finds what a dequeue with a
+lost reply took with `reclaim`.  Only cancel can answer differently the second time: a
+task it deleted is gone, so a re-sent cancel reports that there was nothing to cancel.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ __all__ = [
 
 logger = logging.getLogger("tickr.broker")
 
-EnqueueItem: TypeAlias = tuple[str, bytes, int, int, str, int, int]
+EnqueueItem: TypeAlias = tuple[str, bytes, int, int, str, int, int, str]
 """(id, msg, priority, due ms or 0, unique digest or '', unique ttl ms, max retries)."""
 
 EnqueueOutcome: TypeAlias = int | str

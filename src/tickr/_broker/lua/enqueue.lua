@@ -2,9 +2,9 @@
 -- KEYS[1] pending zset    KEYS[2] scheduled zset    KEYS[3] seq counter    KEYS[4] idle flag
 -- KEYS[5] waiters zset    KEYS[6] active zset    KEYS[7] paused flag
 -- ARGV[1] task key prefix    ARGV[2] unique key prefix    ARGV[3] events channel
--- ARGV[4] the tasks, msgpack-encoded: an array of seven-value arrays
+-- ARGV[4] the tasks, msgpack-encoded: an array of eight-value arrays
 --   {id, msg, priority, due (ms; 0 = runnable now), unique digest ('' = none), unique ttl (ms),
---    max retries}
+--    max retries, token (see lib/enqueue_task.lua)}
 -- ARGV[5] inbox key prefix    ARGV[6] now (ms)
 -- A task runnable now may be handed to an idle server (see lib/enqueue_task.lua).
 -- Returns one outcome per task (see lib/enqueue_task.lua):

@@ -1,6 +1,7 @@
 -- enqueue_task(pending_key, scheduled_key, task_prefix, unique_prefix, seq, item, handoff):
 -- add one task; item = {id, msg, priority, due (ms; 0 = runnable now), unique digest
--- ('' = none), unique ttl (ms), max retries}.  `seq` is the FIFO number it gets if it
+-- ('' = none), unique ttl (ms), max retries, token}.  The token identifies the call that
+-- chose the id: '' when the id is a fresh random one, so that it is the call's own.  `seq` is the FIFO number it gets if it
 -- becomes pending.
 -- `handoff` (or nil) = {waiters, active, inbox_prefix, now}, given only while the queue
 -- has nothing pending and is not paused: a task runnable now then goes straight to an
@@ -10,13 +11,14 @@
 -- Returns the outcome (1 pending, 2 scheduled, 0 the id is taken by a different task, or
 -- the id of the live equal task holding the unique lock), whether a task was written, and
 -- whether it was handed to a server.
--- A task whose id exists with the very same msg counts as enqueued (a re-sent call).
+-- A task whose id exists counts as enqueued when it was written by this very call, sent
+-- again after its reply was lost (same token, or a fresh id); otherwise the id is taken.
 local function enqueue_task(pending_key, scheduled_key, task_prefix, unique_prefix, seq, item,
     handoff)
-  local id, msg, priority, due, digest, unique_ttl, max_retry = unpack(item)
+  local id, msg, priority, due, digest, unique_ttl, max_retry, token = unpack(item)
   local key = task_prefix .. id
   if redis.call('EXISTS', key) == 1 then
-    if redis.call('HGET', key, 'msg') == msg then
+    if token == '' or redis.call('HGET', key, 'tok') == token then
       return (due > 0) and 2 or 1, false, false
     end
     return 0, false, false
@@ -26,6 +28,9 @@ local function enqueue_task(pending_key, scheduled_key, task_prefix, unique_pref
   end
   if digest ~= '' then
     redis.call('HSET', key, 'uk', digest)
+  end
+  if token ~= '' then
+    redis.call('HSET', key, 'tok', token)
   end
   if due > 0 then
     redis.call('HSET', key, 'msg', msg, 'state', 'scheduled', 'pri', priority, 'mr', max_retry,
