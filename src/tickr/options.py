@@ -30,7 +30,7 @@ __all__ = [
 
 DEFAULT_QUEUE: Final = "default"
 DEFAULT_MAX_RETRY: Final = 25
-DEFAULT_TIMEOUT: Final = 1800.0
+DEFAULT_TIMEOUT: Final = 1800
 DEFAULT_MAX_PAYLOAD_BYTES: Final = 512 * 1024
 PRIORITY_LIMIT: Final = 2**31
 MAX_RETRY_LIMIT: Final = 2**31
@@ -243,7 +243,7 @@ def prepare_task(
     if max_retry >= MAX_RETRY_LIMIT:
         raise ValueError(f"max_retry must be below 2**31, got {max_retry}")
     timeout = spec.timeout
-    if timeout is DEFAULT_TIMEOUT or (timeout == 1800 and type(timeout) is int):
+    if timeout == DEFAULT_TIMEOUT and type(timeout) is int:  # the default, fast
         timeout_ms: int | None = 1_800_000
     else:
         timeout_ms = None if timeout is None else _positive_ms(timeout, "timeout")
