@@ -1,7 +1,9 @@
 """Hand-off: a task enqueued to an idle server goes straight to it, and is never lost."""
 
 import asyncio
+import logging
 
+import pytest
 import redis.asyncio as aredis
 
 import tickr
@@ -106,3 +108,51 @@ async def test_handoff_respects_priority_order_and_pauses(
     behind = await client.enqueue("t", "behind")
     assert (await client.get_task(behind.id)).state == "pending", "others were pending first"
     assert load_script("enqueue").sha
+
+
+async def test_hand_offs_during_the_end_of_registrations_are_neither_errors_nor_retries(
+    client: tickr.Client,
+    url: str,
+    namespace: str,
+    running_server: ServerFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Tasks handed over while the fetcher ends its registrations all run once.
+
+    Pairs of tasks reach an idle server at once: one is handed over, the other waits in
+    pending and wakes the fetcher, which ends its registration while the first is on its
+    way.  (Up to this test the fetcher passed its live list of registrations to that
+    call, and the hand-off arriving meanwhile shrank it: "could not fetch tasks".)
+    """
+    ran: list[int] = []
+
+    async def handler(task: tickr.Task) -> None:
+        ran.append(task.payload)
+        await asyncio.sleep(0.02)
+
+    pairs = 30
+    with caplog.at_level(logging.WARNING, logger="tickr"):
+        async with (
+            tickr.Client(url, namespace=namespace) as other,
+            running_server(handler, concurrency=1),
+        ):
+            await asyncio.sleep(0.2)
+            for n in range(0, 2 * pairs, 2):
+                await asyncio.gather(client.enqueue("t", n), other.enqueue("t", n + 1))
+                await asyncio.sleep(0.08)
+            await eventually(lambda: _count(ran, 2 * pairs), timeout=30)
+    assert sorted(ran) == list(range(2 * pairs))
+    complaints = [
+        record.getMessage()
+        for record in caplog.records
+        if record.name.startswith(("tickr.server.fetcher", "tickr.server.inbox"))
+        or record.levelno >= logging.ERROR
+    ]
+    assert complaints == []
+    async with tickr.Inspector(url, namespace=namespace) as inspector:
+        info = await inspector.queue_info("default", memory=False)
+    assert (info.processed, info.failed) == (2 * pairs, 0)
+
+
+async def _count(items: list[int], wanted: int) -> bool:
+    return len(items) >= wanted

@@ -695,15 +695,25 @@ class Broker:
 
     async def leave_waiters(
         self, queues: Sequence[str], waiter: str, owner: str
-    ) -> list[tuple[str, DequeuedTask]]:
-        """End a server's registrations, and take what was handed to it meanwhile."""
+    ) -> tuple[list[tuple[str, DequeuedTask]], list[str]]:
+        """End a server's registrations, and take what was handed to it meanwhile.
+
+        Returns the tasks taken from the inboxes, and the queues whose registration was
+        gone (used by a hand-off, or lapsed) while their inbox had nothing left.
+        """
         commands: list[tuple[Any, ...]] = [("ZREM", self.keys(q).waiters, waiter) for q in queues]
         commands += [("LPOP", self.keys(q).inbox(owner), _INBOX_TAKE) for q in queues]
         replies = await self._pipeline(commands)
         handed: list[tuple[str, DequeuedTask]] = []
-        for queue, elements in zip(queues, replies[len(queues) :], strict=True):
-            handed.extend((queue, _handed(element)) for element in elements or () if element)
-        return handed
+        used: list[str] = []
+        for queue, removed, elements in zip(
+            queues, replies[: len(queues)], replies[len(queues) :], strict=True
+        ):
+            taken = [element for element in elements or () if element]
+            handed.extend((queue, _handed(element)) for element in taken)
+            if not removed and not taken:
+                used.append(queue)
+        return handed, used
 
     async def take_handed(
         self, queues: Sequence[str], owner: str, timeout_s: float

@@ -73,6 +73,9 @@ class Fetcher:
         """How this server is registered as a waiter."""
         self.registered: list[str] = []
         """The queues where this server is registered as a waiter."""
+        self._inbox_replies = 0
+        self._owed = 0
+        self._owed_until = 0
         self.taking = False
         """Whether a round of calls to Redis is in flight (its replies must not be
         dropped: they may carry tasks)."""
@@ -98,7 +101,11 @@ class Fetcher:
             try:
                 await self._reclaim_unconfirmed()
                 await self.leave_waiters()
-                exhausted = await self._round(self._processor.free)
+                wanted = self._available()
+                if wanted <= 0:  # the free workers are owed to handed tasks on their way
+                    await wait_event(self._wake, SAFETY_RECHECK_SECONDS)
+                    continue
+                exhausted = await self._round(wanted)
                 if exhausted and not self._stopping.is_set():
                     await asyncio.sleep(0)  # workers start what came in before we write again
                     await self._join_waiters()
@@ -118,19 +125,40 @@ class Fetcher:
     # round trip sooner than a wake-up followed by a dequeue.  Each registration holds
     # one free worker, so a server never holds more tasks than it has workers.
 
+    def _available(self) -> int:
+        """Free workers, less those owed to handed tasks still on their way."""
+        if self._owed and self._inbox_replies != self._owed_until:
+            self._owed = 0  # the BLPOP that carried them has returned
+        return self._processor.free - self._owed
+
+    def inbox_replied(self) -> None:
+        """The inbox's BLPOP returned (with a task, with nothing, or with an error)."""
+        self._inbox_replies += 1
+        if self._owed:
+            self.wake()
+
     async def _join_waiters(self) -> None:
-        slots = self._processor.free
+        slots = self._available()
         if slots <= 0:
             return
         queues = self._queues[:slots]
+        self.registered = list(queues)  # before the call: a task may be handed during it
         await self._broker.join_waiters(queues, self.waiter, now_ms() + self._waiter_ttl_ms)
-        self.registered = list(queues)
 
     async def leave_waiters(self) -> None:
         """End the registrations, and run what was handed over meanwhile."""
         if not self.registered:
             return
-        handed = await self._broker.leave_waiters(self.registered, self.waiter, self._owner)
+        registered = list(self.registered)  # `handed()` may shrink the list meanwhile
+        replies_before = self._inbox_replies
+        handed, used = await self._broker.leave_waiters(registered, self.waiter, self._owner)
+        # A registration used up, whose task neither came back here nor reached the
+        # inbox loop yet, was handed a task that a BLPOP took and is still replying with
+        # (or it had lapsed).  Until that BLPOP returns, its worker is spoken for.
+        on_their_way = [queue for queue in used if queue in self.registered]
+        if on_their_way and self._inbox_replies == replies_before:
+            self._owed = len(on_their_way)
+            self._owed_until = replies_before
         self.registered = []
         for queue, task in handed:
             self._processor.submit(queue, [task])
