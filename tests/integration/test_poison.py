@@ -99,3 +99,46 @@ async def test_a_result_whose_encoding_raises_is_archived_as_unstorable_and_serv
     assert error == "result cannot be stored: RuntimeError: items() exploded"
     stored = await client.get_task(bad.id)
     assert stored.retried == 0
+
+
+async def test_an_error_message_with_undecodable_characters_is_retried_normally(
+    client: tickr.Client, running_server: ServerFactory
+) -> None:
+    name = b"report-\xff.csv".decode(errors="surrogateescape")  # as os.listdir() gives it
+    attempts: list[int] = []
+
+    async def handler(task: tickr.Task) -> str:
+        attempts.append(task.retry_count)
+        if task.retry_count == 0:
+            raise RuntimeError(f"cannot parse {name}")
+        return "parsed"
+
+    info = await client.enqueue("t", max_retry=3, retention=60)
+    async with running_server(handler, retry_delay=tickr.constant_delay(0.05)):
+        assert await client.result(info.id, timeout=10) == "parsed"
+    assert attempts == [0, 1]
+    stored = await client.get_task(info.id)
+    assert stored.last_error == "RuntimeError: cannot parse report-\\udcff.csv"
+
+
+async def test_an_endless_retry_delay_is_cut_and_other_outcomes_still_get_written(
+    client: tickr.Client, running_server: ServerFactory
+) -> None:
+    async def handler(task: tickr.Task) -> str:
+        if task.payload == "fails":
+            raise RuntimeError("broken")
+        return "done"
+
+    failing = await client.enqueue("t", "fails", max_retry=3)
+    async with running_server(handler, retry_delay=lambda *_: float("inf")):
+        await eventually(lambda: _in_state(client, failing.id, "retry"))
+        later = await client.enqueue("t", "fine", retention=60)
+        assert await client.result(later.id, timeout=10) == "done"
+    stored = await client.get_task(failing.id)
+    assert stored.next_process_at is not None and stored.enqueued_at is not None
+    days = (stored.next_process_at - stored.enqueued_at).total_seconds() / 86400
+    assert 365 < days < 367
+
+
+async def _in_state(client: tickr.Client, task_id: str, state: str) -> bool:
+    return (await client.get_task(task_id)).state == state

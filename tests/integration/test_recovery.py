@@ -11,6 +11,7 @@ import tickr
 from tests.conftest import ServerFactory
 from tests.helpers import eventually
 from tickr._broker import Broker
+from tickr._broker.keys import QueueKeys
 from tickr._time import now_ms
 from tickr.testing import drain
 
@@ -171,6 +172,29 @@ async def test_reclaim_finds_exactly_what_one_dequeue_call_took(
         assert await broker.reclaim("default", "me", expiry + 1) == second
         assert await broker.reclaim("default", "someone-else", expiry) == []
         assert await broker.reclaim("default", "me", expiry + 2) == []
+
+
+async def test_reclaim_ignores_tasks_that_a_hand_off_or_a_renewal_put_under_the_same_expiry(
+    client: tickr.Client, raw_redis: aredis.Redis, namespace: str
+) -> None:
+    """Expiries are unique among one server's dequeue calls only: a task handed to the
+    server, or renewed, in the same millisecond gets the same one, and must not be
+    taken for the lost call's (it would run twice)."""
+    async with Broker.connect(None, raw_redis, namespace) as broker:
+        await broker.join_waiters(["default"], Broker.waiter_name("me", 60_000), now_ms() + 60_000)
+        handed = await client.enqueue("t", "handed")
+        active = QueueKeys(namespace, "default").active
+        expiry = int(await raw_redis.zscore(active, handed.id) or 0)
+        assert expiry > 0, "the task was handed to 'me'"
+        assert await broker.reclaim("default", "me", expiry) == []
+
+        await client.enqueue("t", "dequeued")
+        taken = await broker.dequeue("default", 1, expiry + 5, "me")
+        assert len(taken) == 1
+        renewed = expiry + 7  # as a renewal in the millisecond of a later dequeue would
+        await raw_redis.zadd(active, {handed.id: renewed, taken[0][0]: renewed}, xx=True)
+        assert await broker.reclaim("default", "me", renewed) == []
+        assert await broker.reclaim("default", "me", expiry + 5) == [], "its expiry moved on"
 
 
 async def test_a_dequeue_whose_reply_was_lost_is_reclaimed_and_runs_once(

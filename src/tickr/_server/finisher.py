@@ -76,11 +76,11 @@ class Finisher:
 
     def retry(self, job: Job, due_ms: int, error: str) -> None:
         """The attempt failed; run the task again at `due_ms`."""
-        self._add(job, (OP_RETRY, job.id, due_ms, error.encode(), job.retried))
+        self._add(job, (OP_RETRY, job.id, due_ms, _utf8(error), job.retried))
 
     def archive(self, job: Job, error: str) -> None:
         """The task failed for good."""
-        self._add(job, (OP_ARCHIVE, job.id, 0, error.encode(), job.retried))
+        self._add(job, (OP_ARCHIVE, job.id, 0, _utf8(error), job.retried))
 
     def requeue(self, job: Job) -> None:
         """Give the task back to the front of pending, without counting an attempt."""
@@ -144,3 +144,8 @@ class Finisher:
     async def drain(self) -> None:
         """Wait until every buffered outcome is written (retrying as `run` does)."""
         await self._idle.wait()
+
+
+def _utf8(error: str) -> bytes:
+    """An error message as UTF-8, lone surrogates (undecodable file names) escaped."""
+    return error.encode(errors="backslashreplace")

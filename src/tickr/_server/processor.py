@@ -35,6 +35,8 @@ ErrorHandler = Callable[[Task, BaseException], Any]
 """``(task, exc) -> None``, sync or async: told about every failed attempt."""
 
 _FALLBACK_DELAY: Final = exponential_backoff()
+MAX_RETRY_DELAY: Final = 366 * 86400
+"""Longest retry delay, in seconds: a longer one (up to infinity) is cut to this."""
 
 
 def describe(exc: BaseException) -> str:
@@ -346,9 +348,19 @@ class Processor:
         try:
             delay = self._retry_delay(task.retry_count, exc, task)
             seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
-            if seconds >= 0:
+            if 0 <= seconds <= MAX_RETRY_DELAY:
                 return seconds
-            logger.error("retry_delay returned a negative delay (%r); using the default", delay)
+            if seconds > MAX_RETRY_DELAY:
+                logger.warning(
+                    "retry_delay returned %r, more than %d days; retrying in %d days",
+                    delay,
+                    MAX_RETRY_DELAY // 86400,
+                    MAX_RETRY_DELAY // 86400,
+                )
+                return MAX_RETRY_DELAY
+            logger.error(
+                "retry_delay returned %r, not a delay (negative or NaN); using the default", delay
+            )
         except Exception:
             logger.exception("retry_delay raised; using the default backoff")
         return _FALLBACK_DELAY(task.retry_count, exc, task)

@@ -2,6 +2,7 @@
 -- active under a lease held by one server.
 -- KEYS[1] pending zset    KEYS[2] active zset    KEYS[3] paused flag    KEYS[4] idle flag
 -- ARGV[1] task key prefix    ARGV[2] N    ARGV[3] lease expiry (ms)    ARGV[4] owner (server id)
+-- Each task records the expiry as `dq`: it names this call for reclaim.lua.
 -- Returns a flat array of (id, msg, retried) per task taken; msg is nil when the task's
 -- hash is missing (the server archives such a task with an error).
 -- Sets the idle flag when the queue had fewer than N tasks or is paused, so that the next
@@ -20,7 +21,7 @@ for i = 1, #popped, 2 do
   local id = string.sub(popped[i], seq_width + 1)
   local key = ARGV[1] .. id
   local fields = redis.call('HMGET', key, 'msg', 'retried')
-  redis.call('HSET', key, 'state', 'active', 'owner', ARGV[4])
+  redis.call('HSET', key, 'state', 'active', 'owner', ARGV[4], 'dq', ARGV[3])
   redis.call('ZADD', KEYS[2], ARGV[3], id)
   taken[#taken + 1] = id
   taken[#taken + 1] = fields[1]
