@@ -372,6 +372,7 @@ class Server:
                 renewer,
                 processor,
                 owner=self.id,
+                queues=list(self._queues),
                 lease_ms=self._lease_ms,
                 interval=self._heartbeat_interval,
                 blocked_after=max(1.0, self._heartbeat_interval),

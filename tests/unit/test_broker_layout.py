@@ -8,7 +8,10 @@ import pytest
 from tickr._broker.keys import NamespaceKeys, QueueKeys
 from tickr._broker.scripts import load_script
 
-SCRIPTS = ["enqueue", "dequeue", "finish", "forward", "renew", "cancel", "watch", "unpause"]
+SCRIPTS = [
+    "enqueue", "dequeue", "finish", "forward", "renew", "renew_handed", "cancel", "watch",
+    "unpause",
+]  # fmt: skip
 
 
 def hash_tag(key: str) -> str:
@@ -22,6 +25,7 @@ def test_every_key_of_a_queue_shares_one_hash_tag() -> None:
         keys.pending, keys.active, keys.scheduled, keys.retry, keys.archived, keys.completed,
         keys.seq, keys.paused, keys.idle, keys.processed, keys.failed, keys.task("abc"),
         keys.unique("d1"), keys.processed_on("2026-11-22"), keys.failed_on("2026-11-22"),
+        keys.inbox("host:1:abc"), keys.handed("host:1:abc"),
     ]  # fmt: skip
     assert {hash_tag(name) for name in names} == {"ns:emails"}
     assert all(name.startswith("ns:") for name in names)

@@ -101,6 +101,13 @@ class QueueKeys:
         """Key of the list of tasks handed to one idle server."""
         return self.inbox_prefix + server_id
 
+    def handed(self, server_id: str) -> str:
+        """Key of the sorted set of recent hand-offs to one server (id -> when).
+
+        lib/enqueue_task.lua derives it from the inbox key the same way.
+        """
+        return self.inbox(server_id) + ":handed"
+
     def unique(self, digest: str) -> str:
         """Key of one unique lock."""
         return self.unique_prefix + digest

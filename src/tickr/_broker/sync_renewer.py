@@ -26,6 +26,7 @@ from tickr.errors import RedisUnavailable
 __all__ = ["SyncRenewer"]
 
 _RENEW = load_script("renew")
+_RENEW_HANDED = load_script("renew_handed")
 _SOCKET_TIMEOUT: Final = 2.0
 
 
@@ -79,6 +80,43 @@ class SyncRenewer:
             queue: ([_text(i) for i in lost], [_text(i) for i in cancelled])
             for queue, (lost, cancelled) in zip(queues, replies, strict=True)
         }
+
+    def renew_handed(
+        self, owner: str, lease_expiry_ms: int, queues: Sequence[str], since_ms: int
+    ) -> int:
+        """Extend the leases of tasks handed to `owner` since `since_ms`; returns how many.
+
+        Only tasks still active and its own count (see lua/renew_handed.lua), whether
+        its loop has read them yet or not.
+
+        Raises:
+            RedisUnavailable: If Redis cannot be reached.
+        """
+        try:
+            for _attempt in range(2):
+                pipe = self._redis.pipeline(transaction=False)
+                for queue in queues:
+                    keys = self._keys_of(queue)
+                    pipe.evalsha(
+                        _RENEW_HANDED.sha,
+                        2,
+                        keys.active,
+                        keys.handed(owner),
+                        keys.task_prefix,
+                        owner,
+                        lease_expiry_ms,
+                        since_ms,
+                    )
+                replies = pipe.execute(raise_on_error=False)
+                if not any(isinstance(reply, NoScriptError) for reply in replies):
+                    for reply in replies:
+                        if isinstance(reply, Exception):
+                            raise reply
+                    return sum(int(reply) for reply in replies)
+                self._redis.script_load(_RENEW_HANDED.source)
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise RedisUnavailable(f"Redis is unavailable: {exc}") from exc
+        raise RedisUnavailable("Redis keeps losing its script cache")
 
     def _run(
         self,

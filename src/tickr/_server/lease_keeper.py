@@ -12,7 +12,8 @@ task whose handler is running, once per blocking episode.
 
 Replies that concern the loop (a task was lost to another server, or its cancellation
 was requested) are handed to it with `call_soon_threadsafe`; they take effect when the
-loop runs again.
+loop runs again.  While the loop is stuck, tasks handed to the server wait unread in a
+BLPOP reply; the thread then also renews the leases of recent hand-offs.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from typing import Final
 
 from tickr._broker import SyncRenewer
@@ -34,6 +36,11 @@ __all__ = ["LeaseKeeper"]
 logger = logging.getLogger("tickr.server.leases")
 
 TICK_SECONDS: Final = 0.5
+_LOOP_LATE: Final = 1.5 * TICK_SECONDS
+"""A loop whose tick is this late is stuck: handed tasks may wait unread."""
+HANDED_WINDOW_LEASES: Final = 10
+"""Hand-offs are renewed for this many lease lengths at most (lib/enqueue_task.lua keeps
+them as long)."""
 
 
 class LeaseKeeper:
@@ -44,6 +51,7 @@ class LeaseKeeper:
         processor: Whose held jobs to renew (read from the thread: only snapshots of its
             dicts are taken, which CPython makes atomic) and stop (on the loop).
         owner: This server's id.
+        queues: The server's queues (where tasks may be handed to it).
         lease_ms: Length of a renewed lease.
         interval: Seconds between renewals.
         blocked_after: Seconds without a loop tick after which the loop counts as blocked.
@@ -55,6 +63,7 @@ class LeaseKeeper:
         processor: Processor,
         *,
         owner: str,
+        queues: Sequence[str],
         lease_ms: int,
         interval: float,
         blocked_after: float,
@@ -62,6 +71,7 @@ class LeaseKeeper:
         self._renewer = renewer
         self._processor = processor
         self._owner = owner
+        self._queues = list(queues)
         self._lease_ms = lease_ms
         self._interval = interval
         self._blocked_after = blocked_after
@@ -107,6 +117,8 @@ class LeaseKeeper:
             self._watch_loop()
             try:
                 self._renew()
+                if time.monotonic() - self._tick > _LOOP_LATE:
+                    self._renew_handed()
                 self.failure = None
             except RedisUnavailable as exc:
                 self.failure = exc
@@ -131,6 +143,19 @@ class LeaseKeeper:
                 loop.call_soon_threadsafe(
                     self._processor.stop, queue, task_id, StopReason.CANCELLED
                 )
+
+    def _renew_handed(self) -> None:
+        """Keep the leases of tasks handed over while the loop is stuck.
+
+        They wait in a reply the loop cannot read yet, so the server does not hold them:
+        without this a block longer than the lease would let another server run them
+        too.
+        """
+        now = now_ms()
+        since = now - HANDED_WINDOW_LEASES * self._lease_ms
+        renewed = self._renewer.renew_handed(self._owner, now + self._lease_ms, self._queues, since)
+        if renewed:
+            logger.info("renewed %d lease(s) of handed tasks the blocked loop holds", renewed)
 
     def _lost(self, queue: str, task_id: str) -> None:
         if self._processor.stop(queue, task_id, StopReason.LEASE_LOST):

@@ -55,6 +55,11 @@ local function enqueue_task(pending_key, scheduled_key, task_prefix, unique_pref
       local inbox = handoff.inbox_prefix .. owner
       redis.call('RPUSH', inbox, id .. ' ' .. msg)
       redis.call('PEXPIRE', inbox, 3600000)
+      -- Recorded for renew_handed.lua (the key as QueueKeys.handed builds it).
+      local handed = inbox .. ':handed'
+      redis.call('ZREMRANGEBYSCORE', handed, '-inf', '(' .. (handoff.now - 10 * lease_ms))
+      redis.call('ZADD', handed, handoff.now, id)
+      redis.call('PEXPIRE', handed, 3600000)
       return 1, true, true
     end
   end
