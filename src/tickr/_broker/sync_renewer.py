@@ -19,7 +19,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from tickr._broker.keys import QueueKeys
-from tickr._broker.scripts import load_script
+from tickr._broker.scripts import Script, load_script
 from tickr._broker.wire import WireSettings
 from tickr.errors import RedisUnavailable
 
@@ -72,10 +72,11 @@ class SyncRenewer:
         queues = [queue for queue, ids in held.items() if ids]
         if not queues:
             return {}
-        try:
-            replies = self._run(queues, owner, lease_expiry_ms, held)
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            raise RedisUnavailable(f"Redis is unavailable: {exc}") from exc
+        calls = []
+        for queue in queues:
+            keys = self._keys_of(queue)
+            calls.append(((keys.active,), (keys.task_prefix, owner, lease_expiry_ms, *held[queue])))
+        replies = self._run(_RENEW, calls)
         return {
             queue: ([_text(i) for i in lost], [_text(i) for i in cancelled])
             for queue, (lost, cancelled) in zip(queues, replies, strict=True)
@@ -92,59 +93,39 @@ class SyncRenewer:
         Raises:
             RedisUnavailable: If Redis cannot be reached.
         """
+        calls = []
+        for queue in queues:
+            keys = self._keys_of(queue)
+            calls.append(
+                (
+                    (keys.active, keys.handed(owner)),
+                    (keys.task_prefix, owner, lease_expiry_ms, since_ms),
+                )
+            )
+        return sum(int(reply) for reply in self._run(_RENEW_HANDED, calls))
+
+    def _run(
+        self, script: Script, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]
+    ) -> list[Any]:
+        """Run `script` once per (keys, args) in one pipeline; its replies in order.
+
+        Raises:
+            RedisUnavailable: If Redis cannot be reached.
+        """
         try:
             for _attempt in range(2):
                 pipe = self._redis.pipeline(transaction=False)
-                for queue in queues:
-                    keys = self._keys_of(queue)
-                    pipe.evalsha(
-                        _RENEW_HANDED.sha,
-                        2,
-                        keys.active,
-                        keys.handed(owner),
-                        keys.task_prefix,
-                        owner,
-                        lease_expiry_ms,
-                        since_ms,
-                    )
+                for keys, args in calls:
+                    pipe.evalsha(script.sha, len(keys), *keys, *args)
                 replies = pipe.execute(raise_on_error=False)
                 if not any(isinstance(reply, NoScriptError) for reply in replies):
                     for reply in replies:
                         if isinstance(reply, Exception):
                             raise reply
-                    return sum(int(reply) for reply in replies)
-                self._redis.script_load(_RENEW_HANDED.source)
+                    return list(replies)
+                self._redis.script_load(script.source)
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             raise RedisUnavailable(f"Redis is unavailable: {exc}") from exc
-        raise RedisUnavailable("Redis keeps losing its script cache")
-
-    def _run(
-        self,
-        queues: Sequence[str],
-        owner: str,
-        lease_expiry_ms: int,
-        held: Mapping[str, Sequence[str]],
-    ) -> list[Any]:
-        for _attempt in range(2):
-            pipe = self._redis.pipeline(transaction=False)
-            for queue in queues:
-                keys = self._keys_of(queue)
-                pipe.evalsha(
-                    _RENEW.sha,
-                    1,
-                    keys.active,
-                    keys.task_prefix,
-                    owner,
-                    lease_expiry_ms,
-                    *held[queue],
-                )
-            replies = pipe.execute(raise_on_error=False)
-            if not any(isinstance(reply, NoScriptError) for reply in replies):
-                for reply in replies:
-                    if isinstance(reply, Exception):
-                        raise reply
-                return list(replies)
-            self._redis.script_load(_RENEW.source)
         raise RedisUnavailable("Redis keeps losing its script cache")
 
     def close(self) -> None:
