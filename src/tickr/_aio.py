@@ -8,10 +8,33 @@ helpers are built on `asyncio.timeout` instead, which keeps it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Coroutine, Iterable
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any
 
-__all__ = ["cancel_and_wait", "detach", "first_of", "wait_event", "within"]
+__all__ = ["call_hook", "cancel_and_wait", "detach", "first_of", "wait_event", "within"]
+
+
+async def call_hook(
+    hook: Callable[..., object] | None,
+    args: tuple[Any, ...],
+    logger: logging.Logger,
+    failure: str,
+    *failure_args: object,
+) -> None:
+    """Call a user's callback, sync or async, if there is one; log what it raises.
+
+    `failure` and `failure_args` make the log message.  A cancellation is not caught.
+    """
+    if hook is None:
+        return
+    try:
+        outcome = hook(*args)
+        if inspect.isawaitable(outcome):
+            await outcome
+    except Exception:
+        logger.exception(failure, *failure_args)
 
 
 async def wait_event(event: asyncio.Event, timeout: float | None) -> bool:

@@ -29,7 +29,7 @@ from datetime import tzinfo
 from types import TracebackType
 from typing import Any, Final, Literal, Self
 
-from tickr._aio import first_of
+from tickr._aio import call_hook, first_of
 from tickr._broker import Broker, RedisClient
 from tickr._signals import serve_until_signalled
 from tickr._time import now_ms, seconds
@@ -544,11 +544,6 @@ class Scheduler:
             logger.warning("could not record this scheduler's entries (%s)", exc)
 
     async def _report(self, task: PeriodicTask, exc: BaseException) -> None:
-        if self._error_handler is None:
-            return
-        try:
-            outcome = self._error_handler(task, exc)
-            if inspect.isawaitable(outcome):
-                await outcome
-        except Exception:
-            logger.exception("the scheduler's error_handler raised")
+        await call_hook(
+            self._error_handler, (task, exc), logger, "the scheduler's error_handler raised"
+        )

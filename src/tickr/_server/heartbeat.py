@@ -15,11 +15,11 @@ both are stopped.  `health_check` hears the outcome of each beat.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from tickr._aio import call_hook
 from tickr._broker import Broker, HeartbeatReport
 from tickr._server.failures import log_failure
 from tickr._server.job import StopReason
@@ -156,11 +156,4 @@ class Heartbeat:
                 )
 
     async def _report(self, error: BaseException | None) -> None:
-        if self._health_check is None:
-            return
-        try:
-            outcome = self._health_check(error)
-            if inspect.isawaitable(outcome):
-                await outcome
-        except Exception:
-            logger.exception("health_check raised")
+        await call_hook(self._health_check, (error,), logger, "health_check raised")

@@ -10,13 +10,12 @@ this module, so an outer cancellation of the worker always stays a `CancelledErr
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, Final
 
-from tickr._aio import cancel_and_wait
+from tickr._aio import call_hook, cancel_and_wait
 from tickr._broker import DequeuedTask
 from tickr._server.finisher import Finisher
 from tickr._server.job import Job, StopReason
@@ -366,11 +365,10 @@ class Processor:
         return _FALLBACK_DELAY(task.retry_count, exc, task)
 
     async def _report(self, task: Task, exc: BaseException) -> None:
-        if self._error_handler is None:
-            return
-        try:
-            outcome = self._error_handler(task, exc)
-            if inspect.isawaitable(outcome):
-                await outcome
-        except Exception:
-            logger.exception("error_handler raised while reporting task %s", task.id)
+        await call_hook(
+            self._error_handler,
+            (task, exc),
+            logger,
+            "error_handler raised while reporting task %s",
+            task.id,
+        )
