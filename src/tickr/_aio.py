@@ -11,9 +11,37 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
-__all__ = ["call_hook", "cancel_and_wait", "detach", "first_of", "wait_event", "within"]
+__all__ = [
+    "ClosedOnExit",
+    "call_hook",
+    "cancel_and_wait",
+    "detach",
+    "first_of",
+    "wait_event",
+    "within",
+]
+
+
+class ClosedOnExit:
+    """Makes a class with `aclose()` an async context manager that calls it on exit."""
+
+    async def aclose(self) -> None:
+        """Release what the object holds (each class says what)."""
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
 
 
 async def call_hook(

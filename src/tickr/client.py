@@ -7,10 +7,9 @@ import logging
 import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final
 
-from tickr._aio import cancel_and_wait
+from tickr._aio import ClosedOnExit, cancel_and_wait
 from tickr._broker import Broker, EnqueueOutcome, Event, EventKind, EventListener, RedisClient
 from tickr._records import task_info
 from tickr._time import datetime_from_ms, now_ms
@@ -37,7 +36,7 @@ _CANCEL_DELETED: Final = 1
 _CANCEL_REQUESTED: Final = 2
 
 
-class Client:
+class Client(ClosedOnExit):
     """Enqueues tasks and inspects their outcome.
 
     Args:
@@ -68,17 +67,6 @@ class Client:
         self._listener: EventListener | None = None
         self._listener_task: asyncio.Task[None] | None = None
         self._waiters: dict[tuple[str, str], set[asyncio.Event]] = {}
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Stop listening for results and close the connection if Tickr opened it."""

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
+from tickr._aio import ClosedOnExit
 from tickr._broker import Broker, RedisClient
 from tickr._records import task_info
 from tickr._time import datetime_from_ms, now_ms
@@ -33,7 +33,7 @@ from tickr.values import (
 __all__ = ["Inspector"]
 
 
-class Inspector:
+class Inspector(ClosedOnExit):
     """Reads and steers the queues of one namespace.
 
     Args:
@@ -55,17 +55,6 @@ class Inspector:
         check_name(namespace, "namespace")
         self.namespace = namespace
         self._broker = Broker.connect(url, redis, namespace)
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Close the connection if Tickr opened it."""

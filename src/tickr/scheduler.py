@@ -26,10 +26,9 @@ import socket
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import tzinfo
-from types import TracebackType
-from typing import Any, Final, Literal, Self
+from typing import Any, Final, Literal
 
-from tickr._aio import call_hook, first_of
+from tickr._aio import ClosedOnExit, call_hook, first_of
 from tickr._broker import Broker, RedisClient
 from tickr._signals import serve_until_signalled
 from tickr._time import now_ms, seconds
@@ -155,7 +154,7 @@ def _digest(task: PeriodicTask, schedule: Schedule) -> str:
     return hasher.hexdigest()
 
 
-class Scheduler:
+class Scheduler(ClosedOnExit):
     """Enqueues periodic tasks; run one or several for high availability.
 
     Args:
@@ -317,17 +316,6 @@ class Scheduler:
         self._merge()
 
     # ------------------------------------------------------------------ running
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Shut down if serving."""

@@ -30,10 +30,9 @@ import socket
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
-from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final
 
-from tickr._aio import cancel_and_wait, first_of, within
+from tickr._aio import ClosedOnExit, cancel_and_wait, first_of, within
 from tickr._broker import Broker, Event, EventKind, EventListener, RedisClient, SyncRenewer
 from tickr._server.burst import BurstWatcher
 from tickr._server.fetcher import Fetcher
@@ -70,7 +69,7 @@ _FETCH_GRACE: Final = 12.0
 """Longest wait at shutdown for a dequeue in flight (above the broker's call timeout)."""
 
 
-class Server:
+class Server(ClosedOnExit):
     """Runs handlers for the tasks of some queues, `concurrency` at a time.
 
     Args:
@@ -161,17 +160,6 @@ class Server:
         self._inbox: Inbox | None = None
         self._serve_calls = 0
         self._started_ms = 0
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Shut down if serving (see `shutdown`); the connection closes with `serve()`."""
