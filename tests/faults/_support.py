@@ -3,36 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import queue
-import subprocess
-import sys
-import threading
 from collections.abc import Iterable
 from pathlib import Path
 
 import redis.asyncio as aredis
 
 import tickr
-from tests.helpers.processes import ROOT, WorkerProcess
+from tests.helpers.processes import WorkerProcess
 
 
 class FaultWorker(WorkerProcess):
     """A `tests.faults._worker` child (see that module for its options and handlers)."""
 
-    def __init__(self, url: str, namespace: str, *args: str) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.faults._worker", url, namespace, *args],
-            cwd=ROOT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self._lines: queue.Queue[str] = queue.Queue()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+    module = "tests.faults._worker"
 
     def state(self) -> str:
         """The process state letter from /proc (R, S, T when stopped...), "" once gone."""

@@ -20,8 +20,11 @@ class WorkerProcess:
     module = "tests.helpers.worker_process"
 
     def __init__(self, url: str, namespace: str, *args: str) -> None:
+        self._start([sys.executable, "-m", self.module, url, namespace, *args])
+
+    def _start(self, command: list[str]) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", self.module, url, namespace, *args],
+            command,
             cwd=ROOT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
             stdout=subprocess.DEVNULL,

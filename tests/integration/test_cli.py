@@ -11,12 +11,10 @@ import asyncio
 import json
 import math
 import os
-import queue
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -668,18 +666,7 @@ class CLIWorker(WorkerProcess):
     """`python -m tickr worker ...`, its stderr collected line by line."""
 
     def __init__(self, *args: str) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tickr", "worker", *args],
-            cwd=ROOT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self._lines: queue.Queue[str] = queue.Queue()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        self._start([sys.executable, "-m", "tickr", "worker", *args])
 
 
 async def test_worker_serves_until_sigterm(
