@@ -44,6 +44,8 @@ import threading  # noqa: E402
 from collections.abc import Callable, Coroutine, Sequence  # noqa: E402
 from typing import Any  # noqa: E402
 
+from _proc import peak_rss_kib  # noqa: E402
+
 CONCURRENCY = 100
 SLEEP_S = 0.01
 LONG_S = 10.0
@@ -60,22 +62,6 @@ def emit(line: str) -> None:
     with _output_lock:
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
-
-
-def peak_rss_kib() -> int:
-    """This process's peak RSS: VmHWM, which exec resets.
-
-    Not ``ru_maxrss``: Linux carries it over exec from the forked parent, so a child of a
-    40 MB parent reports at least 40 MB however small it is.
-    """
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def usage() -> dict[str, float]:

@@ -26,26 +26,12 @@ import signal  # noqa: E402
 import sys  # noqa: E402
 from typing import Any  # noqa: E402
 
+from _proc import peak_rss_kib  # noqa: E402
+
 import tickr  # noqa: E402
 from tickr.testing import drain  # noqa: E402
 
 IMPORTED = time.time()
-
-
-def peak_rss_kib() -> int:
-    """Peak RSS of this process: VmHWM, which exec resets.
-
-    Not ``ru_maxrss``: Linux carries it over exec from the forked parent (the benchmark
-    process), so it reported the parent's size whenever that was the larger.
-    """
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
 
 
 def usage() -> dict[str, Any]:

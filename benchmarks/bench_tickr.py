@@ -24,7 +24,6 @@ import platform
 import resource
 import signal
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import redis.asyncio
+from _proc import git_revision
 
 import tickr
 from tickr.testing import RedisServer
@@ -416,27 +416,6 @@ def table(environment: dict[str, Any], summary: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
-def source_revision() -> str:
-    """The git commit of the checkout measured, with "+dirty" for uncommitted edits."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "src"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + ("+dirty" if dirty else "")
-
-
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Measure Tickr's enqueue and drain rates and its idle start latency."
@@ -474,7 +453,7 @@ def main() -> None:
     args = parse_args()
     with RedisServer(unix_socket=False) as server:
         environment, runs = asyncio.run(run(server, args))
-    environment["source"] = source_revision()
+    environment["source"] = git_revision("+dirty")
     summary = median_of(runs)
     print(table(environment, summary))
     if args.json:

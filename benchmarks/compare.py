@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from _proc import git_revision
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PEERS_DIR = HERE / ".venv-peers"
@@ -764,25 +766,6 @@ def machine() -> dict[str, Any]:
     }
 
 
-def revision() -> str:
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no", "src"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + (" with uncommitted changes in src/" if dirty else "")
-
-
 def bench_main(args: argparse.Namespace, libs: list[str], broken: dict[str, str]) -> int:
     """Run the benchmark and write its results; the exit status (1 if Tickr had problems)."""
     import _report
@@ -818,7 +801,7 @@ def bench_main(args: argparse.Namespace, libs: list[str], broken: dict[str, str]
         "date": stamp.isoformat(timespec="seconds"),
         "command": " ".join(["benchmarks/compare.py", *map(shlex.quote, sys.argv[1:])]),
         "wall_s": time.monotonic() - began,
-        "revision": revision(),
+        "revision": git_revision(" with uncommitted changes in src/"),
         "machine": machine(),
         "redis_server": info.get("redis_version", "?"),
         "sizes": vars(sizes),
