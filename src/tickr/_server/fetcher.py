@@ -131,10 +131,16 @@ class Fetcher:
             self._owed = 0  # the BLPOP that carried them has returned
         return self._processor.free - self._owed
 
-    def inbox_replied(self) -> None:
-        """The inbox's BLPOP returned (with a task, with nothing, or with an error)."""
+    def inbox_replied(self, queue: str | None) -> None:
+        """The inbox's BLPOP returned, with a task of `queue` or with nothing (None).
+
+        A task uses up this server's registration in its queue; an error counts as
+        nothing.
+        """
         self._inbox_replies += 1
-        if self._owed:
+        if queue in self.registered:
+            self.registered.remove(queue)
+        if queue is not None or self._owed:
             self.wake()
 
     async def _join_waiters(self) -> None:
@@ -149,7 +155,7 @@ class Fetcher:
         """End the registrations, and run what was handed over meanwhile."""
         if not self.registered:
             return
-        registered = list(self.registered)  # `handed()` may shrink the list meanwhile
+        registered = list(self.registered)  # `inbox_replied()` may shrink it meanwhile
         replies_before = self._inbox_replies
         handed, used = await self._broker.leave_waiters(registered, self.waiter, self._owner)
         # A registration used up, whose task neither came back here nor reached the
@@ -162,12 +168,6 @@ class Fetcher:
         self.registered = []
         for queue, task in handed:
             self._processor.submit(queue, [task])
-
-    def handed(self, queue: str) -> None:
-        """A task of `queue` was handed to this server: that registration is used up."""
-        if queue in self.registered:
-            self.registered.remove(queue)
-        self.wake()
 
     async def _take(self, queue: str, count: int) -> list[DequeuedTask]:
         """One dequeue, under a lease expiry no other call of this server uses.

@@ -74,18 +74,17 @@ class Inbox:
                 handed = await self._broker.take_handed(self._queues, self._owner, WAIT_SECONDS)
                 backoff = _BACKOFF_START
             except Exception as exc:  # noqa: BLE001 - the inbox must outlive any failure
-                self._fetcher.inbox_replied()
+                self._fetcher.inbox_replied(None)
                 log_failure(logger, "read the inbox", exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _BACKOFF_CAP)
                 continue
             if handed is None:
-                self._fetcher.inbox_replied()
+                self._fetcher.inbox_replied(None)
                 continue
             queue, task = handed
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug("task %s of %r handed to this server", task[0], queue)
             self._processor.submit(queue, [task])
-            self._fetcher.handed(queue)
-            self._fetcher.inbox_replied()
+            self._fetcher.inbox_replied(queue)
             await asyncio.sleep(0)  # let a worker start the task before the next BLPOP
