@@ -1,8 +1,8 @@
 -- enqueue_task(pending_key, scheduled_key, task_prefix, unique_prefix, seq, item, handoff):
 -- add one task; item = {id, msg, priority, due (ms; 0 = runnable now), unique digest
 -- ('' = none), unique ttl (ms), max retries, token}.  The token identifies the call that
--- chose the id: '' when the id is a fresh random one, so that it is the call's own.  `seq` is the FIFO number it gets if it
--- becomes pending.
+-- chose the id: '' when the id is a fresh random one, so that it is the call's own.
+-- `seq` is the FIFO number the task gets if it becomes pending.
 -- `handoff` (or nil) = {waiters, active, inbox_prefix, now}, given only while the queue
 -- has nothing pending and is not paused: a task runnable now then goes straight to an
 -- idle server registered in `waiters`, active under its lease and pushed on its inbox
