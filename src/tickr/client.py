@@ -32,8 +32,6 @@ __all__ = ["Client"]
 logger = logging.getLogger("tickr.client")
 
 _REGISTER_AGAIN: Final = 60.0
-_CANCEL_DELETED: Final = 1
-_CANCEL_REQUESTED: Final = 2
 
 
 class Client(ClosedOnExit):
@@ -283,8 +281,7 @@ class Client(ClosedOnExit):
         Raises:
             RedisUnavailable: If Redis cannot be reached.
         """
-        code = await self._broker.cancel(queue, task_id)
-        return code in (_CANCEL_DELETED, _CANCEL_REQUESTED)
+        return await self._broker.cancel(queue, task_id)
 
 
 def _interpret(

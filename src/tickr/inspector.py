@@ -356,8 +356,7 @@ class Inspector(ClosedOnExit):
         Raises:
             RedisUnavailable: If Redis cannot be reached.
         """
-        code = await self._broker.cancel(queue, task_id)
-        return code > 0
+        return await self._broker.cancel(queue, task_id)
 
     async def pause(self, queue: str) -> None:
         """Stop every server from taking tasks of `queue` (running tasks go on).

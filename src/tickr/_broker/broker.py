@@ -976,16 +976,18 @@ class Broker:
 
     # ------------------------------------------------------------------ single tasks
 
-    async def cancel(self, queue: str, task_id: str) -> int:
-        """Cancel a task (see lua/cancel.lua for the returned code)."""
+    async def cancel(self, queue: str, task_id: str) -> bool:
+        """Cancel a task; whether it was deleted or its cancellation requested.
+
+        See lua/cancel.lua; its other codes mean there was nothing to cancel.
+        """
         keys = self.keys(queue)
-        return int(
-            await self._eval(
-                _CANCEL,
-                (keys.task(task_id), keys.pending, keys.scheduled, keys.retry),
-                (task_id, keys.unique_prefix, keys.events_channel, keys.done_channel),
-            )
+        code = await self._eval(
+            _CANCEL,
+            (keys.task(task_id), keys.pending, keys.scheduled, keys.retry),
+            (task_id, keys.unique_prefix, keys.events_channel, keys.done_channel),
         )
+        return int(code) > 0
 
     async def get_task(self, queue: str, task_id: str) -> dict[str, bytes] | None:
         """Every field of a task's hash, or None when there is no such task."""
