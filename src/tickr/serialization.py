@@ -52,13 +52,6 @@ class _Packers(threading.local):
 _packers: Final = _Packers()
 
 
-def _pack(value: Any) -> bytes:
-    try:
-        return _packers.packer.pack(value)  # type: ignore[no-any-return]
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise TypeError(f"value cannot be encoded with msgpack: {exc}") from None
-
-
 def encode_value(value: Any) -> bytes:
     """Encode a payload or result with msgpack.
 
@@ -66,7 +59,10 @@ def encode_value(value: Any) -> bytes:
         TypeError: If the value (or something inside it) cannot be encoded, including
             naive datetimes and integers outside the 64-bit range.
     """
-    return _pack(value)
+    try:
+        return _packers.packer.pack(value)  # type: ignore[no-any-return]
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise TypeError(f"value cannot be encoded with msgpack: {exc}") from None
 
 
 def decode_value(data: bytes) -> Any:
@@ -125,7 +121,7 @@ def encode_message(
     Raises:
         TypeError: If the payload (or another field) cannot be encoded.
     """
-    return _pack(
+    return encode_value(
         [
             MESSAGE_VERSION,
             task_type,
