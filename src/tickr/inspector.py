@@ -17,7 +17,6 @@ from tickr.errors import (
     TaskStateConflict,
 )
 from tickr.options import DEFAULT_QUEUE, check_name
-from tickr.schedule import parse_schedule, zone
 from tickr.serialization import MessageDecodeError, decode_value
 from tickr.values import (
     TASK_STATES,
@@ -422,17 +421,11 @@ def _event_tick(event: bytes | None) -> int | None:
 
 
 def _next_tick_ms(entry: dict[str, Any]) -> int | None:
-    """The entry's next tick.
+    """The entry's next tick, as its scheduler's own clock has it.
 
-    Its scheduler's estimate while that is still ahead, else computed from the spec (the
-    estimate is as old as the scheduler's last heartbeat).
+    The scheduler rewrites its record whenever a tick moves, so the record is the truth:
+    recomputing it here from this machine's clock would be wrong for a scheduler whose
+    clock differs (an injected one, or another machine's).
     """
     estimate = entry.get("next_ms")
-    now = now_ms()
-    if estimate and int(estimate) > now:
-        return int(estimate)
-    try:
-        schedule = parse_schedule(str(entry["spec"]), zone(str(entry.get("timezone", "UTC"))))
-    except (ValueError, TypeError, KeyError):
-        return int(estimate) if estimate else None
-    return int(schedule.next_after(now / 1000) * 1000)
+    return int(estimate) if isinstance(estimate, int) and estimate > 0 else None

@@ -399,11 +399,15 @@ class Scheduler(ClosedOnExit):
             if fresh:
                 await self._start_entries(broker, fresh)
             now = clock.time()
+            moved = bool(fresh)
             for entry in list(self._entries.values()):
                 if entry.next_due <= now and entry.retry_at <= now:
                     await self._fire(broker, entry, now)
+                    moved = True
             now = clock.time()
-            if now >= next_heartbeat:
+            if moved or now >= next_heartbeat:
+                # The record names each entry's next tick as soon as it changes, so a
+                # reader never has to guess it from a clock of its own.
                 await self._heartbeat(broker, now)
                 next_heartbeat = now + self._heartbeat_interval
             if self._provider is not None and now >= next_config:

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +15,9 @@ from tests.helpers import eventually
 from tickr.testing import ManualClock
 
 START = datetime(2026, 12, 1, 12, 0, 0, tzinfo=UTC).timestamp() + 0.5
+"""A fixed instant: behind the real clock, as an injected clock may be."""
+YEARS_AHEAD = (int(time.time()) // 60 + 5 * 525_600) * 60 + 0.5
+"""Five years ahead of the real clock, on a whole minute (and half a second)."""
 
 
 @contextlib.asynccontextmanager
@@ -189,8 +193,11 @@ async def _ids(scheduler: tickr.Scheduler, ids: list[str]) -> bool:
     return scheduler.entry_ids == ids
 
 
-async def test_entries_and_their_history_are_visible(url: str, namespace: str) -> None:
-    clock = ManualClock(START)
+@pytest.mark.parametrize("start", [START, YEARS_AHEAD], ids=["clock-behind", "clock-ahead"])
+async def test_entries_and_their_history_are_visible(
+    url: str, namespace: str, start: float
+) -> None:
+    clock = ManualClock(start)
     scheduler = make(url, namespace, clock, heartbeat_interval=1)
     entry_id = scheduler.register("@every 10s", "report", {"n": 1}, queue="reports")
     async with scheduling(scheduler), tickr.Inspector(url, namespace=namespace) as inspector:
@@ -212,8 +219,8 @@ async def test_entries_and_their_history_are_visible(url: str, namespace: str) -
         )
         assert entry.payload == {"n": 1}
         assert entry.schedulers == (scheduler.id,)
-        assert entry.prev_run_at == datetime.fromtimestamp(START - 0.5 + 10, UTC)
-        assert entry.next_run_at == datetime.fromtimestamp(START - 0.5 + 20, UTC)
+        assert entry.prev_run_at == datetime.fromtimestamp(start - 0.5 + 10, UTC)
+        assert entry.next_run_at == datetime.fromtimestamp(start - 0.5 + 20, UTC)
         [event] = await inspector.scheduler_history(entry_id)
         assert (event.tick_at, event.outcome) == (entry.prev_run_at, "pending")
         task = await inspector.get_task(event.task_id, queue="reports")
