@@ -12,7 +12,7 @@ from typing import Any, Final
 from tickr._aio import ClosedOnExit, cancel_and_wait
 from tickr._broker import Broker, EnqueueOutcome, Event, EventKind, EventListener, RedisClient
 from tickr._records import task_info
-from tickr._time import datetime_from_ms, now_ms
+from tickr._time import datetime_from_ms
 from tickr.errors import DuplicateTask, TaskFailed, TaskIDConflict, TaskNotFound
 from tickr.options import (
     DEFAULT_MAX_PAYLOAD_BYTES,
@@ -126,7 +126,9 @@ class Client(ClosedOnExit):
             max_retry=max_retry, timeout=timeout, deadline=deadline, task_id=task_id,
             unique=unique, retention=retention,
         )  # fmt: skip
-        prepared = prepare_task(spec, now_ms=now_ms(), max_payload_bytes=self.max_payload_bytes)
+        prepared = prepare_task(
+            spec, now_ms=await self._broker.time_ms(), max_payload_bytes=self.max_payload_bytes
+        )
         await self._register_queues((prepared.queue,))
         outcome = await self._broker.enqueue(prepared.queue, prepared.item)
         result = _interpret(prepared, outcome)
@@ -149,7 +151,7 @@ class Client(ClosedOnExit):
             TypeError, ValueError: If any spec is invalid (nothing is enqueued).
             RedisUnavailable: If Redis cannot be reached.
         """
-        now = now_ms()
+        now = await self._broker.time_ms()
         now_datetime = datetime_from_ms(now)
         limit = self.max_payload_bytes
         prepared = []

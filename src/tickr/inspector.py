@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from tickr._aio import ClosedOnExit
 from tickr._broker import Broker, RedisClient
 from tickr._records import task_info
-from tickr._time import datetime_from_ms, now_ms
+from tickr._time import datetime_from_ms, utc_day
 from tickr.errors import (
     EntryNotFound,
     QueueNotEmpty,
@@ -84,7 +84,8 @@ class Inspector(ClosedOnExit):
             RedisUnavailable: If Redis cannot be reached.
         """
         await self._check_queue(queue)
-        today = datetime.now(UTC).date().isoformat()
+        now = await self._broker.time_ms()
+        today = utc_day(now)
         sizes, daily, next_id = await self._broker.queue_stats(queue, [today])
         latency = 0.0
         if next_id is not None:
@@ -92,7 +93,7 @@ class Inspector(ClosedOnExit):
             if fields is not None:
                 enqueued = task_info(queue, next_id.decode(), fields).enqueued_at
                 if enqueued is not None:
-                    latency = max(0.0, now_ms() / 1000 - enqueued.timestamp())
+                    latency = max(0.0, now / 1000 - enqueued.timestamp())
         processed, failed = daily[0]
         states = ("pending", "active", "scheduled", "retry", "archived", "completed")
         size = sum(sizes[state] for state in states)
@@ -127,7 +128,7 @@ class Inspector(ClosedOnExit):
         if not 1 <= days <= 90:
             raise ValueError("days must be between 1 and 90")
         await self._check_queue(queue)
-        today = datetime.now(UTC).date()
+        today = datetime_from_ms(await self._broker.time_ms()).date()
         dates = [today - timedelta(days=offset) for offset in range(days - 1, -1, -1)]
         _, daily, _ = await self._broker.queue_stats(queue, [d.isoformat() for d in dates])
         return [
@@ -144,7 +145,7 @@ class Inspector(ClosedOnExit):
             RedisUnavailable: If Redis cannot be reached.
         """
         servers = []
-        for record in await self._broker.registered("server", now_ms()):
+        for record in await self._broker.registered("server", await self._broker.time_ms()):
             try:
                 servers.append(_server_info(decode_value(record)))
             except (MessageDecodeError, KeyError, TypeError, ValueError):
@@ -161,7 +162,7 @@ class Inspector(ClosedOnExit):
             RedisUnavailable: If Redis cannot be reached.
         """
         seen: dict[str, tuple[dict[str, Any], list[str]]] = {}
-        for record in await self._broker.registered("scheduler", now_ms()):
+        for record in await self._broker.registered("scheduler", await self._broker.time_ms()):
             try:
                 scheduler = decode_value(record)
                 for entry in scheduler["entries"]:
@@ -288,7 +289,7 @@ class Inspector(ClosedOnExit):
         await self._manage("archive", task_id, queue)
 
     async def _manage(self, op: str, task_id: str, queue: str) -> None:
-        code, state = await self._broker.manage(queue, op, task_id, now_ms())
+        code, state = await self._broker.manage(queue, op, task_id, await self._broker.time_ms())
         if code == -1:
             raise TaskNotFound(task_id, queue)
         if code == 0:
@@ -329,7 +330,7 @@ class Inspector(ClosedOnExit):
         if state not in allowed:
             raise ValueError(f"cannot {op} {state} tasks: only {', '.join(allowed)}")
         await self._check_queue(queue)
-        return await self._broker.manage_all(queue, op, state, now_ms())
+        return await self._broker.manage_all(queue, op, state, await self._broker.time_ms())
 
     async def delete_queue(self, queue: str, *, force: bool = False) -> None:
         """Delete a queue: its name, counters and (with `force`) all its tasks.
@@ -347,7 +348,7 @@ class Inspector(ClosedOnExit):
         tasks = sum(count for state, count in sizes.items() if state != "paused")
         if tasks and not force:
             raise QueueNotEmpty(queue, tasks)
-        await self._broker.purge_queue(queue, datetime.now(UTC).date())
+        await self._broker.purge_queue(queue, datetime_from_ms(await self._broker.time_ms()).date())
 
     async def cancel(self, task_id: str, queue: str = DEFAULT_QUEUE) -> bool:
         """Cancel a task, exactly as `Client.cancel` does; returns whether it did.

@@ -31,7 +31,7 @@ from typing import Any, Final, Literal
 from tickr._aio import ClosedOnExit, call_hook, first_of
 from tickr._broker import Broker, RedisClient
 from tickr._signals import serve_until_signalled
-from tickr._time import now_ms, seconds
+from tickr._time import seconds
 from tickr.clock import Clock, SystemClock
 from tickr.errors import DuplicateTask, TaskIDConflict
 from tickr.options import DEFAULT_MAX_PAYLOAD_BYTES, TaskSpec, check_name, prepare_task
@@ -529,9 +529,10 @@ class Scheduler(ClosedOnExit):
         )
         ttl_ms = int(self._heartbeat_interval * 3000)
         try:
-            # The registry says who is alive: it runs on real time, whatever the clock.
+            # The registry says who is alive: it runs on Redis' time, whatever the clock.
             queues = {entry.queue for entry in self._entries.values()}
-            await broker.register("scheduler", self.id, record, now_ms(), ttl_ms, queues)
+            now_ms = await broker.time_ms()
+            await broker.register("scheduler", self.id, record, now_ms, ttl_ms, queues)
         except Exception as exc:  # noqa: BLE001 - visibility only
             logger.warning("could not record this scheduler's entries (%s)", exc)
 

@@ -311,6 +311,7 @@ class Server(ClosedOnExit):
         while not self._stop_requested.is_set():
             try:
                 await check_redis(broker)
+                await broker.read_clock()
                 await broker.register_queues(self._queues)
                 break
             except RedisUnavailable as exc:

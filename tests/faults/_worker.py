@@ -3,6 +3,7 @@
     python -m tests.faults._worker URL NAMESPACE [--counter-url URL] [--burst]
         [--concurrency N] [--sleep SECONDS] [--shutdown-timeout SECONDS]
         [--lease-duration SECONDS] [--heartbeat-interval SECONDS] [--retry-delay SECONDS]
+        [--stamp] [--clock-jump SECONDS]
 
 Tickr connects to URL; the handlers count on --counter-url (default URL), so that a test
 can break Tickr's connections without disturbing the bookkeeping it checks.
@@ -21,8 +22,12 @@ Handlers (every one counts each execution per task id in Redis: hash
   finish, and hand its outcome to the server, before the server's heartbeat can notice
   that the lease was lost meanwhile.  Retries behave like ``count`` and return "ran".
 
-With --stamp, the wall-clock time (ms) of each task's first start is kept in the hash
+With --stamp, the real time (ms) of each task's first start is kept in the hash
 ``<namespace>:first-start``.
+
+With --clock-jump, each SIGUSR1 steps the process' wall clock (`time.time`) by that many
+seconds, as `date -s` or an NTP step does to a machine; the monotonic clock and the
+stamps above stay true.
 
 The server logs "serving" to stderr once it is ready (logging at INFO).
 """
@@ -56,7 +61,29 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--heartbeat-interval", type=float, default=1.5)
     parser.add_argument("--retry-delay", type=float, default=None)
     parser.add_argument("--stamp", action="store_true")
+    parser.add_argument("--clock-jump", type=float, default=None)
     return parser.parse_args()
+
+
+def step_wall_clock_on_sigusr1(seconds: float) -> None:
+    """Make each SIGUSR1 move `time.time()` by `seconds`, as a jump of the machine's clock."""
+    true_time = time.time
+    shift = [0.0]
+
+    def stepped_time() -> float:
+        return true_time() + shift[0]
+
+    def step(signum: int, frame: object) -> None:
+        shift[0] += seconds
+        logging.getLogger("tests.faults.worker").info("wall clock stepped by %+gs", seconds)
+
+    time.time = stepped_time
+    signal.signal(signal.SIGUSR1, step)
+
+
+def real_time_ms() -> int:
+    """This machine's real time, which --clock-jump does not move."""
+    return int(time.clock_gettime(time.CLOCK_REALTIME) * 1000)
 
 
 def build_mux(
@@ -81,7 +108,7 @@ def build_mux(
         pipe.hincrby(runs_key, task.id, 1)
         pipe.hincrby(by_worker_key, pid, 1)
         if stamp:
-            pipe.hsetnx(stamps_key, task.id, int(time.time() * 1000))
+            pipe.hsetnx(stamps_key, task.id, real_time_ms())
         replies = await pipe.execute()
         return int(replies[0])
 
@@ -118,6 +145,8 @@ def main() -> None:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s:%(name)s:%(message)s",
     )
+    if args.clock_jump is not None:
+        step_wall_clock_on_sigusr1(args.clock_jump)
     mux = build_mux(args.counter_url or args.url, args.namespace, args.sleep, stamp=args.stamp)
     server = tickr.Server(
         args.url,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -47,11 +48,10 @@ from tickr._broker.events import (
 )
 from tickr._broker.executor import Executor, RedisPyExecutor, executor_for
 from tickr._broker.keys import PENDING_SEQ_WIDTH, NamespaceKeys, QueueKeys
+from tickr._broker.redis_clock import RedisClock
 from tickr._broker.scripts import Script, load_script
 from tickr._broker.sync_renewer import SyncRenewer
 from tickr._broker.wire import Wire
-from tickr._time import now_ms
-from tickr._time import now_ms as real_now_ms
 from tickr.errors import RedisUnavailable, TickrError
 
 __all__ = [
@@ -87,6 +87,9 @@ STATS_TTL_SECONDS: Final = 90 * 24 * 3600
 """Daily counters are kept this long."""
 RECOVER_BATCH: Final = 500
 """Most expired leases taken back per queue and heartbeat."""
+
+CLOCK_READING_AGE: Final = 60.0
+"""Seconds after which `time_ms` reads Redis' time again."""
 
 COMMAND_TIMEOUT: Final = 10.0
 """Seconds any one call to Redis may take before it counts as a lost connection."""
@@ -206,6 +209,8 @@ class Broker:
         self.namespace = namespace
         self.namespace_keys = NamespaceKeys(namespace)
         self._queue_keys: dict[str, QueueKeys] = {}
+        self.clock = RedisClock()
+        """Redis' time, on which every instant Tickr stores is stamped and compared."""
 
     @classmethod
     def connect(cls, url: str | None, redis: Redis | None, namespace: str) -> Broker:
@@ -244,7 +249,7 @@ class Broker:
         renewed on the event loop.
         """
         if isinstance(self._executor, Wire):
-            return SyncRenewer(self._executor.settings, self.keys)
+            return SyncRenewer(self._executor.settings, self.keys, self.clock)
         return None
 
     def listener(self, sink: EventSink) -> EventListener:
@@ -359,6 +364,36 @@ class Broker:
         """
         await self._command("PING")
 
+    async def read_clock(self) -> None:
+        """Set `clock` from Redis' TIME.
+
+        Where TIME is refused (an ACL without it), the clock stays on this machine's time,
+        with a warning, and is not asked again before `CLOCK_READING_AGE`.
+
+        Raises:
+            RedisUnavailable: If Redis cannot be reached.
+        """
+        sent = time.monotonic()
+        try:
+            seconds, micros = await self._command("TIME")
+        except RedisUnavailable:
+            raise
+        except TickrError as exc:
+            logger.warning("cannot read Redis' time (%s); using this machine's clock", exc)
+            self.clock.skip_reading()
+            return
+        self.clock.set(int(seconds) + int(micros) / 1e6, sent, time.monotonic())
+
+    async def time_ms(self) -> int:
+        """Redis' time now, in ms; reads it first if the last reading is a minute old.
+
+        Raises:
+            RedisUnavailable: If it must be read and Redis cannot be reached.
+        """
+        if self.clock.age() > CLOCK_READING_AGE:
+            await self.read_clock()
+        return self.clock.now_ms()
+
     async def redis_settings(self) -> dict[str, str]:
         """What Redis says of its eviction policy and persistence.
 
@@ -471,7 +506,7 @@ class Broker:
                 state_ttl_ms,
                 _pack_list(item),
                 keys.inbox_prefix,
-                real_now_ms(),  # leases and registrations run on real time, whatever the clock
+                self.clock.now_ms(),  # leases run on Redis' time, whatever the scheduler's clock
             ),
         )
         return bool(claimed), self._outcome(outcome), int(last)
@@ -614,7 +649,7 @@ class Broker:
             keys.events_channel,
             _pack_list(items),
             keys.inbox_prefix,
-            now_ms(),
+            self.clock.now_ms(),
         ]
         key_names = (
             keys.pending,

@@ -19,6 +19,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from tickr._broker.keys import QueueKeys
+from tickr._broker.redis_clock import RedisClock
 from tickr._broker.scripts import Script, load_script
 from tickr._broker.wire import WireSettings
 from tickr.errors import RedisUnavailable
@@ -33,7 +34,11 @@ _SOCKET_TIMEOUT: Final = 2.0
 class SyncRenewer:
     """Extends leases with blocking calls; safe to use from one thread at a time."""
 
-    def __init__(self, settings: WireSettings, keys_of: Callable[[str], QueueKeys]) -> None:
+    def __init__(
+        self, settings: WireSettings, keys_of: Callable[[str], QueueKeys], clock: RedisClock
+    ) -> None:
+        self.clock = clock
+        """The broker's reading of Redis' time, on which leases expire."""
         options: dict[str, Any] = {
             "db": settings.db,
             "username": settings.username,

@@ -18,7 +18,6 @@ from tickr._aio import wait_event
 from tickr._broker import Broker, DequeuedTask
 from tickr._server.failures import log_failure
 from tickr._server.processor import Processor
-from tickr._time import now_ms
 from tickr.errors import RedisUnavailable
 
 __all__ = ["Fetcher"]
@@ -149,7 +148,9 @@ class Fetcher:
             return
         queues = self._queues[:slots]
         self.registered = list(queues)  # before the call: a task may be handed during it
-        await self._broker.join_waiters(queues, self.waiter, now_ms() + self._waiter_ttl_ms)
+        await self._broker.join_waiters(
+            queues, self.waiter, self._broker.clock.now_ms() + self._waiter_ttl_ms
+        )
 
     async def leave_waiters(self) -> None:
         """End the registrations, and run what was handed over meanwhile."""
@@ -175,7 +176,7 @@ class Fetcher:
         If its reply is lost, the call is remembered and its tasks reclaimed by the next
         round (see `_reclaim_unconfirmed`): they are never left to expire unrun.
         """
-        expiry = max(now_ms() + self._lease_ms, self._last_expiry + 1)
+        expiry = max(self._broker.clock.now_ms() + self._lease_ms, self._last_expiry + 1)
         self._last_expiry = expiry
         try:
             return await self._broker.dequeue(queue, count, expiry, self._owner)

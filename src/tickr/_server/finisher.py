@@ -17,7 +17,7 @@ from typing import Final
 from tickr._broker import OP_ARCHIVE, OP_COMPLETE, OP_REQUEUE, OP_RETRY, Broker, FinishOp
 from tickr._server.failures import log_failure
 from tickr._server.job import Job
-from tickr._time import now_ms, utc_day
+from tickr._time import utc_day
 
 __all__ = ["Finisher"]
 
@@ -107,7 +107,7 @@ class Finisher:
         if not buffers:
             self._idle.set()
             return
-        now = now_ms()
+        now = self._broker.clock.now_ms()
         try:
             await self._write(buffers, now)
         except BaseException:

@@ -16,7 +16,6 @@ from typing import Final
 from tickr._aio import wait_event
 from tickr._broker import Broker
 from tickr._server.failures import log_failure
-from tickr._time import now_ms
 
 __all__ = ["Forwarder"]
 
@@ -68,7 +67,7 @@ class Forwarder:
     async def forward_due(self) -> float:
         """Move every due task; returns the seconds until the next one falls due."""
         while True:
-            now = now_ms()
+            now = self._broker.clock.now_ms()
             report = await self._broker.forward(self._queues, now, BATCH)
             if any(moved >= BATCH for moved, _ in report.values()):
                 continue  # more may be due already

@@ -17,18 +17,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Final
 
 from tickr._aio import call_hook
 from tickr._broker import Broker, HeartbeatReport
 from tickr._server.failures import log_failure
 from tickr._server.job import StopReason
 from tickr._server.processor import Processor
-from tickr._time import now_ms, utc_day
+from tickr._time import utc_day
 
 __all__ = ["HealthCheck", "Heartbeat"]
 
 logger = logging.getLogger("tickr.server.heartbeat")
+
+CLOCK_READING_EVERY: Final = 10.0
+"""Seconds between readings of Redis' time (it follows Redis if Redis' clock is set)."""
 
 HealthCheck = Callable[[BaseException | None], Any]
 """``(exc | None) -> None``, sync or async: the beat's Redis error, or None when healthy."""
@@ -109,7 +112,9 @@ class Heartbeat:
         if self._renew:
             for queue, task_id in list(self._processor.held):
                 held.setdefault(queue, []).append(task_id)
-        now = now_ms()
+        if self._broker.clock.age() > CLOCK_READING_EVERY:
+            await self._broker.read_clock()
+        now = self._broker.clock.now_ms()
         report = await self._broker.heartbeat(
             self._owner,
             now + self._lease_ms,

@@ -28,7 +28,6 @@ from typing import Final
 from tickr._broker import SyncRenewer
 from tickr._server.job import StopReason
 from tickr._server.processor import Processor
-from tickr._time import now_ms
 from tickr.errors import RedisUnavailable
 
 __all__ = ["LeaseKeeper"]
@@ -133,7 +132,9 @@ class LeaseKeeper:
             held.setdefault(queue, []).append(task_id)
         if not held:
             return
-        report = self._renewer.renew(self._owner, now_ms() + self._lease_ms, held)
+        report = self._renewer.renew(
+            self._owner, self._renewer.clock.now_ms() + self._lease_ms, held
+        )
         loop = self._loop
         assert loop is not None
         for queue, (lost, cancelled) in report.items():
@@ -151,7 +152,7 @@ class LeaseKeeper:
         without this a block longer than the lease would let another server run them
         too.
         """
-        now = now_ms()
+        now = self._renewer.clock.now_ms()
         since = now - HANDED_WINDOW_LEASES * self._lease_ms
         renewed = self._renewer.renew_handed(self._owner, now + self._lease_ms, self._queues, since)
         if renewed:
