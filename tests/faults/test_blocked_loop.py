@@ -17,7 +17,9 @@ async def test_a_loop_blocked_longer_than_the_lease_runs_its_task_exactly_once(
     namespace: str,
     running_server: ServerFactory,
 ) -> None:
-    worker = WorkerProcess(url, namespace, "--lease", "1.0", "--heartbeat", "0.25")
+    worker = WorkerProcess(
+        url, namespace, "--lease-duration", "1.0", "--heartbeat-interval", "0.25"
+    )
     try:
         worker.wait_ready()
         blocker = await client.enqueue("block", 3.5)  # 3.5 lease durations
@@ -54,7 +56,9 @@ async def test_a_task_handed_to_a_blocked_loop_is_kept_and_runs_once(
 ) -> None:
     """A task handed over while the loop is blocked waits in a reply the loop cannot
     read; the lease thread must keep its lease, or another server runs it too."""
-    worker = WorkerProcess(url, namespace, "--lease", "1.0", "--heartbeat", "0.25")
+    worker = WorkerProcess(
+        url, namespace, "--lease-duration", "1.0", "--heartbeat-interval", "0.25"
+    )
     try:
         worker.wait_ready()
         blocker = await client.enqueue("block", 3.5)

@@ -1,7 +1,7 @@
 """A Tickr worker in its own process, for tests that need real processes.
 
     python -m tests.helpers.worker_process URL NAMESPACE [--burst] [--concurrency N]
-        [--sleep SECONDS] [--shutdown-timeout SECONDS] [--lease S] [--heartbeat S]
+        [--sleep SECONDS] [--shutdown-timeout SECONDS] [--lease-duration S] [--heartbeat-interval S]
 
 Every execution is counted in Redis (hash ``<namespace>:runs``: task id -> starts, and
 ``<namespace>:runs:done``: task id -> completions), so a test can check that each task
@@ -33,8 +33,8 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--sleep", type=float, default=0.0)
     parser.add_argument("--shutdown-timeout", type=float, default=8.0)
-    parser.add_argument("--lease", type=float, default=None)
-    parser.add_argument("--heartbeat", type=float, default=None)
+    parser.add_argument("--lease-duration", type=float, default=None)
+    parser.add_argument("--heartbeat-interval", type=float, default=None)
     return parser.parse_args()
 
 
@@ -72,10 +72,10 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     mux = build_mux(args.url, f"{args.namespace}:runs", args.sleep)
     leases = {}
-    if args.lease is not None:
-        leases["lease_duration"] = args.lease
-    if args.heartbeat is not None:
-        leases["heartbeat_interval"] = args.heartbeat
+    if args.lease_duration is not None:
+        leases["lease_duration"] = args.lease_duration
+    if args.heartbeat_interval is not None:
+        leases["heartbeat_interval"] = args.heartbeat_interval
     server = tickr.Server(
         args.url,
         namespace=args.namespace,

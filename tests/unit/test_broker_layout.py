@@ -8,10 +8,15 @@ import pytest
 from tickr._broker.keys import NamespaceKeys, QueueKeys
 from tickr._broker.scripts import load_script
 
-SCRIPTS = [
-    "enqueue", "dequeue", "finish", "forward", "renew", "renew_handed", "cancel", "watch",
-    "unpause",
-]  # fmt: skip
+SCRIPTS = sorted(
+    entry.name.removesuffix(".lua")
+    for entry in (resources.files("tickr._broker") / "lua").iterdir()
+    if entry.name.endswith(".lua")
+)
+
+
+def test_every_script_is_found() -> None:
+    assert {"enqueue", "dequeue", "finish", "recover", "cron_tick"} <= set(SCRIPTS)
 
 
 def hash_tag(key: str) -> str:
