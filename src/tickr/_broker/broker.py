@@ -787,7 +787,8 @@ class Broker:
     ) -> list[int]:
         """Record outcomes of tasks held by `owner` (see lua/finish.lua).
 
-        Returns 1 per applied op and 0 per op ignored because the lease was lost.
+        Returns per op 1 applied, 0 ignored because the lease was lost, or 2 when the
+        task's record was damaged and the task archived with that error instead.
         """
         keys = self.keys(queue)
         args: list[Any] = [
@@ -885,6 +886,7 @@ class Broker:
                         keys.pending,
                         keys.waiters,
                         keys.idle,
+                        keys.completed,
                     ),
                     (
                         keys.task_prefix,

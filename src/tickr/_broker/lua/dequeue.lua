@@ -30,9 +30,9 @@ while asked > 0 do
   for i = 1, #popped, 2 do
     local id = string.sub(popped[i], seq_width + 1)
     local key = ARGV[1] .. id
-    local problem = record_problem(key)
+    local problem, kind = record_problem(key)
     if problem then
-      archive_corrupt(key, KEYS[5], id, problem, now)
+      archive_corrupt(key, kind, KEYS[5], id, problem, now)
       rejected[#rejected + 1] = id
       rejected[#rejected + 1] = problem
       bad = bad + 1
