@@ -63,6 +63,7 @@ DEFAULT_LEASE: Final = 6.0
 DEFAULT_HEARTBEAT: Final = 1.5
 DEFAULT_ARCHIVE_MAX_SIZE: Final = 10_000
 DEFAULT_ARCHIVE_MAX_AGE: Final = timedelta(days=90)
+DEFAULT_MAX_RESULT_BYTES: Final = 1024 * 1024
 _FINAL_FLUSH_LIMIT: Final = 30.0
 _HANDLER_GRACE: Final = 1.0
 _FETCH_GRACE: Final = 12.0
@@ -94,6 +95,9 @@ class Server(ClosedOnExit):
         archive_max_age: Archived tasks older than this are deleted (seconds/timedelta).
         scheduler: A `Scheduler` to run inside this server: it starts once the server is
             ready and stops first at shutdown.
+        max_result_bytes: Largest result stored, encoded (default 1 MiB).  A task that
+            returns a larger one (with retention) is archived with the error
+            ``result cannot be stored: ...``.  Error messages are stored cut to 4 KiB.
 
     Raises:
         TypeError, ValueError: For invalid settings.
@@ -117,6 +121,7 @@ class Server(ClosedOnExit):
         archive_max_size: int = DEFAULT_ARCHIVE_MAX_SIZE,
         archive_max_age: float | timedelta = DEFAULT_ARCHIVE_MAX_AGE,
         scheduler: Scheduler | None = None,
+        max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
     ) -> None:
         check_name(namespace, "namespace")
         if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
@@ -133,6 +138,12 @@ class Server(ClosedOnExit):
             or archive_max_size < 0
         ):
             raise ValueError("archive_max_size must be a non-negative int")
+        if (
+            not isinstance(max_result_bytes, int)
+            or isinstance(max_result_bytes, bool)
+            or max_result_bytes < 1
+        ):
+            raise ValueError(f"max_result_bytes must be a positive int, got {max_result_bytes!r}")
         for name, hook in (("retry_delay", retry_delay), ("error_handler", error_handler)):
             if hook is not None and not callable(hook):
                 raise TypeError(f"{name} must be callable")
@@ -147,6 +158,7 @@ class Server(ClosedOnExit):
         self._error_handler = error_handler
         self._health_check = health_check
         self._archive_max_size = archive_max_size
+        self._max_result_bytes = max_result_bytes
         self._archive_max_age_ms = int(seconds(archive_max_age, "archive_max_age") * 1000)
         if scheduler is not None and not isinstance(scheduler, Scheduler):
             raise TypeError("scheduler must be a tickr.Scheduler")
@@ -343,6 +355,7 @@ class Server(ClosedOnExit):
             finisher=finisher,
             retry_delay=self._retry_delay,
             error_handler=self._error_handler,
+            max_result_bytes=self._max_result_bytes,
         )
         processor_ref.append(processor)
         fetcher = Fetcher(

@@ -153,8 +153,22 @@ def _handed(element: bytes) -> DequeuedTask:
     return task_id.decode(), msg, 0
 
 
-def _dequeued(reply: Sequence[Any]) -> list[DequeuedTask]:
-    return [(_text(reply[i]), reply[i + 1], int(reply[i + 2])) for i in range(0, len(reply), 3)]
+def _dequeued(reply: Sequence[Any], queue: str) -> list[DequeuedTask]:
+    """Flat (id, msg, retried) rows as tasks, each parsed alone.
+
+    A row that cannot be parsed is left out with an error logged: its lease runs out
+    and recover.lua archives the task with what is wrong with its record.
+    """
+    tasks: list[DequeuedTask] = []
+    for i in range(0, len(reply), 3):
+        row = reply[i : i + 3]
+        try:
+            tasks.append((_text(row[0]), row[1], int(row[2])))
+        except (ValueError, TypeError, IndexError, UnicodeDecodeError) as exc:
+            logger.error(
+                "a task of %r cannot be read (%s): %r; leaving it to recovery", queue, exc, row[:1]
+            )
+    return tasks
 
 
 def _pack_list(rows: Sequence[Any]) -> bytes:
@@ -705,13 +719,20 @@ class Broker:
             RedisUnavailable: If the call failed (it may have run: see `reclaim`).
         """
         keys = self.keys(queue)
-        reply = await self._eval(
+        taken, rejected = await self._eval(
             _DEQUEUE,
-            (keys.pending, keys.active, keys.paused, keys.idle),
-            (keys.task_prefix, count, lease_expiry_ms, owner),
+            (keys.pending, keys.active, keys.paused, keys.idle, keys.archived),
+            (keys.task_prefix, count, lease_expiry_ms, owner, self.clock.now_ms()),
             attempts=1,
         )
-        return _dequeued(reply)
+        for i in range(0, len(rejected), 2):
+            logger.error(
+                "task %s in %r archived: %s",
+                _text(rejected[i]),
+                queue,
+                rejected[i + 1].decode(errors="replace"),
+            )
+        return _dequeued(taken, queue)
 
     @staticmethod
     def waiter_name(owner: str, lease_ms: int) -> str:
@@ -786,7 +807,7 @@ class Broker:
         reply = await self._eval(
             _RECLAIM, (keys.active,), (keys.task_prefix, owner, lease_expiry_ms)
         )
-        return _dequeued(reply)
+        return _dequeued(reply, queue)
 
     async def finish(
         self,
@@ -801,7 +822,8 @@ class Broker:
     ) -> list[int]:
         """Record outcomes of tasks held by `owner` (see lua/finish.lua).
 
-        Returns 1 per applied op and 0 per op ignored because the lease was lost.
+        Returns per op 1 applied, 0 ignored because the lease was lost, or 2 when the
+        task's record was damaged and the task archived with that error instead.
         """
         keys = self.keys(queue)
         args: list[Any] = [
@@ -899,6 +921,7 @@ class Broker:
                         keys.pending,
                         keys.waiters,
                         keys.idle,
+                        keys.completed,
                     ),
                     (
                         keys.task_prefix,

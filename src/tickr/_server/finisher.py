@@ -2,22 +2,27 @@
 
 Workers hand it an outcome and move on; the finisher sends everything that accumulated
 while its previous write was in flight in one round trip.  Under load this batches
-hundreds of outcomes per script call, and when idle it writes at once.  A failed write
-is retried with backoff: the outcomes stay buffered, and the tasks stay held (their
-leases renewed) until Redis has recorded them.
+hundreds of outcomes per script call, and when idle it writes at once.  A write that
+failed because Redis was unavailable is retried with backoff: the outcomes stay
+buffered, and the tasks stay held (their leases renewed) until Redis has recorded them.
+A write Redis refused (a result too large for it, say) is retried one outcome at a
+time, so that only the outcome at fault is lost: a refused success becomes an archive
+with the error, and an outcome refused even then is dropped, leaving its task to
+recovery once its lease runs out.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final
 
 from tickr._broker import OP_ARCHIVE, OP_COMPLETE, OP_REQUEUE, OP_RETRY, Broker, FinishOp
 from tickr._server.failures import log_failure
 from tickr._server.job import Job
 from tickr._time import utc_day
+from tickr.errors import RedisUnavailable, TickrError
 
 __all__ = ["Finisher"]
 
@@ -25,6 +30,10 @@ logger = logging.getLogger("tickr.server.finisher")
 
 _BACKOFF_START: Final = 0.05
 _BACKOFF_CAP: Final = 2.0
+MAX_ERROR_BYTES: Final = 4096
+"""Error messages are stored cut to this many bytes, and a marker."""
+_APPLIED: Final = 1
+_DAMAGED: Final = 2
 
 
 class Finisher:
@@ -76,11 +85,11 @@ class Finisher:
 
     def retry(self, job: Job, due_ms: int, error: str) -> None:
         """The attempt failed; run the task again at `due_ms`."""
-        self._add(job, (OP_RETRY, job.id, due_ms, _utf8(error), job.retried))
+        self._add(job, (OP_RETRY, job.id, due_ms, error_text(error), job.retried))
 
     def archive(self, job: Job, error: str) -> None:
         """The task failed for good."""
-        self._add(job, (OP_ARCHIVE, job.id, 0, _utf8(error), job.retried))
+        self._add(job, (OP_ARCHIVE, job.id, 0, error_text(error), job.retried))
 
     def requeue(self, job: Job) -> None:
         """Give the task back to the front of pending, without counting an attempt."""
@@ -121,31 +130,114 @@ class Finisher:
     async def _write(self, buffers: dict[str, list[FinishOp]], now: int) -> None:
         day = utc_day(now)
         for queue, ops in list(buffers.items()):
-            applied = await self._broker.finish(
-                queue,
-                ops,
-                now_ms=now,
-                owner=self._owner,
-                day=day,
-                archive_max_size=self._archive_max_size,
-                archive_max_age_ms=self._archive_max_age_ms,
-            )
-            for (op, task_id, *_), ok in zip(ops, applied, strict=True):
-                if not ok:
-                    logger.info(
-                        "outcome %r of task %s in %r ignored: this server no longer holds it",
-                        op.decode(),
-                        task_id,
-                        queue,
-                    )
-                self._on_recorded(queue, task_id)
+            try:
+                applied = await self._finish(queue, ops, now, day)
+            except RedisUnavailable:
+                raise
+            except TickrError as exc:
+                logger.error(
+                    "Redis refused %d outcome(s) of %r (%s); writing them one by one",
+                    len(ops),
+                    queue,
+                    exc,
+                )
+                await self._write_one_by_one(queue, buffers, now, day)
+                continue
+            for op, code in zip(ops, applied, strict=True):
+                self._recorded(queue, op, code)
             del buffers[queue]
+
+    async def _finish(self, queue: str, ops: Sequence[FinishOp], now: int, day: str) -> list[int]:
+        return await self._broker.finish(
+            queue,
+            ops,
+            now_ms=now,
+            owner=self._owner,
+            day=day,
+            archive_max_size=self._archive_max_size,
+            archive_max_age_ms=self._archive_max_age_ms,
+        )
+
+    async def _write_one_by_one(
+        self, queue: str, buffers: dict[str, list[FinishOp]], now: int, day: str
+    ) -> None:
+        """Write a queue's refused batch an outcome at a time, isolating the bad ones.
+
+        Written outcomes leave `buffers` as they go, so that a retry after Redis went
+        away re-sends only the rest.
+        """
+        ops = buffers[queue]
+        while ops:
+            op = ops[0]
+            try:
+                code = (await self._finish(queue, [op], now, day))[0]
+            except RedisUnavailable:
+                raise
+            except TickrError as exc:
+                code = await self._write_refused(queue, op, now, day, exc)
+            ops.pop(0)
+            self._recorded(queue, op, code)
+        del buffers[queue]
+
+    async def _write_refused(
+        self, queue: str, op: FinishOp, now: int, day: str, exc: TickrError
+    ) -> int:
+        """Archive the task of an outcome Redis refused alone; 0 when even that fails."""
+        kind, task_id, _, _, retried = op
+        logger.error(
+            "Redis refused outcome %r of task %s in %r: %s; archiving the task",
+            kind.decode(),
+            task_id,
+            queue,
+            exc,
+        )
+        what = "result cannot be stored" if kind == OP_COMPLETE else "outcome cannot be stored"
+        error = error_text(f"{what}: Redis refused it: {exc}")
+        try:
+            archive = (OP_ARCHIVE, task_id, 0, error, retried)
+            return (await self._finish(queue, [archive], now, day))[0]
+        except RedisUnavailable:
+            raise
+        except TickrError as again:
+            logger.error(
+                "Redis refused to archive task %s in %r too (%s); leaving it to recovery",
+                task_id,
+                queue,
+                again,
+            )
+            return 0
+
+    def _recorded(self, queue: str, op: FinishOp, code: int) -> None:
+        kind, task_id = op[0], op[1]
+        if code == _DAMAGED:
+            logger.error(
+                "task %s in %r archived instead of recording outcome %r: its record is damaged",
+                task_id,
+                queue,
+                kind.decode(),
+            )
+        elif code != _APPLIED:
+            logger.info(
+                "outcome %r of task %s in %r ignored: this server no longer holds it",
+                kind.decode(),
+                task_id,
+                queue,
+            )
+        self._on_recorded(queue, task_id)
 
     async def drain(self) -> None:
         """Wait until every buffered outcome is written (retrying as `run` does)."""
         await self._idle.wait()
 
 
-def _utf8(error: str) -> bytes:
-    """An error message as UTF-8, lone surrogates (undecodable file names) escaped."""
-    return error.encode(errors="backslashreplace")
+def error_text(error: str) -> bytes:
+    """An error message as stored, in UTF-8.
+
+    Lone surrogates (undecodable file names) are escaped, and a message longer than
+    `MAX_ERROR_BYTES` is cut there, with a marker giving its full size.
+    """
+    encoded = error.encode(errors="backslashreplace")
+    if len(encoded) <= MAX_ERROR_BYTES:
+        return encoded
+    kept = encoded[:MAX_ERROR_BYTES].decode(errors="ignore").encode()
+    return kept + f"... [truncated, {len(encoded)} bytes]".encode()

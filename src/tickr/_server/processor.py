@@ -56,6 +56,7 @@ class Processor:
         finisher: Receives every outcome.
         retry_delay: Seconds to wait before the next attempt of a failed task.
         error_handler: Called for every failed attempt, or None.
+        max_result_bytes: Largest encoded result stored; a larger one archives its task.
     """
 
     def __init__(
@@ -66,8 +67,10 @@ class Processor:
         finisher: Finisher,
         retry_delay: RetryDelay,
         error_handler: ErrorHandler | None,
+        max_result_bytes: int,
     ) -> None:
         self._concurrency = concurrency
+        self._max_result_bytes = max_result_bytes
         self._resolve = resolve
         self._finisher = finisher
         self._retry_delay = retry_delay
@@ -308,13 +311,24 @@ class Processor:
     async def _succeed(self, job: Job, task: Task, message: TaskMessage, result: Any) -> None:
         encoded = b""
         if message.retention_ms > 0 and result is not None:
+            detail = None
             try:
                 encoded = encode_value(result)
             except Exception as exc:  # noqa: BLE001 - whatever the result's own code raises
-                logger.error(
-                    "task %s in %r returned a result that cannot be stored", job.id, job.queue
-                )
                 detail = str(exc) if isinstance(exc, TypeError) else describe(exc)
+            else:
+                if len(encoded) > self._max_result_bytes:
+                    detail = (
+                        f"it is {len(encoded)} bytes encoded, "
+                        f"more than max_result_bytes ({self._max_result_bytes})"
+                    )
+            if detail is not None:
+                logger.error(
+                    "task %s in %r returned a result that cannot be stored: %s",
+                    job.id,
+                    job.queue,
+                    detail,
+                )
                 error = TypeError(f"result cannot be stored: {detail}")
                 self._finisher.archive(job, str(error))
                 await self._report(task, error)

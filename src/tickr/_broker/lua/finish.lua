@@ -16,27 +16,46 @@
 -- this owner, with the same number of retries done (recovering a started attempt adds
 -- one), so that a
 -- late report of an attempt whose lease was lost never touches a later attempt.
+-- A task whose record is damaged (lib/task_record.lua) is archived with the problem as its
+-- error instead, if this server holds it (a record that is not a hash names no owner:
+-- being in the active set suffices).
+-- Every call also forgets completed tasks whose retention ran out.
 -- Returns one value per task: 1 applied, 0 ignored because the server no longer holds the
--- task (its lease was lost and the task recovered, or it was finished already).
+-- task (its lease was lost and the task recovered, or it was finished already), 2
+-- archived because its record is damaged.
 --@include wake_pending
 --@include zset_head
 --@include release_unique
 --@include outcomes
 --@include pending_member
 --@include trim_archive
+--@include trim_completed
+--@include task_record
 
 local task_prefix, unique_prefix = ARGV[1], ARGV[2]
 local events, done = ARGV[3], ARGV[4]
 local now, owner, day_ttl = tonumber(ARGV[5]), ARGV[6], ARGV[7]
 local results = {}
-local processed, failed, requeued, archived, completed = 0, 0, 0, 0, 0
+local processed, failed, requeued, archived = 0, 0, 0, 0
 local retry_head, earliest_retry = nil, nil
 
 for _, outcome in ipairs(cmsgpack.unpack(ARGV[10])) do
   local op, id, number, text, attempt = unpack(outcome)
   local key = task_prefix .. id
-  local task = redis.call('HMGET', key, 'state', 'owner', 'pri', 'pm', 'uk', 'w', 'cancel', 'retried')
-  if task[1] ~= 'active' or task[2] ~= owner or (tonumber(task[8]) or 0) ~= attempt then
+  local problem, kind = record_problem(key)
+  local task = {}
+  if kind == 'hash' then
+    task = redis.call('HMGET', key, 'state', 'owner', 'pri', 'pm', 'uk', 'w', 'cancel', 'retried')
+  end
+  if problem and ((task[1] == 'active' and task[2] == owner)
+      or (kind ~= 'hash' and redis.call('ZSCORE', KEYS[1], id))) then
+    redis.call('ZREM', KEYS[1], id)
+    archive_corrupt(key, kind, KEYS[4], id, problem, now)
+    task_ended(unique_prefix, task[5], id, task[6], done)
+    processed, failed, archived = processed + 1, failed + 1, archived + 1
+    results[#results + 1] = 2
+  elseif problem or task[1] ~= 'active' or task[2] ~= owner
+      or (tonumber(task[8]) or 0) ~= attempt then
     results[#results + 1] = 0
   else
     redis.call('ZREM', KEYS[1], id)
@@ -52,7 +71,6 @@ for _, outcome in ipairs(cmsgpack.unpack(ARGV[10])) do
         redis.call('HDEL', key, 'owner', 'cancel')
         redis.call('PEXPIRE', key, number)
         redis.call('ZADD', KEYS[5], now + number, id)
-        completed = completed + 1
       else
         redis.call('DEL', key)
       end
@@ -94,15 +112,5 @@ end
 if archived > 0 then
   trim_archive(KEYS[4], task_prefix, tonumber(ARGV[8]), tonumber(ARGV[9]), now)
 end
-if completed > 0 then
-  -- Forget completed tasks whose retention ran out (their hashes expire by themselves;
-  -- an id enqueued again since then names a new task, which must stay).
-  local expired = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now, 'LIMIT', 0, 100)
-  for _, id in ipairs(expired) do
-    if redis.call('HGET', task_prefix .. id, 'state') == 'completed' then
-      redis.call('DEL', task_prefix .. id)
-    end
-    redis.call('ZREM', KEYS[5], id)
-  end
-end
+trim_completed(KEYS[5], now)
 return results

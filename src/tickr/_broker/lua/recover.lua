@@ -5,10 +5,12 @@
 -- recover, each task is taken back exactly once.
 -- A task handed to an idle server that never took it off its inbox (the server died
 -- right then) never started: it goes back to pending, and no attempt is counted.
--- The calling server's registration as a waiter is refreshed at the same time.
+-- A task whose record is damaged (lib/task_record.lua) is archived with the problem as
+-- its error.  The calling server's registration as a waiter is refreshed, and completed
+-- tasks whose retention ran out are forgotten, at the same time.
 -- KEYS[1] active    KEYS[2] retry    KEYS[3] archived    KEYS[4] processed
 -- KEYS[5] failed    KEYS[6] processed today    KEYS[7] failed today
--- KEYS[8] pending    KEYS[9] waiters    KEYS[10] idle flag
+-- KEYS[8] pending    KEYS[9] waiters    KEYS[10] idle flag    KEYS[11] completed
 -- ARGV[1] task key prefix    ARGV[2] unique key prefix    ARGV[3] events channel
 -- ARGV[4] done channel    ARGV[5] now (ms)    ARGV[6] daily counter ttl (s)
 -- ARGV[7] archive max size    ARGV[8] archive max age (ms)    ARGV[9] most tasks to take
@@ -20,6 +22,8 @@
 --@include outcomes
 --@include trim_archive
 --@include wake_pending
+--@include trim_completed
+--@include task_record
 
 local task_prefix, unique_prefix = ARGV[1], ARGV[2]
 local events, done = ARGV[3], ARGV[4]
@@ -32,11 +36,21 @@ redis.call('ZADD', KEYS[9], 'XX', ARGV[12], ARGV[11])
 for _, id in ipairs(expired) do
   redis.call('ZREM', KEYS[1], id)
   local key = task_prefix .. id
-  local task = redis.call('HMGET', key, 'state', 'mr', 'retried', 'uk', 'w', 'cancel', 'owner',
-    'msg', 'pri', 'pm')
-  local handed = task[7] and task[8] and task[10]
+  local problem, kind = record_problem(key)
+  local task = {}
+  if kind == 'hash' then
+    task = redis.call('HMGET', key, 'state', 'mr', 'retried', 'uk', 'w', 'cancel', 'owner',
+      'msg', 'pri', 'pm')
+  end
+  local handed = not problem and task[7] and task[8] and task[10]
     and redis.call('LREM', ARGV[10] .. task[7], 1, id .. ' ' .. task[8]) == 1
-  if task[1] == 'active' and handed and not task[6] then
+  if problem and (kind ~= 'hash' or task[1] == 'active') then
+    archive_corrupt(key, kind, KEYS[3], id, problem, now)
+    task_ended(unique_prefix, task[4], id, task[5], done)
+    archived = archived + 1
+  elseif problem then
+    -- not active: whoever moved it on owns it now
+  elseif task[1] == 'active' and handed and not task[6] then
     redis.call('HSET', key, 'state', 'pending')
     redis.call('HDEL', key, 'owner')
     redis.call('ZADD', KEYS[8], -(tonumber(task[9]) or 0), task[10])
@@ -67,4 +81,5 @@ end
 if unreceived > 0 then
   wake_pending(KEYS[10], ARGV[3])
 end
+trim_completed(KEYS[11], now)
 return {retried, archived, zset_head(KEYS[1]) or -1, unreceived}

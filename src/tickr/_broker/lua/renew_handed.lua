@@ -9,7 +9,8 @@
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[4])
 local renewed = 0
 for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
-  if redis.call('HGET', ARGV[1] .. id, 'owner') == ARGV[2]
+  if redis.call('TYPE', ARGV[1] .. id)['ok'] == 'hash'
+      and redis.call('HGET', ARGV[1] .. id, 'owner') == ARGV[2]
       and redis.call('ZSCORE', KEYS[1], id) then
     redis.call('ZADD', KEYS[1], 'XX', ARGV[3], id)
     renewed = renewed + 1
