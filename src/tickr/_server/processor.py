@@ -221,7 +221,7 @@ class Processor:
                 )
                 if not job.done:
                     self._finisher.archive(job, "internal error: cancelled while finishing")
-            except Exception as exc:
+            except BaseException as exc:  # even SystemExit: the job must still end
                 if job.done:  # it has its outcome already; a second one would contradict it
                     logger.exception(
                         "processing task %s in %r failed after its outcome", job.id, job.queue
@@ -474,12 +474,15 @@ async def _contained(job: Job, coro: Coroutine[Any, Any, Any]) -> Any:
     try:
         return await coro
     except (SystemExit, KeyboardInterrupt) as exc:
+        consequence = "ignored: the attempt had ended"
         if not job.done and job.escaped is None:
             job.escaped = exc
+            consequence = "the attempt fails"
         logger.error(
-            "a task started by the handler of task %s in %r raised %s; the attempt fails",
+            "a task started by the handler of task %s in %r raised %s; %s",
             job.id,
             job.queue,
             describe(exc),
+            consequence,
         )
         raise _EscapeStopped(describe(exc)) from exc
