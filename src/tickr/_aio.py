@@ -20,6 +20,7 @@ __all__ = [
     "cancel_and_wait",
     "detach",
     "first_of",
+    "forget_cancellation",
     "wait_event",
     "within",
 ]
@@ -53,7 +54,9 @@ async def call_hook(
 ) -> None:
     """Call a user's callback, sync or async, if there is one; log what it raises.
 
-    `failure` and `failure_args` make the log message.  A cancellation is not caught.
+    `failure` and `failure_args` make the log message.  Whatever the hook raises is
+    logged and ignored, `SystemExit` and `KeyboardInterrupt` included, except a
+    cancellation while the calling task is being cancelled: that one propagates.
     """
     if hook is None:
         return
@@ -61,8 +64,24 @@ async def call_hook(
         outcome = hook(*args)
         if inspect.isawaitable(outcome):
             await outcome
-    except Exception:
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise
+        logger.exception(failure, *failure_args)  # the hook raised it of its own accord
+    except BaseException:  # a hook's SystemExit must not stop a server either
         logger.exception(failure, *failure_args)
+
+
+def forget_cancellation() -> None:
+    """Reset the current task's count of cancellation requests to zero.
+
+    For code that deliberately ends a cancellation: afterwards `cancelling()` is 0, so
+    `asyncio.timeout` and task groups in the task work as if it never happened.
+    """
+    current = asyncio.current_task()
+    while current is not None and current.uncancel() > 0:
+        pass
 
 
 async def wait_event(event: asyncio.Event, timeout: float | None) -> bool:

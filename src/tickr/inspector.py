@@ -390,6 +390,8 @@ def _server_info(record: dict[str, Any]) -> ServerInfo:
         strict_priority=bool(record["strict_priority"]),
         started_at=datetime_from_ms(int(record["started_ms"])),
         active_tasks=[(str(queue), str(task_id)) for queue, task_id in record["active"]],
+        workers_alive=None if record.get("workers_alive") is None else int(record["workers_alive"]),
+        restarts={str(kind): int(n) for kind, n in (record.get("restarts") or {}).items()},
     )
 
 

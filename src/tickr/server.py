@@ -45,6 +45,7 @@ from tickr._server.job import StopReason
 from tickr._server.lease_keeper import LeaseKeeper
 from tickr._server.processor import ErrorHandler, Processor
 from tickr._server.redis_check import check_redis
+from tickr._server.supervisor import Supervisor
 from tickr._signals import serve_until_signalled
 from tickr._time import now_ms, seconds
 from tickr.backoff import RetryDelay, exponential_backoff
@@ -85,7 +86,9 @@ class Server(ClosedOnExit):
         error_handler: ``(task, exc)``, sync or async, called on every failed attempt.
         shutdown_timeout: Seconds that running handlers get to finish on shutdown.
         health_check: ``(exc | None)``, sync or async, called after every heartbeat with
-            the Redis error of that heartbeat, or None when Redis answered.
+            the Redis error of that heartbeat, else a `TickrError` naming a loop or
+            worker of the server that failed since the last beat (and was restarted),
+            or None when all is well.
         lease_duration: Seconds a task stays held without a heartbeat; after that any
             server takes it back (to retry, with the error "worker lost").  A task of a
             server that died is back in play within lease_duration + heartbeat_interval.
@@ -211,7 +214,9 @@ class Server(ClosedOnExit):
         Raises:
             RuntimeError: If this server is already serving.
             TypeError: If `handler` is neither a ServeMux nor an async callable.
-            TickrError: If Redis is older than 6.2 (checked once Redis answers).
+            TickrError: If Redis is older than 6.2 (checked once Redis answers), or
+                after a clean shutdown because one of the server's loops or workers
+                kept failing (see docs/reliability.md).
         """
         if self._serving:
             raise RuntimeError("this Server is already serving")
@@ -262,33 +267,31 @@ class Server(ClosedOnExit):
     async def _serve(self, resolve: Callable[[str], CallNext | None], burst: bool) -> None:
         assert self._stop_requested is not None and self._ready is not None
         assert self._force is not None
+        stop_requested = self._stop_requested
+        supervisor = Supervisor(lambda _failure: stop_requested.set(), stop_requested.is_set)
         broker = Broker.connect(self._url, self._redis, self.namespace)
         renewer = broker.sync_renewer()
         processor, finisher, fetcher, forwarder, heartbeat, listener, leases = self._build(
-            broker, resolve, renewer
+            broker, resolve, renewer, supervisor
         )
         background: dict[str, asyncio.Task[None]] = {}
         cancelled = False
         try:
-            background["listener"] = asyncio.create_task(listener.run(), name="tickr-listener")
+            background["listener"] = supervisor.spawn("listener", listener.run)
             if await self._start_up(broker, listener):
-                background["finisher"] = asyncio.create_task(finisher.run(), name="tickr-finisher")
-                processor.start()
+                background["finisher"] = supervisor.spawn("finisher", finisher.run)
+                processor.start(supervisor)
                 if leases is not None:
                     leases.start()
-                background["heartbeat"] = asyncio.create_task(
-                    heartbeat.run(), name="tickr-heartbeat"
-                )
-                background["forwarder"] = asyncio.create_task(
-                    forwarder.run(), name="tickr-forwarder"
-                )
+                background["heartbeat"] = supervisor.spawn("heartbeat", heartbeat.run)
+                background["forwarder"] = supervisor.spawn("forwarder", forwarder.run)
                 inbox = Inbox(broker, processor, fetcher, owner=self.id, queues=list(self._queues))
                 self._inbox = inbox
-                background["inbox"] = asyncio.create_task(inbox.run(), name="tickr-inbox")
-                background["fetcher"] = asyncio.create_task(fetcher.run(), name="tickr-fetcher")
+                background["inbox"] = supervisor.spawn("inbox", inbox.run)
+                background["fetcher"] = supervisor.spawn("fetcher", fetcher.run)
                 if burst:
                     watcher = BurstWatcher(broker, processor, list(self._queues), self._empty)
-                    background["burst"] = asyncio.create_task(watcher.run(), name="tickr-burst")
+                    background["burst"] = supervisor.spawn("burst", watcher.run)
                 if self.scheduler is not None:
                     background["scheduler"] = asyncio.create_task(
                         self.scheduler.serve(), name="tickr-scheduler"
@@ -312,9 +315,12 @@ class Server(ClosedOnExit):
                 current.uncancel()
             logger.info("server %s cancelled: shutting down now", self.id)
         finally:
+            stop_requested.set()  # from now on the loops may end: the supervisor lets them
             await self._shut_down(broker, background, processor, finisher, fetcher, leases)
         if cancelled:
             raise asyncio.CancelledError
+        if supervisor.gave_up is not None:
+            raise supervisor.gave_up
 
     async def _start_up(self, broker: Broker, listener: EventListener) -> bool:
         """Register the queues and wait for the subscription; False if stopped first."""
@@ -338,6 +344,7 @@ class Server(ClosedOnExit):
         broker: Broker,
         resolve: Callable[[str], CallNext | None],
         renewer: SyncRenewer | None,
+        supervisor: Supervisor,
     ) -> tuple[
         Processor, Finisher, Fetcher, Forwarder, Heartbeat, EventListener, LeaseKeeper | None
     ]:
@@ -390,8 +397,10 @@ class Server(ClosedOnExit):
             archive_max_age_ms=self._archive_max_age_ms,
             health_check=self._health_check,
             renew=leases is None,
-            record=lambda: self._registry_record(processor),
-            other_failure=None if leases is None else lambda: leases.failure,
+            record=lambda: self._registry_record(processor, supervisor),
+            other_failure=lambda: (
+                supervisor.take_failure() or (None if leases is None else leases.failure)
+            ),
             waiter=fetcher.waiter,
             waiter_ttl_ms=int(self._heartbeat_interval * 3000) + 1000,
         )
@@ -413,7 +422,7 @@ class Server(ClosedOnExit):
             listener.add_events(queue)
         return processor, finisher, fetcher, forwarder, heartbeat, listener, leases
 
-    def _registry_record(self, processor: Processor) -> bytes:
+    def _registry_record(self, processor: Processor, supervisor: Supervisor) -> bytes:
         return encode_value(
             {
                 "id": self.id,
@@ -424,6 +433,8 @@ class Server(ClosedOnExit):
                 "strict_priority": self.strict_priority,
                 "started_ms": self._started_ms,
                 "active": [[queue, task_id] for queue, task_id in tuple(processor.held)],
+                "workers_alive": supervisor.alive.get("worker", 0),
+                "restarts": dict(supervisor.restarts),
             }
         )
 

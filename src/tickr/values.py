@@ -131,6 +131,12 @@ class ServerInfo:
     active_tasks: list[tuple[str, str]] = field(default_factory=list)
     """(queue, task id) of every task the server held (running, or fetched and about to
     run) at its last heartbeat."""
+    workers_alive: int | None = None
+    """Worker coroutines running at its last heartbeat (`concurrency` when healthy; one
+    that failed is restarted); None for a server of a version that did not say."""
+    restarts: dict[str, int] = field(default_factory=dict)
+    """Kind of part ("worker", "fetcher", "heartbeat"...) -> times it ended unexpectedly
+    and was restarted since the server started."""
 
 
 @dataclass(frozen=True, slots=True)

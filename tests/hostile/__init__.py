@@ -1,0 +1,1 @@
+"""Handlers and hooks that misbehave: the server must survive them."""

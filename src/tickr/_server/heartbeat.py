@@ -53,8 +53,8 @@ class Heartbeat:
         renew: Also renew this server's leases (when no LeaseKeeper thread does).
         record: Builds this server's registry record, refreshed every beat with an
             expiry of three intervals (so a dead server drops out of the registry).
-        other_failure: The current failure of another part (the lease thread), reported
-            to `health_check` when the beat itself succeeded.
+        other_failure: The current failure of another part (a restarted loop, the lease
+            thread), reported to `health_check` when the beat itself succeeded.
         waiter: How this server is registered as a waiter: each beat extends its
             registrations by `waiter_ttl_ms` (see fetcher.py).
     """

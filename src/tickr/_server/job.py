@@ -22,7 +22,17 @@ class StopReason(enum.Enum):
 class Job:
     """A task held by this server, with what the processor needs to stop it."""
 
-    __slots__ = ("done", "id", "msg", "queue", "retried", "scope", "stop_reason", "type")
+    __slots__ = (
+        "done",
+        "escaped",
+        "id",
+        "msg",
+        "queue",
+        "retried",
+        "scope",
+        "stop_reason",
+        "type",
+    )
 
     def __init__(self, queue: str, task_id: str, msg: bytes | None, retried: int) -> None:
         self.queue = queue
@@ -32,6 +42,8 @@ class Job:
         self.type = ""
         self.scope: asyncio.Timeout | None = None
         self.stop_reason: StopReason | None = None
+        self.escaped: BaseException | None = None
+        """A SystemExit or KeyboardInterrupt raised by a task the handler started."""
         self.done = False
         """The outcome is decided and on its way to Redis: there is nothing left to stop."""
 

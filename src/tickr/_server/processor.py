@@ -4,21 +4,29 @@ The fetcher submits jobs; each worker takes one, decodes it, finds its handler, 
 inside a timeout scope, and hands the outcome to the finisher.  The scope serves every
 way the server stops a handler itself (timeout, deadline, cancel, lost lease, shutdown):
 the job records why, and the scope turns the cancellation into a `TimeoutError` inside
-this module, so an outer cancellation of the worker always stays a `CancelledError`.
+this module.
+
+Only the server cancels its workers on purpose (`cancel_workers`, at shutdown), and it
+says so: any other cancellation that reaches a handler (the handler cancelled its own
+task, or raised `CancelledError`) is the handler's failure, and the worker goes on.
+Tasks a handler starts run under a task factory that stops a `SystemExit` or
+`KeyboardInterrupt` of theirs from leaving the event loop: the attempt fails instead.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Generator
 from datetime import timedelta
 from typing import Any, Final
 
-from tickr._aio import call_hook, cancel_and_wait
+from tickr._aio import call_hook, cancel_and_wait, forget_cancellation
 from tickr._broker import DequeuedTask
 from tickr._server.finisher import Finisher
 from tickr._server.job import Job, StopReason
+from tickr._server.supervisor import Supervisor
 from tickr._time import now_ms
 from tickr.backoff import RetryDelay, exponential_backoff
 from tickr.errors import SkipRetry
@@ -36,6 +44,15 @@ ErrorHandler = Callable[[Task, BaseException], Any]
 _FALLBACK_DELAY: Final = exponential_backoff()
 MAX_RETRY_DELAY: Final = 366 * 86400
 """Longest retry delay, in seconds: a longer one (up to infinity) is cut to this."""
+
+_running_job: contextvars.ContextVar[Job | None] = contextvars.ContextVar(
+    "tickr_running_job", default=None
+)
+"""The job whose handler runs in this context (tasks the handler starts inherit it)."""
+
+
+class _EscapeStopped(Exception):
+    """Raised in place of a SystemExit or KeyboardInterrupt of a task a handler started."""
 
 
 def describe(exc: BaseException) -> str:
@@ -86,6 +103,10 @@ class Processor:
         self.running: dict[tuple[str, str], Job] = {}
         """Jobs whose handler is running now."""
         self._job_by_worker: dict[asyncio.Task[Any], Job] = {}
+        self._cancelling = False
+        self._factory_loop: asyncio.AbstractEventLoop | None = None
+        self._previous_factory: Any = None
+        self._factory = self._make_task
 
     # Capacity -------------------------------------------------------------
 
@@ -106,10 +127,18 @@ class Processor:
 
     # Jobs -----------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start the worker coroutines."""
+    def start(self, supervisor: Supervisor) -> None:
+        """Start the worker coroutines, each supervised (restarted if it ever ends).
+
+        Also installs the running loop's task factory that contains the tasks handlers
+        start (see the module docstring); `cancel_workers` restores the previous one.
+        """
+        loop = asyncio.get_running_loop()
+        self._factory_loop = loop
+        self._previous_factory = loop.get_task_factory()
+        loop.set_task_factory(self._factory)
         self._workers = [
-            asyncio.create_task(self._work(), name=f"tickr-worker-{i}")
+            supervisor.spawn("worker", self._work, name=f"tickr-worker-{i}")
             for i in range(self._concurrency)
         ]
 
@@ -155,6 +184,11 @@ class Processor:
 
     async def cancel_workers(self, patience: float) -> None:
         """Cancel every worker coroutine and wait up to `patience` seconds for them."""
+        self._cancelling = True
+        loop = self._factory_loop
+        if loop is not None and loop.get_task_factory() is self._factory:
+            loop.set_task_factory(self._previous_factory)
+        self._factory_loop = None
         stuck = await cancel_and_wait(self._workers, patience)
         if stuck:
             logger.warning(
@@ -177,7 +211,20 @@ class Processor:
             job = await get()
             try:
                 await self._process(job)
-            except Exception as exc:
+            except asyncio.CancelledError:
+                if self._cancelling:
+                    raise
+                # Nobody else means to stop a worker: a hook cancelled it (and the job
+                # has its outcome), so the worker forgets it and goes on.
+                forget_cancellation()
+                logger.error(
+                    "a worker was cancelled while finishing task %s in %r; it goes on",
+                    job.id,
+                    job.queue,
+                )
+                if not job.done:
+                    self._finisher.archive(job, "internal error: cancelled while finishing")
+            except BaseException as exc:  # even SystemExit: the job must still end
                 if job.done:  # it has its outcome already; a second one would contradict it
                     logger.exception(
                         "processing task %s in %r failed after its outcome", job.id, job.queue
@@ -259,13 +306,22 @@ class Processor:
             self.running.pop(key, None)
             if worker is not None:
                 self._job_by_worker.pop(worker, None)
-        stopped_by_us = job.stop_reason is not None or (
-            job.scope is not None and job.scope.expired()
+        if job.escaped is not None:
+            succeeded, outcome = False, job.escaped
+        # A handler that blocked the loop past its end was never interrupted: it is late.
+        overran = when is not None and loop.time() >= when
+        stopped_by_us = (
+            job.stop_reason is not None
+            or (job.scope is not None and job.scope.expired())
+            or overran
         )
         if succeeded and not stopped_by_us:
             await self._succeed(job, task, message, outcome)
-        elif stopped_by_us and (succeeded or isinstance(outcome, TimeoutError)):
-            # Our scope stopped the handler (or it swallowed the cancellation and returned).
+        elif stopped_by_us and (
+            succeeded or isinstance(outcome, TimeoutError | asyncio.CancelledError)
+        ):
+            # Our scope stopped the handler (or it swallowed the cancellation and
+            # returned, or blocked the loop until past its end).
             await self._stopped(job, task, message)
         elif isinstance(outcome, SkipRetry):
             await self._fail(job, task, outcome, final=True)
@@ -277,16 +333,16 @@ class Processor:
     ) -> tuple[bool, Any]:
         """Run the handler; (True, result) or (False, what it raised).
 
-        Only a cancellation of the worker itself (a forced shutdown) propagates; the
-        task is requeued first.
+        Only the server's cancellation of its workers (a forced shutdown) propagates;
+        the task is requeued first.
         """
+        token = _running_job.set(job)
         try:
             async with asyncio.timeout_at(when) as scope:
                 job.scope = scope
                 return True, await handler(task)
         except asyncio.CancelledError as exc:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
+            if self._cancelling:
                 if job.stop_reason is None:
                     job.stop_reason = StopReason.SHUTDOWN
                     self._finisher.requeue(job)
@@ -294,6 +350,40 @@ class Processor:
             return False, exc  # a CancelledError of the handler's own making
         except BaseException as exc:  # noqa: BLE001 - any error of the handler is a failed attempt
             return False, exc
+        finally:
+            _running_job.reset(token)
+            if not self._cancelling:
+                await self._absorb_own_cancellation()
+
+    async def _absorb_own_cancellation(self) -> None:
+        """Take back a cancellation the handler requested of its worker and left behind.
+
+        It would otherwise stop the worker at its next await (or be mistaken for ours).
+        """
+        worker = asyncio.current_task()
+        if worker is None or not worker.cancelling():
+            return
+        try:
+            await asyncio.sleep(0)  # a requested cancellation not delivered yet lands here
+        except asyncio.CancelledError:
+            if self._cancelling:
+                raise
+        forget_cancellation()
+
+    def _make_task(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        coro: Coroutine[Any, Any, Any] | Generator[Any, None, Any],
+        **kwargs: Any,
+    ) -> asyncio.Future[Any]:
+        """The task factory: tasks started by a handler run contained (see `_contained`)."""
+        job = _running_job.get()
+        if job is not None and isinstance(coro, Coroutine):
+            coro = _contained(job, coro)
+        previous = self._previous_factory
+        if previous is not None:
+            return previous(loop, coro, **kwargs)  # type: ignore[no-any-return]
+        return asyncio.Task(coro, loop=loop, **kwargs)
 
     async def _stopped(self, job: Job, task: Task, message: TaskMessage) -> None:
         reason = job.stop_reason
@@ -374,7 +464,7 @@ class Processor:
             logger.error(
                 "retry_delay returned %r, not a delay (negative or NaN); using the default", delay
             )
-        except Exception:
+        except BaseException:  # even its SystemExit: a hook never stops a server
             logger.exception("retry_delay raised; using the default backoff")
         return _FALLBACK_DELAY(task.retry_count, exc, task)
 
@@ -386,3 +476,27 @@ class Processor:
             "error_handler raised while reporting task %s",
             task.id,
         )
+
+
+async def _contained(job: Job, coro: Coroutine[Any, Any, Any]) -> Any:
+    """Run a task started by the handler of `job`; a SystemExit of it fails the attempt.
+
+    Raises:
+        _EscapeStopped: Instead of a SystemExit or KeyboardInterrupt of the task, which
+            would otherwise leave the event loop and end the process.
+    """
+    try:
+        return await coro
+    except (SystemExit, KeyboardInterrupt) as exc:
+        consequence = "ignored: the attempt had ended"
+        if not job.done and job.escaped is None:
+            job.escaped = exc
+            consequence = "the attempt fails"
+        logger.error(
+            "a task started by the handler of task %s in %r raised %s; %s",
+            job.id,
+            job.queue,
+            describe(exc),
+            consequence,
+        )
+        raise _EscapeStopped(describe(exc)) from exc
