@@ -1,0 +1,65 @@
+"""Hostile input against a real Redis: every bad value is refused before anything is
+written, and what is stored can always be read back (issue 10, parts 3 and 6)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+import redis.asyncio as aredis
+
+import tickr
+from tests.conftest import ServerFactory
+
+
+async def stored_keys(raw_redis: aredis.Redis, namespace: str) -> list[Any]:
+    return sorted(await raw_redis.keys(f"{namespace}:*"))
+
+
+# ------------------------------------------------------------------ values that cannot be read
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {(1, 2): "a tuple key"},
+        [{"nested": {("a",): 1}}],
+        datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1))),
+        {"at": datetime(9999, 12, 31, 23, tzinfo=timezone(-timedelta(hours=5)))},
+    ],
+)
+async def test_a_payload_that_would_not_decode_is_refused_before_anything_is_written(
+    client: tickr.Client, raw_redis: aredis.Redis, namespace: str, payload: Any
+) -> None:
+    with pytest.raises(TypeError, match="cannot be decoded once encoded"):
+        await client.enqueue("t", payload)
+    with pytest.raises(TypeError, match="cannot be decoded once encoded"):
+        await client.enqueue_many([tickr.TaskSpec("t", "fine"), tickr.TaskSpec("t", payload)])
+    assert await stored_keys(raw_redis, namespace) == []
+
+
+async def test_a_result_that_would_not_decode_archives_its_task_as_unstorable(
+    client: tickr.Client, running_server: ServerFactory
+) -> None:
+    async def handler(task: tickr.Task) -> object:
+        if task.payload == "tuple key":
+            return {(1, 2): 3}
+        return {"moment": datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=2)))}
+
+    keyed = await client.enqueue("t", "tuple key", retention=60)
+    dated = await client.enqueue("t", "old date", retention=60)
+    async with running_server(handler):
+        with pytest.raises(tickr.TaskFailed) as keyed_failure:
+            await client.result(keyed.id, timeout=10)
+        with pytest.raises(tickr.TaskFailed) as dated_failure:
+            await client.result(dated.id, timeout=10)
+    assert keyed_failure.value.last_error == (
+        "result cannot be stored: value cannot be decoded once encoded: "
+        "a dict key is a tuple or list"
+    )
+    assert dated_failure.value.last_error == (
+        "result cannot be stored: value cannot be decoded once encoded: "
+        "a datetime is outside years 1-9999 in UTC"
+    )
+    assert (await client.get_task(keyed.id)).state == "archived"
