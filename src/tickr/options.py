@@ -12,7 +12,7 @@ import re
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from tickr._time import datetime_from_ms, ms_from_datetime, seconds
+from tickr._time import datetime_from_ms, duration_ms, ms_from_datetime
 from tickr.serialization import canonical_bytes, encode_message, encode_value
 from tickr.values import TaskInfo
 
@@ -184,14 +184,23 @@ def _due_ms(spec: TaskSpec, now: int) -> int:
     if spec.delay is not None and spec.at is not None:
         raise ValueError("give either delay or at, not both")
     if spec.delay is not None:
-        return now + int(seconds(spec.delay, "delay") * 1000)
+        return now + duration_ms(spec.delay, "delay")
     if spec.at is not None:
         return ms_from_datetime(spec.at, "at")
     return now
 
 
+def _deadline_ms(deadline: datetime, due_ms: int, now_ms: int) -> int:
+    ms = ms_from_datetime(deadline, "deadline")
+    if ms <= now_ms:
+        raise ValueError("deadline is already in the past")
+    if ms <= due_ms:
+        raise ValueError("deadline must be later than the time the task is due (at/delay)")
+    return ms
+
+
 def _positive_ms(value: float | timedelta, name: str) -> int:
-    ms = int(seconds(value, name) * 1000)
+    ms = duration_ms(value, name)
     if ms <= 0:
         raise ValueError(f"{name} must be positive, got {value!r}")
     return ms
@@ -247,17 +256,15 @@ def prepare_task(
         timeout_ms: int | None = 1_800_000
     else:
         timeout_ms = None if timeout is None else _positive_ms(timeout, "timeout")
-    deadline_ms = None if spec.deadline is None else ms_from_datetime(spec.deadline, "deadline")
-    if deadline_ms is not None and deadline_ms <= now_ms:
-        raise ValueError("deadline is already in the past")
+    due_ms = now_ms if spec.delay is None and spec.at is None else _due_ms(spec, now_ms)
+    deadline_ms = None if spec.deadline is None else _deadline_ms(spec.deadline, due_ms, now_ms)
     retention = spec.retention
     if retention == 0 and type(retention) is int:
         retention_ms = 0
     else:
-        retention_ms = int(seconds(retention, "retention") * 1000)
+        retention_ms = duration_ms(retention, "retention")
     unique_ms = None if spec.unique is None else _positive_ms(spec.unique, "unique")
     task_id, token = _id_and_token(spec.task_id)
-    due_ms = now_ms if spec.delay is None and spec.at is None else _due_ms(spec, now_ms)
 
     msg = encode_message(
         task_type, spec.payload, max_retry, timeout_ms, deadline_ms, retention_ms, now_ms

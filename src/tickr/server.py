@@ -46,7 +46,7 @@ from tickr._server.lease_keeper import LeaseKeeper
 from tickr._server.processor import ErrorHandler, Processor
 from tickr._server.redis_check import check_redis
 from tickr._signals import serve_until_signalled
-from tickr._time import now_ms, seconds
+from tickr._time import duration_ms, now_ms, seconds
 from tickr.backoff import RetryDelay, exponential_backoff
 from tickr.errors import RedisUnavailable
 from tickr.mux import CallNext, ServeMux, is_async_callable
@@ -123,7 +123,7 @@ class Server(ClosedOnExit):
             raise ValueError(f"concurrency must be a positive int, got {concurrency!r}")
         self._queues = _check_queues({"default": 1} if queues is None else queues)
         self._shutdown_timeout = seconds(shutdown_timeout, "shutdown_timeout")
-        self._lease_ms = int(seconds(lease_duration, "lease_duration") * 1000)
+        self._lease_ms = duration_ms(lease_duration, "lease_duration")
         self._heartbeat_interval = seconds(heartbeat_interval, "heartbeat_interval")
         if not 0 < self._heartbeat_interval * 1000 < self._lease_ms:
             raise ValueError("heartbeat_interval must be positive and shorter than lease_duration")
@@ -147,7 +147,7 @@ class Server(ClosedOnExit):
         self._error_handler = error_handler
         self._health_check = health_check
         self._archive_max_size = archive_max_size
-        self._archive_max_age_ms = int(seconds(archive_max_age, "archive_max_age") * 1000)
+        self._archive_max_age_ms = duration_ms(archive_max_age, "archive_max_age")
         if scheduler is not None and not isinstance(scheduler, Scheduler):
             raise TypeError("scheduler must be a tickr.Scheduler")
         self.scheduler = scheduler

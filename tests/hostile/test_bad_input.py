@@ -3,7 +3,7 @@ written, and what is stored can always be read back (issue 10, parts 3 and 6).""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -11,6 +11,7 @@ import redis.asyncio as aredis
 
 import tickr
 from tests.conftest import ServerFactory
+from tickr._broker.keys import QueueKeys
 
 
 async def stored_keys(raw_redis: aredis.Redis, namespace: str) -> list[Any]:
@@ -63,3 +64,55 @@ async def test_a_result_that_would_not_decode_archives_its_task_as_unstorable(
         "a datetime is outside years 1-9999 in UTC"
     )
     assert (await client.get_task(keyed.id)).state == "archived"
+
+
+# ------------------------------------------------------------------ durations and instants
+
+LATE_UTC = datetime(9999, 12, 31, 23, tzinfo=timezone(-timedelta(hours=5)))
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        ({"delay": 1e12}, "delay must be at most 31536000000 seconds"),
+        ({"delay": timedelta.max}, "delay must be at most"),
+        ({"delay": 1e300}, "delay must be at most"),
+        ({"unique": 1e300}, "unique must be at most"),
+        ({"timeout": 1e16}, "timeout must be at most"),
+        ({"retention": 1e16}, "retention must be at most"),
+        ({"at": LATE_UTC}, "at must fall within years 1-9999 in UTC"),
+        ({"deadline": LATE_UTC}, "deadline must fall within years 1-9999 in UTC"),
+        (
+            {"at": datetime(9000, 1, 2, tzinfo=UTC), "deadline": datetime(9000, 1, 1, tzinfo=UTC)},
+            "deadline must be later than the time the task is due",
+        ),
+    ],
+)
+async def test_durations_and_instants_out_of_range_are_refused_before_anything_is_written(
+    client: tickr.Client,
+    raw_redis: aredis.Redis,
+    namespace: str,
+    options: dict[str, Any],
+    error: str,
+) -> None:
+    with pytest.raises(ValueError, match=error):
+        await client.enqueue("t", **options)
+    with pytest.raises(ValueError, match=error):
+        await client.enqueue_many([tickr.TaskSpec("t"), tickr.TaskSpec("t", **options)])
+    assert await stored_keys(raw_redis, namespace) == []
+
+
+async def test_a_stored_timestamp_past_year_9999_does_not_break_reading(
+    client: tickr.Client, raw_redis: aredis.Redis, url: str, namespace: str
+) -> None:
+    """Older versions stored such values; every read of the page still works."""
+    bad = await client.enqueue("t", "bad", delay=60)
+    good = await client.enqueue("t", "good", delay=120)
+    year_33715 = 1e12 * 1000 + 1_800_000_000_000
+    await raw_redis.hset(QueueKeys(namespace, "default").task(bad.id), "due", int(year_33715))
+    latest = datetime.max.replace(tzinfo=UTC)
+    assert (await client.get_task(bad.id)).next_process_at == latest.replace(microsecond=999000)
+    async with tickr.Inspector(url, namespace=namespace) as inspector:
+        listed = await inspector.list_tasks("default", "scheduled")
+        assert {task.id for task in listed} == {bad.id, good.id}
+        assert (await inspector.get_task(bad.id)).payload == "bad"
