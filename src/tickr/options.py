@@ -23,7 +23,11 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "PreparedTask",
     "TaskSpec",
+    "check_bool",
+    "check_int",
     "check_name",
+    "check_task",
+    "check_url",
     "new_task_id",
     "prepare_task",
 ]
@@ -57,6 +61,62 @@ def check_name(value: object, what: str) -> str:
             f"{what} {value!r} must not contain braces, whitespace or control characters"
         )
     return value
+
+
+def check_task(task_id: object, queue: object) -> None:
+    """Validate the task id and queue name of a call about one task (see `check_name`).
+
+    Raises:
+        TypeError: If either is not a str.
+        ValueError: If either is not a valid name.
+    """
+    check_name(task_id, "task_id")
+    check_name(queue, "queue")
+
+
+def check_int(
+    value: object, name: str, minimum: int | None = None, maximum: int | None = None
+) -> int:
+    """Validate an int setting or argument, within [minimum, maximum] if given, and return it.
+
+    Raises:
+        TypeError: If it is not an int (a bool is refused).
+        ValueError: If it is out of range.
+    """
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, not {value!r}")
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        if maximum is None:
+            raise ValueError(f"{name} must be at least {minimum}, got {value}")
+        raise ValueError(f"{name} must be from {minimum} to {maximum}, got {value}")
+    return value
+
+
+def check_bool(value: object, name: str) -> bool:
+    """Validate a bool setting and return it.
+
+    Raises:
+        TypeError: If it is not a bool (1, "yes" and the like are refused).
+    """
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, not {value!r}")
+    return value
+
+
+def check_url(url: object) -> str | None:
+    """Validate the `url` setting (a str or None) and return it.
+
+    Raises:
+        TypeError: If it is neither a str nor None.
+        ValueError: If it is the empty string (None means the default).
+    """
+    if url is None:
+        return None
+    if not isinstance(url, str):
+        raise TypeError(f"url must be a str or None, not {type(url).__name__}")
+    if not url:
+        raise ValueError("url must not be empty (give None for the default)")
+    return url
 
 
 class TaskSpec:
@@ -174,12 +234,6 @@ class PreparedTask:
         return self._info
 
 
-def _check_int(value: object, name: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, not {value!r}")
-    return value
-
-
 def _due_ms(spec: TaskSpec, now: int) -> int:
     if spec.delay is not None and spec.at is not None:
         raise ValueError("give either delay or at, not both")
@@ -243,10 +297,10 @@ def prepare_task(
     if not task_type:
         raise ValueError("task type must not be empty")
     queue = check_name(spec.queue, "queue")
-    priority = _check_int(spec.priority, "priority")
+    priority = check_int(spec.priority, "priority")
     if not -PRIORITY_LIMIT <= priority < PRIORITY_LIMIT:
         raise ValueError(f"priority must be within [-2**31, 2**31), got {priority}")
-    max_retry = _check_int(spec.max_retry, "max_retry")
+    max_retry = check_int(spec.max_retry, "max_retry")
     if max_retry < 0:
         raise ValueError(f"max_retry must not be negative, got {max_retry}")
     if max_retry >= MAX_RETRY_LIMIT:

@@ -116,3 +116,92 @@ async def test_a_stored_timestamp_past_year_9999_does_not_break_reading(
         listed = await inspector.list_tasks("default", "scheduled")
         assert {task.id for task in listed} == {bad.id, good.id}
         assert (await inspector.get_task(bad.id)).payload == "bad"
+
+
+# ------------------------------------------------------------------ names on read and manage calls
+
+
+@pytest.fixture
+async def inspector(url: str, namespace: str) -> Any:
+    async with tickr.Inspector(url, namespace=namespace) as inspector:
+        yield inspector
+
+
+@pytest.mark.parametrize(
+    ("task_id", "queue", "error"),
+    [
+        (None, "default", TypeError),
+        (123, "default", TypeError),
+        ("", "default", ValueError),
+        ("x", "a{b}", ValueError),
+        ("x", None, TypeError),
+        ("x", "has space", ValueError),
+    ],
+)
+async def test_calls_about_one_task_check_its_id_and_queue_like_enqueue(
+    client: tickr.Client,
+    inspector: tickr.Inspector,
+    raw_redis: aredis.Redis,
+    namespace: str,
+    task_id: Any,
+    queue: Any,
+    error: type[Exception],
+) -> None:
+    kept = await client.enqueue("t", "kept", delay=60)
+    before = await stored_keys(raw_redis, namespace)
+    calls = [
+        client.get_task(task_id, queue),
+        client.result(task_id, queue, timeout=1),
+        client.cancel(task_id, queue),
+        inspector.get_task(task_id, queue),
+        inspector.delete_task(task_id, queue),
+        inspector.run_task(task_id, queue),
+        inspector.archive_task(task_id, queue),
+        inspector.cancel(task_id, queue),
+    ]
+    for call in calls:
+        with pytest.raises(error, match=r"task_id|queue"):
+            await call
+    assert await stored_keys(raw_redis, namespace) == before
+    assert (await client.get_task(kept.id)).state == "scheduled"
+
+
+@pytest.mark.parametrize(("queue", "error"), [(None, TypeError), ("a{b}", ValueError)])
+async def test_calls_about_one_queue_check_its_name(
+    inspector: tickr.Inspector, queue: Any, error: type[Exception]
+) -> None:
+    calls = [
+        inspector.queue_info(queue),
+        inspector.history(queue),
+        inspector.list_tasks(queue, "pending"),
+        inspector.delete_all(queue, "pending"),
+        inspector.delete_queue(queue),
+        inspector.pause(queue),
+    ]
+    for call in calls:
+        with pytest.raises(error, match="queue"):
+            await call
+
+
+@pytest.mark.parametrize(
+    ("page", "page_size", "error", "match"),
+    [
+        (10**20, 30, ValueError, "page must be from 1 to 2147483647"),
+        (1, 10**20, ValueError, "page_size must be from 1 to 10000"),
+        (0, 30, ValueError, "page must be from 1"),
+        (True, 30, TypeError, "page must be an int"),
+        (1, 2.0, TypeError, "page_size must be an int"),
+    ],
+)
+async def test_list_tasks_refuses_pages_redis_cannot_serve(
+    client: tickr.Client,
+    inspector: tickr.Inspector,
+    page: Any,
+    page_size: Any,
+    error: type[Exception],
+    match: str,
+) -> None:
+    await client.enqueue("t")
+    with pytest.raises(error, match=match):
+        await inspector.list_tasks("default", "pending", page=page, page_size=page_size)
+    assert len(await inspector.list_tasks("default", "pending", page=1, page_size=10_000)) == 1
