@@ -7,6 +7,7 @@ a bad argument raises `TypeError` or `ValueError` and never leaves a half-made t
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 from datetime import datetime, timedelta
@@ -24,6 +25,7 @@ __all__ = [
     "PreparedTask",
     "TaskSpec",
     "check_bool",
+    "check_float",
     "check_int",
     "check_name",
     "check_task",
@@ -90,6 +92,20 @@ def check_int(
             raise ValueError(f"{name} must be at least {minimum}, got {value}")
         raise ValueError(f"{name} must be from {minimum} to {maximum}, got {value}")
     return value
+
+
+def check_float(value: object, name: str) -> float:
+    """Validate a finite number (int or float, not a bool) and return it as a float.
+
+    Raises:
+        TypeError: If it is not an int or float.
+        ValueError: If it is infinite or NaN.
+    """
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a number, not {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, not {value!r}")
+    return float(value)
 
 
 def check_bool(value: object, name: str) -> bool:

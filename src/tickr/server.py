@@ -50,7 +50,7 @@ from tickr._time import duration_ms, now_ms, seconds
 from tickr.backoff import RetryDelay, exponential_backoff
 from tickr.errors import RedisUnavailable
 from tickr.mux import CallNext, ServeMux, is_async_callable
-from tickr.options import check_name
+from tickr.options import check_bool, check_int, check_name, check_url
 from tickr.scheduler import Scheduler
 from tickr.serialization import encode_value
 from tickr.task import Task
@@ -64,6 +64,8 @@ DEFAULT_HEARTBEAT: Final = 1.5
 DEFAULT_ARCHIVE_MAX_SIZE: Final = 10_000
 DEFAULT_ARCHIVE_MAX_AGE: Final = timedelta(days=90)
 _FINAL_FLUSH_LIMIT: Final = 30.0
+MAX_CONCURRENCY: Final = 10_000
+"""The most worker coroutines one Server runs; run more servers for more."""
 _HANDLER_GRACE: Final = 1.0
 _FETCH_GRACE: Final = 12.0
 """Longest wait at shutdown for a dequeue in flight (above the broker's call timeout)."""
@@ -76,10 +78,11 @@ class Server(ClosedOnExit):
         url: Redis URL; default $TICKR_REDIS_URL, else ``redis://127.0.0.1:6379/0``.
         redis: An existing client to use instead (never closed by Tickr).
         namespace: Prefix of every key.
-        concurrency: Number of worker coroutines (tasks run at once).
+        concurrency: Number of worker coroutines (tasks run at once), 1 to 10,000
+            (`MAX_CONCURRENCY`).
         queues: Queue name -> weight.  A queue of weight 6 is served about six times as
             often as one of weight 1 while both have work.
-        strict_priority: Always drain heavier queues first instead.
+        strict_priority: True to always drain heavier queues first instead.
         retry_delay: ``(retry_count, exc, task) -> seconds`` before a retry.
         error_handler: ``(task, exc)``, sync or async, called on every failed attempt.
         shutdown_timeout: Seconds that running handlers get to finish on shutdown.
@@ -118,21 +121,17 @@ class Server(ClosedOnExit):
         archive_max_age: float | timedelta = DEFAULT_ARCHIVE_MAX_AGE,
         scheduler: Scheduler | None = None,
     ) -> None:
+        check_url(url)
         check_name(namespace, "namespace")
-        if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
-            raise ValueError(f"concurrency must be a positive int, got {concurrency!r}")
+        check_int(concurrency, "concurrency", 1, MAX_CONCURRENCY)
+        check_bool(strict_priority, "strict_priority")
         self._queues = _check_queues({"default": 1} if queues is None else queues)
         self._shutdown_timeout = seconds(shutdown_timeout, "shutdown_timeout")
         self._lease_ms = duration_ms(lease_duration, "lease_duration")
         self._heartbeat_interval = seconds(heartbeat_interval, "heartbeat_interval")
         if not 0 < self._heartbeat_interval * 1000 < self._lease_ms:
             raise ValueError("heartbeat_interval must be positive and shorter than lease_duration")
-        if (
-            not isinstance(archive_max_size, int)
-            or isinstance(archive_max_size, bool)
-            or archive_max_size < 0
-        ):
-            raise ValueError("archive_max_size must be a non-negative int")
+        check_int(archive_max_size, "archive_max_size", 0)
         for name, hook in (("retry_delay", retry_delay), ("error_handler", error_handler)):
             if hook is not None and not callable(hook):
                 raise TypeError(f"{name} must be callable")
@@ -540,9 +539,7 @@ def _check_queues(queues: Mapping[str, int]) -> dict[str, int]:
     checked = {}
     for name, weight in queues.items():
         check_name(name, "queue")
-        if not isinstance(weight, int) or isinstance(weight, bool) or weight < 1:
-            raise ValueError(f"the weight of queue {name!r} must be a positive int, got {weight!r}")
-        checked[name] = weight
+        checked[name] = check_int(weight, f"the weight of queue {name!r}", 1)
     return checked
 
 
