@@ -257,6 +257,9 @@ class Client(ClosedOnExit):
                     del self._waiters[key]
 
     def _ensure_listener(self) -> EventListener:
+        task = self._listener_task
+        if task is not None and (task.done() or task.get_loop() is not asyncio.get_running_loop()):
+            self._listener = None  # it ran on an event loop that has ended
         if self._listener is None:
             self._listener = self._broker.listener(self._on_event)
             self._listener_task = asyncio.create_task(

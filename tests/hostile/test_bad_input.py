@@ -3,6 +3,8 @@ written, and what is stored can always be read back (issue 10, parts 3 and 6).""
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -205,3 +207,39 @@ async def test_list_tasks_refuses_pages_redis_cannot_serve(
     with pytest.raises(error, match=match):
         await inspector.list_tasks("default", "pending", page=page, page_size=page_size)
     assert len(await inspector.list_tasks("default", "pending", page=1, page_size=10_000)) == 1
+
+
+# ------------------------------------------------------------------ a Client across event loops
+
+_TWO_RUNS = """
+import asyncio, sys
+import tickr
+
+client = tickr.Client(sys.argv[1], namespace=sys.argv[2])
+
+async def use() -> str:
+    info = await client.enqueue("t", "payload")
+    try:
+        await client.result(info.id, timeout=0.1)
+    except TimeoutError:
+        pass
+    return (await client.get_task(info.id)).state
+
+for _ in range(2):
+    print(asyncio.run(asyncio.wait_for(use(), 10)))
+asyncio.run(client.aclose())
+print("closed")
+"""
+
+
+async def test_a_module_level_client_works_from_a_second_asyncio_run(
+    url: str, namespace: str
+) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _TWO_RUNS, url, namespace,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await process.communicate()
+    assert (process.returncode, out.decode(), err.decode()) == (0, "pending\npending\nclosed\n", "")
+    async with tickr.Inspector(url, namespace=namespace) as inspector:
+        assert (await inspector.queue_info("default")).pending == 2
