@@ -4,8 +4,10 @@ written, and what is stored can always be read back (issue 10, parts 3 and 6).""
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +16,7 @@ import redis.asyncio as aredis
 import tickr
 from tests.conftest import ServerFactory
 from tickr._broker.keys import QueueKeys
+from tickr.cli import main
 
 
 async def stored_keys(raw_redis: aredis.Redis, namespace: str) -> list[Any]:
@@ -243,3 +246,63 @@ async def test_a_module_level_client_works_from_a_second_asyncio_run(
     assert (process.returncode, out.decode(), err.decode()) == (0, "pending\npending\nclosed\n", "")
     async with tickr.Inspector(url, namespace=namespace) as inspector:
         assert (await inspector.queue_info("default")).pending == 2
+
+
+# ------------------------------------------------------------------ the command line
+
+
+async def tickr_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = await asyncio.to_thread(main, list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+async def test_cli_refuses_bad_arguments_as_usage_errors(
+    capsys: pytest.CaptureFixture[str], url: str, namespace: str
+) -> None:
+    connection = ("--url", url, "--namespace", namespace)
+    for argv, message in {
+        ("stats", "--url", ""): "argument --url: must not be empty",
+        ("--url", "", "stats"): "argument --url: must not be empty",
+        ("task", "get", "a{b}", *connection): "task_id 'a{b}' must not contain braces",
+        ("task", "ls", "has space", *connection): "queue 'has space' must not contain",
+        ("task", "ls", "--page", str(10**20), *connection): "page must be at most 2147483647",
+        ("task", "ls", "--size", "10001", *connection): "page size must be at most 10000",
+        ("queue", "pause", "a{b}", *connection): "queue 'a{b}' must not contain braces",
+        ("worker", "app:mux", "--concurrency", "10001"): "concurrency must be at most 10000",
+    }.items():
+        code, out, err = await tickr_cli(capsys, *argv)
+        assert (code, out) == (2, ""), argv
+        assert err.startswith("usage: tickr") and message in err, argv
+
+
+async def test_cli_says_so_when_a_worker_module_exits_while_imported(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    url: str,
+) -> None:
+    (tmp_path / "exits_on_import_app.py").write_text("import sys\nsys.exit(3)\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    code, out, err = await tickr_cli(capsys, "worker", "exits_on_import_app:mux", "--url", url)
+    assert (code, out) == (1, "")
+    assert err == "error: importing 'exits_on_import_app' failed: it exited (SystemExit: 3)\n"
+
+
+async def test_cli_lists_tasks_whose_stored_timestamp_is_past_year_9999(
+    capsys: pytest.CaptureFixture[str],
+    client: tickr.Client,
+    raw_redis: aredis.Redis,
+    url: str,
+    namespace: str,
+) -> None:
+    bad = await client.enqueue("t", "bad", delay=60)
+    await raw_redis.hset(QueueKeys(namespace, "default").task(bad.id), "due", 10**15)
+    connection = ("--url", url, "--namespace", namespace)
+    code, out, err = await tickr_cli(capsys, "task", "ls", "--state", "scheduled", *connection)
+    assert (code, err) == (0, "") and bad.id in out
+    code, out, err = await tickr_cli(capsys, "task", "get", bad.id, "--json", *connection)
+    assert (code, err) == (0, "")
+    assert json.loads(out)["next_process_at"].startswith("9999-12-31T23:59:59.999")
