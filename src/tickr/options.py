@@ -260,12 +260,12 @@ def _due_ms(spec: TaskSpec, now: int) -> int:
     return now
 
 
-def _deadline_ms(deadline: datetime, due_ms: int, now_ms: int) -> int:
+def _deadline_ms(deadline: datetime, at_ms: int | None, now_ms: int) -> int:
     ms = ms_from_datetime(deadline, "deadline")
     if ms <= now_ms:
         raise ValueError("deadline is already in the past")
-    if ms <= due_ms:
-        raise ValueError("deadline must be later than the time the task is due (at/delay)")
+    if at_ms is not None and ms <= at_ms:
+        raise ValueError("deadline must be later than at")
     return ms
 
 
@@ -327,7 +327,8 @@ def prepare_task(
     else:
         timeout_ms = None if timeout is None else _positive_ms(timeout, "timeout")
     due_ms = now_ms if spec.delay is None and spec.at is None else _due_ms(spec, now_ms)
-    deadline_ms = None if spec.deadline is None else _deadline_ms(spec.deadline, due_ms, now_ms)
+    at_ms = None if spec.at is None else due_ms
+    deadline_ms = None if spec.deadline is None else _deadline_ms(spec.deadline, at_ms, now_ms)
     retention = spec.retention
     if retention == 0 and type(retention) is int:
         retention_ms = 0

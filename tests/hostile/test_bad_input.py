@@ -89,7 +89,7 @@ LATE_UTC = datetime(9999, 12, 31, 23, tzinfo=timezone(-timedelta(hours=5)))
         ({"deadline": LATE_UTC}, "deadline must fall within years 1-9999 in UTC"),
         (
             {"at": datetime(9000, 1, 2, tzinfo=UTC), "deadline": datetime(9000, 1, 1, tzinfo=UTC)},
-            "deadline must be later than the time the task is due",
+            "deadline must be later than at",
         ),
     ],
 )

@@ -135,14 +135,10 @@ def test_instants_outside_years_1_to_9999_in_utc_raise_value_error(
         prepare(**{option: moment})
 
 
-def test_a_deadline_not_later_than_the_due_time_raises_value_error() -> None:
+def test_a_deadline_not_later_than_at_raises_value_error() -> None:
     at = datetime_from_ms(NOW + 60_000)
-    for options in (
-        {"at": at, "deadline": at - timedelta(seconds=1)},
-        {"at": at, "deadline": at},
-        {"delay": 60, "deadline": datetime_from_ms(NOW + 30_000)},
-    ):
-        with pytest.raises(ValueError, match="deadline must be later than the time the task"):
+    for options in ({"at": at, "deadline": at - timedelta(seconds=1)}, {"at": at, "deadline": at}):
+        with pytest.raises(ValueError, match="deadline must be later than at"):
             prepare(**options)
     assert prepare(at=at, deadline=at + timedelta(seconds=1)).info.deadline == at + timedelta(
         seconds=1
