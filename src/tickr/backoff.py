@@ -12,6 +12,8 @@ import random
 from collections.abc import Callable
 from datetime import timedelta
 
+from tickr._time import seconds as checked_seconds
+from tickr.options import check_float
 from tickr.task import Task
 
 __all__ = ["RetryDelay", "SecondsDelay", "constant_delay", "exponential_backoff"]
@@ -39,15 +41,16 @@ def exponential_backoff(
     so 25 retries span about 14 hours.
 
     Raises:
-        ValueError: If base or max_delay is not positive, factor is below 1, or jitter
-            is outside [0, 1).
+        TypeError: If a setting is not a number.
+        ValueError: If base or max_delay is not positive or is over 1000 years, factor
+            is below 1 or not finite, or jitter is outside [0, 1).
     """
-    if base <= 0 or max_delay <= 0:
-        raise ValueError("base and max_delay must be positive")
-    if factor < 1:
-        raise ValueError("factor must be at least 1")
-    if not 0 <= jitter < 1:
-        raise ValueError("jitter must be within [0, 1)")
+    base = _positive_seconds(base, "base")
+    max_delay = _positive_seconds(max_delay, "max_delay")
+    if check_float(factor, "factor") < 1:
+        raise ValueError(f"factor must be at least 1, got {factor!r}")
+    if not 0 <= check_float(jitter, "jitter") < 1:
+        raise ValueError(f"jitter must be within [0, 1), got {jitter!r}")
 
     def delay(retry_count: int, exc: BaseException, task: Task) -> float:
         try:
@@ -63,12 +66,19 @@ def constant_delay(seconds: float) -> SecondsDelay:
     """A retry delay that always waits `seconds`.
 
     Raises:
-        ValueError: If `seconds` is negative.
+        TypeError: If `seconds` is not a number.
+        ValueError: If `seconds` is negative, infinite, NaN or over 1000 years.
     """
-    if seconds < 0:
-        raise ValueError("seconds must not be negative")
+    seconds = checked_seconds(seconds, "seconds")
 
     def delay(retry_count: int, exc: BaseException, task: Task) -> float:
         return seconds
 
     return delay
+
+
+def _positive_seconds(value: float, name: str) -> float:
+    result = checked_seconds(value, name)
+    if result == 0:
+        raise ValueError(f"{name} must be positive")
+    return result

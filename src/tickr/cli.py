@@ -41,9 +41,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``tickr`` command line with `argv` (default: sys.argv[1:]).
 
     Returns:
-        The exit code: 0 on success, 1 for an operational error (unknown queue or task,
-        a task in the wrong state, Redis down, an application that cannot be imported),
-        2 for a usage error, 130 after Ctrl-C.
+        The exit code: 0 on success, 1 for a runtime error (unknown queue or task, a
+        task in the wrong state, Redis down, an application that cannot be imported or
+        exits while imported), 2 for a usage error (a bad option or argument, checked
+        before anything runs), 130 after Ctrl-C.
     """
     parser = build_parser()
     try:
@@ -62,8 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error(str(exc))
         return EXIT_ERROR
     except (ValueError, TypeError) as exc:
-        _error(str(exc))  # Tickr raises these for arguments it refuses
-        return EXIT_USAGE
+        _error(str(exc))  # the arguments were checked already: a runtime error
+        return EXIT_ERROR
     except KeyboardInterrupt:
         if getattr(args, "watch", None) is not None:
             return 0

@@ -12,7 +12,7 @@ from typing import Any, Final
 from tickr._aio import ClosedOnExit, cancel_and_wait
 from tickr._broker import Broker, EnqueueOutcome, Event, EventKind, EventListener, RedisClient
 from tickr._records import task_info
-from tickr._time import datetime_from_ms
+from tickr._time import datetime_from_ms, seconds
 from tickr.errors import DuplicateTask, TaskFailed, TaskIDConflict, TaskNotFound
 from tickr.options import (
     DEFAULT_MAX_PAYLOAD_BYTES,
@@ -21,7 +21,10 @@ from tickr.options import (
     DEFAULT_TIMEOUT,
     PreparedTask,
     TaskSpec,
+    check_int,
     check_name,
+    check_task,
+    check_url,
     prepare_task,
 )
 from tickr.serialization import MessageDecodeError, decode_value
@@ -44,6 +47,7 @@ class Client(ClosedOnExit):
         max_payload_bytes: Largest encoded payload accepted (default 512 KiB).
 
     Raises:
+        TypeError: For a setting of the wrong type.
         ValueError: For an invalid URL, namespace or limit.
     """
 
@@ -55,9 +59,9 @@ class Client(ClosedOnExit):
         namespace: str = "tickr",
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
+        check_url(url)
         check_name(namespace, "namespace")
-        if not isinstance(max_payload_bytes, int) or max_payload_bytes <= 0:
-            raise ValueError("max_payload_bytes must be a positive int")
+        check_int(max_payload_bytes, "max_payload_bytes", 1)
         self.namespace = namespace
         self.max_payload_bytes = max_payload_bytes
         self._broker = Broker.connect(url, redis, namespace)
@@ -200,8 +204,10 @@ class Client(ClosedOnExit):
 
         Raises:
             TaskNotFound: If the queue has no task with this id (any more).
+            TypeError, ValueError: For an invalid task id or queue name.
             RedisUnavailable: If Redis cannot be reached.
         """
+        check_task(task_id, queue)
         fields = await self._broker.get_task(queue, task_id)
         if fields is None:
             raise TaskNotFound(task_id, queue)
@@ -218,8 +224,12 @@ class Client(ClosedOnExit):
             TaskFailed: If the task ended archived (its last error is attached).
             TaskNotFound: If there is no such task, or it completed without retention.
             TimeoutError: If `timeout` seconds pass first.
+            TypeError, ValueError: For an invalid task id, queue name or timeout.
             RedisUnavailable: If Redis cannot be reached.
         """
+        check_task(task_id, queue)
+        if timeout is not None:
+            timeout = seconds(timeout, "timeout")
         async with asyncio.timeout(timeout):
             return await self._wait_for_result(task_id, queue)
 
@@ -249,6 +259,9 @@ class Client(ClosedOnExit):
                     del self._waiters[key]
 
     def _ensure_listener(self) -> EventListener:
+        task = self._listener_task
+        if task is not None and (task.done() or task.get_loop() is not asyncio.get_running_loop()):
+            self._listener = None  # it ran on an event loop that has ended
         if self._listener is None:
             self._listener = self._broker.listener(self._on_event)
             self._listener_task = asyncio.create_task(
@@ -281,8 +294,10 @@ class Client(ClosedOnExit):
             the queue (never enqueued, deleted, or cancelled already).
 
         Raises:
+            TypeError, ValueError: For an invalid task id or queue name.
             RedisUnavailable: If Redis cannot be reached.
         """
+        check_task(task_id, queue)
         return await self._broker.cancel(queue, task_id)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, Final
 
 from tickr._aio import ClosedOnExit
 from tickr._broker import Broker, RedisClient
@@ -16,7 +16,7 @@ from tickr.errors import (
     TaskNotFound,
     TaskStateConflict,
 )
-from tickr.options import DEFAULT_QUEUE, check_name
+from tickr.options import DEFAULT_QUEUE, check_int, check_name, check_task, check_url
 from tickr.serialization import MessageDecodeError, decode_value
 from tickr.values import (
     TASK_STATES,
@@ -29,7 +29,13 @@ from tickr.values import (
     TaskState,
 )
 
-__all__ = ["Inspector"]
+__all__ = ["MAX_PAGE", "MAX_PAGE_SIZE", "Inspector"]
+
+MAX_PAGE: Final = 2**31 - 1
+"""The highest page number `Inspector.list_tasks` accepts."""
+
+MAX_PAGE_SIZE: Final = 10_000
+"""The most tasks per page `Inspector.list_tasks` accepts."""
 
 
 class Inspector(ClosedOnExit):
@@ -41,7 +47,7 @@ class Inspector(ClosedOnExit):
         namespace: Prefix of every key.
 
     Raises:
-        ValueError: For an invalid URL or namespace.
+        TypeError, ValueError: For an invalid URL or namespace.
     """
 
     def __init__(
@@ -51,6 +57,7 @@ class Inspector(ClosedOnExit):
         redis: RedisClient | None = None,
         namespace: str = "tickr",
     ) -> None:
+        check_url(url)
         check_name(namespace, "namespace")
         self.namespace = namespace
         self._broker = Broker.connect(url, redis, namespace)
@@ -68,6 +75,7 @@ class Inspector(ClosedOnExit):
         return await self._broker.queues()
 
     async def _check_queue(self, queue: str) -> None:
+        check_name(queue, "queue")
         if not await self._broker.has_queue(queue):
             raise QueueNotFound(queue)
 
@@ -81,6 +89,7 @@ class Inspector(ClosedOnExit):
 
         Raises:
             QueueNotFound: If the namespace has no such queue.
+            TypeError, ValueError: For an invalid queue name.
             RedisUnavailable: If Redis cannot be reached.
         """
         await self._check_queue(queue)
@@ -123,10 +132,7 @@ class Inspector(ClosedOnExit):
             ValueError: If `days` is not between 1 and 90.
             RedisUnavailable: If Redis cannot be reached.
         """
-        if not isinstance(days, int) or isinstance(days, bool):
-            raise TypeError(f"days must be an int, not {days!r}")
-        if not 1 <= days <= 90:
-            raise ValueError("days must be between 1 and 90")
+        check_int(days, "days", 1, 90)
         await self._check_queue(queue)
         today = datetime_from_ms(await self._broker.time_ms()).date()
         dates = [today - timedelta(days=offset) for offset in range(days - 1, -1, -1)]
@@ -199,11 +205,11 @@ class Inspector(ClosedOnExit):
 
         Raises:
             EntryNotFound: If no live scheduler runs an entry with this id.
+            TypeError: If `limit` is not an int.
             ValueError: If `limit` is not positive.
             RedisUnavailable: If Redis cannot be reached.
         """
-        if not isinstance(limit, int) or limit < 1:
-            raise ValueError("limit must be a positive int")
+        check_int(limit, "limit", 1)
         entries = {entry.id: entry for entry in await self.scheduler_entries()}
         if entry_id not in entries:
             raise EntryNotFound(entry_id)
@@ -229,8 +235,10 @@ class Inspector(ClosedOnExit):
 
         Raises:
             TaskNotFound: If the queue has no task with this id.
+            TypeError, ValueError: For an invalid task id or queue name.
             RedisUnavailable: If Redis cannot be reached.
         """
+        check_task(task_id, queue)
         fields = await self._broker.get_task(queue, task_id)
         if fields is None:
             raise TaskNotFound(task_id, queue)
@@ -247,13 +255,15 @@ class Inspector(ClosedOnExit):
 
         Raises:
             QueueNotFound: If the namespace has no such queue.
-            ValueError: For an unknown state, or a page or page_size below 1.
+            TypeError: For a page or page_size that is not an int, or a queue name
+                that is not a str.
+            ValueError: For an unknown state or queue name, a page outside 1 to
+                `MAX_PAGE` or a page_size outside 1 to `MAX_PAGE_SIZE`.
             RedisUnavailable: If Redis cannot be reached.
         """
         _check_state(state)
-        for name, number in (("page", page), ("page_size", page_size)):
-            if not isinstance(number, int) or isinstance(number, bool) or number < 1:
-                raise ValueError(f"{name} must be a positive int, got {number!r}")
+        check_int(page, "page", 1, MAX_PAGE)
+        check_int(page_size, "page_size", 1, MAX_PAGE_SIZE)
         await self._check_queue(queue)
         rows = await self._broker.list_tasks(queue, state, (page - 1) * page_size, page_size)
         return [task_info(queue, task_id, fields) for task_id, fields in rows if fields]
@@ -263,6 +273,7 @@ class Inspector(ClosedOnExit):
 
         Raises:
             TaskNotFound: If the queue has no task with this id.
+            TypeError, ValueError: For an invalid task id or queue name.
             TaskStateConflict: If the task is active.
             RedisUnavailable: If Redis cannot be reached.
         """
@@ -273,6 +284,7 @@ class Inspector(ClosedOnExit):
 
         Raises:
             TaskNotFound: If the queue has no task with this id.
+            TypeError, ValueError: For an invalid task id or queue name.
             TaskStateConflict: If the task is pending, active or completed.
             RedisUnavailable: If Redis cannot be reached.
         """
@@ -283,12 +295,14 @@ class Inspector(ClosedOnExit):
 
         Raises:
             TaskNotFound: If the queue has no task with this id.
+            TypeError, ValueError: For an invalid task id or queue name.
             TaskStateConflict: If the task is active, archived or completed.
             RedisUnavailable: If Redis cannot be reached.
         """
         await self._manage("archive", task_id, queue)
 
     async def _manage(self, op: str, task_id: str, queue: str) -> None:
+        check_task(task_id, queue)
         code, state = await self._broker.manage(queue, op, task_id, await self._broker.time_ms())
         if code == -1:
             raise TaskNotFound(task_id, queue)
@@ -354,8 +368,10 @@ class Inspector(ClosedOnExit):
         """Cancel a task, exactly as `Client.cancel` does; returns whether it did.
 
         Raises:
+            TypeError, ValueError: For an invalid task id or queue name.
             RedisUnavailable: If Redis cannot be reached.
         """
+        check_task(task_id, queue)
         return await self._broker.cancel(queue, task_id)
 
     async def pause(self, queue: str) -> None:

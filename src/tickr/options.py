@@ -7,12 +7,13 @@ a bad argument raises `TypeError` or `ValueError` and never leaves a half-made t
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from tickr._time import datetime_from_ms, ms_from_datetime, seconds
+from tickr._time import datetime_from_ms, duration_ms, ms_from_datetime
 from tickr.serialization import canonical_bytes, encode_message, encode_value
 from tickr.values import TaskInfo
 
@@ -23,7 +24,12 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "PreparedTask",
     "TaskSpec",
+    "check_bool",
+    "check_float",
+    "check_int",
     "check_name",
+    "check_task",
+    "check_url",
     "new_task_id",
     "prepare_task",
 ]
@@ -57,6 +63,76 @@ def check_name(value: object, what: str) -> str:
             f"{what} {value!r} must not contain braces, whitespace or control characters"
         )
     return value
+
+
+def check_task(task_id: object, queue: object) -> None:
+    """Validate the task id and queue name of a call about one task (see `check_name`).
+
+    Raises:
+        TypeError: If either is not a str.
+        ValueError: If either is not a valid name.
+    """
+    check_name(task_id, "task_id")
+    check_name(queue, "queue")
+
+
+def check_int(
+    value: object, name: str, minimum: int | None = None, maximum: int | None = None
+) -> int:
+    """Validate an int setting or argument, within [minimum, maximum] if given, and return it.
+
+    Raises:
+        TypeError: If it is not an int (a bool is refused).
+        ValueError: If it is out of range.
+    """
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, not {value!r}")
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        if maximum is None:
+            raise ValueError(f"{name} must be at least {minimum}, got {value}")
+        raise ValueError(f"{name} must be from {minimum} to {maximum}, got {value}")
+    return value
+
+
+def check_float(value: object, name: str) -> float:
+    """Validate a finite number (int or float, not a bool) and return it as a float.
+
+    Raises:
+        TypeError: If it is not an int or float.
+        ValueError: If it is infinite or NaN.
+    """
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a number, not {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, not {value!r}")
+    return float(value)
+
+
+def check_bool(value: object, name: str) -> bool:
+    """Validate a bool setting and return it.
+
+    Raises:
+        TypeError: If it is not a bool (1, "yes" and the like are refused).
+    """
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, not {value!r}")
+    return value
+
+
+def check_url(url: object) -> str | None:
+    """Validate the `url` setting (a str or None) and return it.
+
+    Raises:
+        TypeError: If it is neither a str nor None.
+        ValueError: If it is the empty string (None means the default).
+    """
+    if url is None:
+        return None
+    if not isinstance(url, str):
+        raise TypeError(f"url must be a str or None, not {type(url).__name__}")
+    if not url:
+        raise ValueError("url must not be empty (give None for the default)")
+    return url
 
 
 class TaskSpec:
@@ -174,24 +250,27 @@ class PreparedTask:
         return self._info
 
 
-def _check_int(value: object, name: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, not {value!r}")
-    return value
-
-
 def _due_ms(spec: TaskSpec, now: int) -> int:
     if spec.delay is not None and spec.at is not None:
         raise ValueError("give either delay or at, not both")
     if spec.delay is not None:
-        return now + int(seconds(spec.delay, "delay") * 1000)
+        return now + duration_ms(spec.delay, "delay")
     if spec.at is not None:
         return ms_from_datetime(spec.at, "at")
     return now
 
 
+def _deadline_ms(deadline: datetime, at_ms: int | None, now_ms: int) -> int:
+    ms = ms_from_datetime(deadline, "deadline")
+    if ms <= now_ms:
+        raise ValueError("deadline is already in the past")
+    if at_ms is not None and ms <= at_ms:
+        raise ValueError("deadline must be later than at")
+    return ms
+
+
 def _positive_ms(value: float | timedelta, name: str) -> int:
-    ms = int(seconds(value, name) * 1000)
+    ms = duration_ms(value, name)
     if ms <= 0:
         raise ValueError(f"{name} must be positive, got {value!r}")
     return ms
@@ -234,10 +313,10 @@ def prepare_task(
     if not task_type:
         raise ValueError("task type must not be empty")
     queue = check_name(spec.queue, "queue")
-    priority = _check_int(spec.priority, "priority")
+    priority = check_int(spec.priority, "priority")
     if not -PRIORITY_LIMIT <= priority < PRIORITY_LIMIT:
         raise ValueError(f"priority must be within [-2**31, 2**31), got {priority}")
-    max_retry = _check_int(spec.max_retry, "max_retry")
+    max_retry = check_int(spec.max_retry, "max_retry")
     if max_retry < 0:
         raise ValueError(f"max_retry must not be negative, got {max_retry}")
     if max_retry >= MAX_RETRY_LIMIT:
@@ -247,17 +326,16 @@ def prepare_task(
         timeout_ms: int | None = 1_800_000
     else:
         timeout_ms = None if timeout is None else _positive_ms(timeout, "timeout")
-    deadline_ms = None if spec.deadline is None else ms_from_datetime(spec.deadline, "deadline")
-    if deadline_ms is not None and deadline_ms <= now_ms:
-        raise ValueError("deadline is already in the past")
+    due_ms = now_ms if spec.delay is None and spec.at is None else _due_ms(spec, now_ms)
+    at_ms = None if spec.at is None else due_ms
+    deadline_ms = None if spec.deadline is None else _deadline_ms(spec.deadline, at_ms, now_ms)
     retention = spec.retention
     if retention == 0 and type(retention) is int:
         retention_ms = 0
     else:
-        retention_ms = int(seconds(retention, "retention") * 1000)
+        retention_ms = duration_ms(retention, "retention")
     unique_ms = None if spec.unique is None else _positive_ms(spec.unique, "unique")
     task_id, token = _id_and_token(spec.task_id)
-    due_ms = now_ms if spec.delay is None and spec.at is None else _due_ms(spec, now_ms)
 
     msg = encode_message(
         task_type, spec.payload, max_retry, timeout_ms, deadline_ms, retention_ms, now_ms

@@ -34,7 +34,14 @@ from tickr._signals import serve_until_signalled
 from tickr._time import seconds
 from tickr.clock import Clock, SystemClock
 from tickr.errors import DuplicateTask, TaskIDConflict
-from tickr.options import DEFAULT_MAX_PAYLOAD_BYTES, TaskSpec, check_name, prepare_task
+from tickr.options import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    TaskSpec,
+    check_int,
+    check_name,
+    check_url,
+    prepare_task,
+)
 from tickr.schedule import CronSchedule, Schedule, parse_schedule, zone
 from tickr.serialization import canonical_bytes, encode_value
 
@@ -197,6 +204,7 @@ class Scheduler(ClosedOnExit):
         clock: Clock | None = None,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
+        check_url(url)
         check_name(namespace, "namespace")
         zone(timezone)
         if catch_up not in ("latest", "none", "all"):
@@ -206,11 +214,11 @@ class Scheduler(ClosedOnExit):
             ("heartbeat_interval", heartbeat_interval),
             ("misfire_grace", misfire_grace),
         ):
-            if not isinstance(value, int | float) or value <= 0:
+            if seconds(value, name) <= 0:
                 raise ValueError(f"{name} must be a positive number of seconds")
         for name, count in (("max_catch_up", max_catch_up), ("history", history)):
-            if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-                raise ValueError(f"{name} must be a positive int")
+            check_int(count, name, 1)
+        check_int(max_payload_bytes, "max_payload_bytes", 1)
         for name, hook in (("config_provider", config_provider), ("error_handler", error_handler)):
             if hook is not None and not callable(hook):
                 raise TypeError(f"{name} must be callable")

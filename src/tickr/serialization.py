@@ -2,7 +2,9 @@
 
 A payload or result may be anything msgpack encodes: dict, list, tuple (decoded as a
 list), str, bytes, int (64-bit), float, bool, None, and timezone-aware datetimes (decoded
-as UTC datetimes).  Anything else raises `TypeError` when encoded.
+as UTC datetimes).  Anything else raises `TypeError` when encoded, and so does a value
+that encodes but could not be decoded again: a dict key that is a tuple (it would come
+back as an unhashable list), or a datetime whose UTC instant is outside years 1-9999.
 
 A task message is the immutable part of a task, stored once at enqueue time::
 
@@ -53,16 +55,29 @@ _packers: Final = _Packers()
 
 
 def encode_value(value: Any) -> bytes:
-    """Encode a payload or result with msgpack.
+    """Encode a payload or result with msgpack, checking that it decodes back.
 
     Raises:
         TypeError: If the value (or something inside it) cannot be encoded, including
-            naive datetimes and integers outside the 64-bit range.
+            naive datetimes and integers outside the 64-bit range, or if the encoding
+            would not decode (a tuple as a dict key, a datetime outside years 1-9999
+            in UTC).
     """
     try:
-        return _packers.packer.pack(value)  # type: ignore[no-any-return]
+        data: bytes = _packers.packer.pack(value)
     except (TypeError, ValueError, OverflowError) as exc:
         raise TypeError(f"value cannot be encoded with msgpack: {exc}") from None
+    try:
+        msgpack.unpackb(data, raw=False, timestamp=3, strict_map_key=False)
+    except TypeError:  # unhashable: a map key came back as a list
+        raise TypeError(
+            "value cannot be decoded once encoded: a dict key is a tuple or list"
+        ) from None
+    except (ValueError, OverflowError):  # a timestamp that datetime cannot hold
+        raise TypeError(
+            "value cannot be decoded once encoded: a datetime is outside years 1-9999 in UTC"
+        ) from None
+    return data
 
 
 def decode_value(data: bytes) -> Any:

@@ -47,11 +47,11 @@ from tickr._server.processor import ErrorHandler, Processor
 from tickr._server.redis_check import check_redis
 from tickr._server.supervisor import Supervisor
 from tickr._signals import serve_until_signalled
-from tickr._time import now_ms, seconds
+from tickr._time import duration_ms, now_ms, seconds
 from tickr.backoff import RetryDelay, exponential_backoff
 from tickr.errors import RedisUnavailable
 from tickr.mux import CallNext, ServeMux, is_async_callable
-from tickr.options import check_name
+from tickr.options import check_bool, check_int, check_name, check_url
 from tickr.scheduler import Scheduler
 from tickr.serialization import encode_value
 from tickr.task import Task
@@ -66,6 +66,8 @@ DEFAULT_ARCHIVE_MAX_SIZE: Final = 10_000
 DEFAULT_ARCHIVE_MAX_AGE: Final = timedelta(days=90)
 DEFAULT_MAX_RESULT_BYTES: Final = 1024 * 1024
 _FINAL_FLUSH_LIMIT: Final = 30.0
+MAX_CONCURRENCY: Final = 10_000
+"""The most worker coroutines one Server runs; run more servers for more."""
 _HANDLER_GRACE: Final = 1.0
 _FETCH_GRACE: Final = 12.0
 """Longest wait at shutdown for a dequeue in flight (above the broker's call timeout)."""
@@ -78,10 +80,11 @@ class Server(ClosedOnExit):
         url: Redis URL; default $TICKR_REDIS_URL, else ``redis://127.0.0.1:6379/0``.
         redis: An existing client to use instead (never closed by Tickr).
         namespace: Prefix of every key.
-        concurrency: Number of worker coroutines (tasks run at once).
+        concurrency: Number of worker coroutines (tasks run at once), 1 to 10,000
+            (`MAX_CONCURRENCY`).
         queues: Queue name -> weight.  A queue of weight 6 is served about six times as
             often as one of weight 1 while both have work.
-        strict_priority: Always drain heavier queues first instead.
+        strict_priority: True to always drain heavier queues first instead.
         retry_delay: ``(retry_count, exc, task) -> seconds`` before a retry.
         error_handler: ``(task, exc)``, sync or async, called on every failed attempt.
         shutdown_timeout: Seconds that running handlers get to finish on shutdown.
@@ -126,27 +129,18 @@ class Server(ClosedOnExit):
         scheduler: Scheduler | None = None,
         max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
     ) -> None:
+        check_url(url)
         check_name(namespace, "namespace")
-        if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
-            raise ValueError(f"concurrency must be a positive int, got {concurrency!r}")
+        check_int(concurrency, "concurrency", 1, MAX_CONCURRENCY)
+        check_bool(strict_priority, "strict_priority")
         self._queues = _check_queues({"default": 1} if queues is None else queues)
         self._shutdown_timeout = seconds(shutdown_timeout, "shutdown_timeout")
-        self._lease_ms = int(seconds(lease_duration, "lease_duration") * 1000)
+        self._lease_ms = duration_ms(lease_duration, "lease_duration")
         self._heartbeat_interval = seconds(heartbeat_interval, "heartbeat_interval")
         if not 0 < self._heartbeat_interval * 1000 < self._lease_ms:
             raise ValueError("heartbeat_interval must be positive and shorter than lease_duration")
-        if (
-            not isinstance(archive_max_size, int)
-            or isinstance(archive_max_size, bool)
-            or archive_max_size < 0
-        ):
-            raise ValueError("archive_max_size must be a non-negative int")
-        if (
-            not isinstance(max_result_bytes, int)
-            or isinstance(max_result_bytes, bool)
-            or max_result_bytes < 1
-        ):
-            raise ValueError(f"max_result_bytes must be a positive int, got {max_result_bytes!r}")
+        check_int(archive_max_size, "archive_max_size", 0)
+        check_int(max_result_bytes, "max_result_bytes", 1)
         for name, hook in (("retry_delay", retry_delay), ("error_handler", error_handler)):
             if hook is not None and not callable(hook):
                 raise TypeError(f"{name} must be callable")
@@ -162,7 +156,7 @@ class Server(ClosedOnExit):
         self._health_check = health_check
         self._archive_max_size = archive_max_size
         self._max_result_bytes = max_result_bytes
-        self._archive_max_age_ms = int(seconds(archive_max_age, "archive_max_age") * 1000)
+        self._archive_max_age_ms = duration_ms(archive_max_age, "archive_max_age")
         if scheduler is not None and not isinstance(scheduler, Scheduler):
             raise TypeError("scheduler must be a tickr.Scheduler")
         self.scheduler = scheduler
@@ -363,6 +357,7 @@ class Server(ClosedOnExit):
             retry_delay=self._retry_delay,
             error_handler=self._error_handler,
             max_result_bytes=self._max_result_bytes,
+            now_ms=broker.clock.now_ms,
         )
         processor_ref.append(processor)
         fetcher = Fetcher(
@@ -565,9 +560,7 @@ def _check_queues(queues: Mapping[str, int]) -> dict[str, int]:
     checked = {}
     for name, weight in queues.items():
         check_name(name, "queue")
-        if not isinstance(weight, int) or isinstance(weight, bool) or weight < 1:
-            raise ValueError(f"the weight of queue {name!r} must be a positive int, got {weight!r}")
-        checked[name] = weight
+        checked[name] = check_int(weight, f"the weight of queue {name!r}", 1)
     return checked
 
 

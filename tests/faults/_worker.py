@@ -21,6 +21,9 @@ Handlers (every one counts each execution per task id in Redis: hash
   without yielding to the event loop, and returns "late".  So the handler is sure to
   finish, and hand its outcome to the server, before the server's heartbeat can notice
   that the lease was lost meanwhile.  Retries behave like ``count`` and return "ran".
+- ``fail-once``: its first attempt records the real time (ms) in the hash
+  ``<namespace>:failed-at`` and raises; a retry records the real time it started in
+  ``<namespace>:retried-at`` and returns "ran".
 
 With --stamp, the real time (ms) of each task's first start is kept in the hash
 ``<namespace>:first-start``.
@@ -120,6 +123,16 @@ def build_mux(
             seconds = task.payload if executions == 1 else 0
         if seconds:
             await asyncio.sleep(seconds)
+        await counter().hincrby(done_key, task.id, 1)
+        return "ran"
+
+    @mux.handle("fail-once")
+    async def fail_once(task: tickr.Task) -> str:
+        await started(task)
+        if task.retry_count == 0:
+            await counter().hset(f"{namespace}:failed-at", task.id, real_time_ms())
+            raise RuntimeError("the first attempt fails")
+        await counter().hset(f"{namespace}:retried-at", task.id, real_time_ms())
         await counter().hincrby(done_key, task.id, 1)
         return "ran"
 

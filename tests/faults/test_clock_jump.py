@@ -138,3 +138,23 @@ async def test_delayed_tasks_neither_fire_early_nor_stall_when_the_clock_jumps(
         assert stamps[task_id] >= due_ms[task_id], "a delayed task ran before its time"
     info = await queue_info(url, namespace)
     assert (info.scheduled, info.pending, info.retry) == (0, 0, 0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("jump", [HOUR, -HOUR], ids=["ahead", "back"])
+async def test_a_retry_waits_its_delay_when_the_clock_jumps(
+    client: tickr.Client, raw_redis: aredis.Redis, url: str, namespace: str, jump: float
+) -> None:
+    worker = jumping_worker(url, namespace, jump, "--retry-delay", "1")
+    try:
+        worker.signal(signal.SIGUSR1)
+        worker.wait_for_line("wall clock stepped")
+        info = await client.enqueue("fail-once", retention=60)
+        await finished_all(raw_redis, namespace, 1)
+    finally:
+        stop(worker)
+    failed_at = await counts(raw_redis, f"{namespace}:failed-at")
+    retried_at = await counts(raw_redis, f"{namespace}:retried-at")
+    assert retried_at[info.id] - failed_at[info.id] >= 1000, "the retry came before its delay"
+    stored = await client.get_task(info.id)
+    assert (stored.state, stored.retried) == ("completed", 1)

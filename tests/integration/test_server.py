@@ -424,9 +424,12 @@ def test_invalid_server_settings_raise() -> None:
         tickr.Server(lease_duration=1, heartbeat_interval=2)
     with pytest.raises(TypeError, match="callable"):
         tickr.Server(error_handler="log")  # type: ignore[arg-type]
-    for size in (0, -1, True, 1.5):
+    for size in (0, -1):
         with pytest.raises(ValueError, match="max_result_bytes"):
-            tickr.Server(max_result_bytes=size)  # type: ignore[arg-type]
+            tickr.Server(max_result_bytes=size)
+    for not_int in (True, 1.5):
+        with pytest.raises(TypeError, match="max_result_bytes"):
+            tickr.Server(max_result_bytes=not_int)  # type: ignore[arg-type]
 
 
 async def test_serve_rejects_a_non_handler(url: str) -> None:

@@ -28,7 +28,7 @@ def test_huge_factors_do_not_overflow() -> None:
     ("kwargs", "match"),
     [
         ({"base": 0}, "positive"),
-        ({"max_delay": -1}, "positive"),
+        ({"max_delay": -1}, "max_delay must not be negative"),
         ({"factor": 0.5}, "factor"),
         ({"jitter": 1.0}, "jitter"),
         ({"jitter": -0.1}, "jitter"),

@@ -1,8 +1,9 @@
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
+from tickr._time import MAX_SECONDS, datetime_from_ms
 from tickr.options import TaskSpec, check_name, prepare_task
 from tickr.serialization import decode_message
 
@@ -105,3 +106,40 @@ def test_check_name_accepts_ordinary_names() -> None:
     assert check_name("critical:emails-1.v2", "queue") == "critical:emails-1.v2"
     with pytest.raises(ValueError, match="at most"):
         check_name("q" * 257, "queue")
+
+
+LATE_UTC = datetime(9999, 12, 31, 23, tzinfo=timezone(-timedelta(hours=5)))
+EARLY_UTC = datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1)))
+
+
+@pytest.mark.parametrize("option", ["delay", "timeout", "unique", "retention"])
+@pytest.mark.parametrize("value", [1e12, 1e16, 1e300, timedelta.max, MAX_SECONDS + 1])
+def test_durations_over_a_thousand_years_raise_value_error(option: str, value: object) -> None:
+    with pytest.raises(ValueError, match=f"{option} must be at most {MAX_SECONDS} seconds"):
+        prepare(**{option: value})
+
+
+def test_a_thousand_years_is_still_accepted() -> None:
+    longest = prepare(delay=MAX_SECONDS, timeout=MAX_SECONDS, unique=MAX_SECONDS)
+    assert longest.item[3] == NOW + MAX_SECONDS * 1000
+    assert longest.info.next_process_at == datetime_from_ms(NOW + MAX_SECONDS * 1000)
+    assert prepare(retention=timedelta(seconds=MAX_SECONDS)).info.retention == MAX_SECONDS
+
+
+@pytest.mark.parametrize("option", ["at", "deadline"])
+@pytest.mark.parametrize("moment", [LATE_UTC, EARLY_UTC])
+def test_instants_outside_years_1_to_9999_in_utc_raise_value_error(
+    option: str, moment: datetime
+) -> None:
+    with pytest.raises(ValueError, match=f"{option} must fall within years 1-9999 in UTC"):
+        prepare(**{option: moment})
+
+
+def test_a_deadline_not_later_than_at_raises_value_error() -> None:
+    at = datetime_from_ms(NOW + 60_000)
+    for options in ({"at": at, "deadline": at - timedelta(seconds=1)}, {"at": at, "deadline": at}):
+        with pytest.raises(ValueError, match="deadline must be later than at"):
+            prepare(**options)
+    assert prepare(at=at, deadline=at + timedelta(seconds=1)).info.deadline == at + timedelta(
+        seconds=1
+    )

@@ -76,3 +76,24 @@ def test_message_round_trip() -> None:
 def test_bad_messages_are_rejected_with_a_reason(data: bytes | None, reason: str) -> None:
     with pytest.raises(MessageDecodeError, match=reason):
         decode_message(data)
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ({(1, 2): "pair"}, "a dict key is a tuple or list"),
+        ({"outer": [{(1,): 2}]}, "a dict key is a tuple or list"),
+        (datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1))), "outside years 1-9999"),
+        (datetime(9999, 12, 31, 23, tzinfo=timezone(-timedelta(hours=5))), "outside years"),
+    ],
+)
+def test_values_that_would_not_decode_are_refused_when_encoded(value: object, reason: str) -> None:
+    with pytest.raises(TypeError, match=reason):
+        encode_value(value)
+    with pytest.raises(TypeError, match=reason):
+        encode_message("t", value, 0, None, None, 0, 0)
+
+
+def test_the_extremes_of_datetime_still_round_trip() -> None:
+    for moment in (datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)):
+        assert decode_value(encode_value(moment)) == moment

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import socket
 import ssl
 from collections.abc import Callable, Mapping, Sequence
@@ -168,7 +169,8 @@ class Protocol(asyncio.Protocol):
         self.waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
         self.transport: asyncio.Transport | None = None
         self.lost: BaseException | None = None
-        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.loop = asyncio.get_running_loop()
+        self.closed: asyncio.Future[None] = self.loop.create_future()
         self._push: Callable[[Any], None] | None = None
         self._outbox: list[bytes] = []
         self._flush_scheduled = False
@@ -187,6 +189,22 @@ class Protocol(asyncio.Protocol):
         self._fail(RedisConnectionError(reason))
         if self.transport is not None:
             self.transport.abort()
+
+    def forsake(self) -> None:
+        """Let go of a connection of another event loop (one `asyncio.run` may have closed).
+
+        Its transport cannot be used, nor closed, from the running loop: it is shut down,
+        so that Redis drops the connection, and its loop (if still running) closes it.
+        """
+        self.lost = self.lost or RedisConnectionError("connection of another event loop")
+        if self.transport is None:
+            return
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        if not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.transport.abort)
 
     def send(self, packed: bytes) -> asyncio.Future[Any]:
         """Send one packed command and return the future of its reply.
@@ -314,7 +332,11 @@ async def open_connection(settings: WireSettings) -> Protocol:
 
 
 class Wire:
-    """One pipelined connection to Redis, opened on first use and after failures."""
+    """One pipelined connection to Redis, opened on first use and after failures.
+
+    A connection belongs to the event loop that opened it; used from another loop (a
+    second `asyncio.run()`), the Wire opens a new one there.
+    """
 
     def __init__(self, settings: WireSettings) -> None:
         self.settings = settings
@@ -349,6 +371,10 @@ class Wire:
 
     async def _ready(self) -> Protocol:
         protocol = self._protocol
+        if protocol is not None and protocol.loop is not asyncio.get_running_loop():
+            protocol.forsake()  # used from a new event loop, e.g. a second asyncio.run()
+            self._protocol = protocol = None
+            self._connecting = None
         if protocol is not None and protocol.lost is None:
             return protocol
         if self._connecting is None or self._connecting.done():
@@ -368,9 +394,13 @@ class Wire:
 
     async def aclose(self) -> None:
         """Close the connection (commands in flight fail)."""
-        if self._protocol is not None and self._protocol.transport is not None:
-            self._protocol.transport.close()
-        self._protocol = None
+        protocol, self._protocol = self._protocol, None
+        if protocol is None or protocol.transport is None:
+            return
+        if protocol.loop is asyncio.get_running_loop():
+            protocol.transport.close()
+        else:
+            protocol.forsake()
 
     def sibling(self) -> Wire:
         """Another connection like this one (for blocking commands)."""

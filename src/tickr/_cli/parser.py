@@ -13,7 +13,9 @@ from collections.abc import Callable
 from tickr import __version__
 from tickr._cli.commands import COMMANDS
 from tickr._cli.worker import run_worker
+from tickr.inspector import MAX_PAGE, MAX_PAGE_SIZE
 from tickr.options import check_name
+from tickr.server import MAX_CONCURRENCY
 from tickr.values import TASK_STATES
 
 __all__ = ["build_parser"]
@@ -36,6 +38,22 @@ def _positive(text: str) -> int:
     return value
 
 
+def _at_most(limit: int, what: str) -> Callable[[str], int]:
+    def check(text: str) -> int:
+        value = _positive(text)
+        if value > limit:
+            raise argparse.ArgumentTypeError(f"{what} must be at most {limit}, not {value}")
+        return value
+
+    check.__name__ = what
+    return check
+
+
+_page = _at_most(MAX_PAGE, "page")
+_page_size = _at_most(MAX_PAGE_SIZE, "page size")
+_concurrency = _at_most(MAX_CONCURRENCY, "concurrency")
+
+
 def _days(text: str) -> int:
     value = _positive(text)
     if value > 90:
@@ -51,6 +69,29 @@ def _seconds(text: str) -> float:
     if not 0.1 <= value <= 86400:
         raise argparse.ArgumentTypeError(f"must be between 0.1 and 86400 seconds, not {value}")
     return value
+
+
+def _url(text: str) -> str:
+    if not text:
+        raise argparse.ArgumentTypeError("must not be empty (leave --url out for the default)")
+    return text
+
+
+def _name(what: str) -> Callable[[str], str]:
+    """An argument type that checks a queue name or task id as the library does."""
+
+    def check(text: str) -> str:
+        try:
+            return check_name(text, what)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    check.__name__ = what  # argparse names the type in its messages
+    return check
+
+
+_queue = _name("queue")
+_task_id = _name("task_id")
 
 
 def _queue_weight(text: str) -> tuple[str, int]:
@@ -88,7 +129,7 @@ def _common(*, read: bool) -> list[argparse.ArgumentParser]:
     """Parents of a subparser: the connection options, and --json for read commands."""
     connection = argparse.ArgumentParser(add_help=False)
     group = connection.add_argument_group("connection")
-    group.add_argument("--url", default=argparse.SUPPRESS, help=_URL_HELP)
+    group.add_argument("--url", type=_url, default=argparse.SUPPRESS, help=_URL_HELP)
     group.add_argument("--namespace", default=argparse.SUPPRESS, help=_NAMESPACE_HELP)
     if not read:
         return [connection]
@@ -120,7 +161,10 @@ def _add_worker(commands: Adder) -> None:
     )
     worker.add_argument("target", metavar="TARGET", help="module:attribute, e.g. app.tasks:mux")
     worker.add_argument(
-        "--concurrency", metavar="N", type=_positive, help="tasks run at once (default 10)"
+        "--concurrency",
+        metavar="N",
+        type=_concurrency,
+        help=f"tasks run at once (default 10, at most {MAX_CONCURRENCY})",
     )
     worker.add_argument(
         "--queue",
@@ -160,21 +204,21 @@ def _add_queue(commands: Adder) -> None:
     sub = queue.add_subparsers(title="commands", dest="action", metavar="COMMAND", required=True)
     _command(sub.add_parser, "ls", "queue ls", "list the queues", read=True)
     inspect = _command(sub.add_parser, "inspect", "queue inspect", "show a queue", read=True)
-    inspect.add_argument("queue", metavar="QUEUE")
+    inspect.add_argument("queue", metavar="QUEUE", type=_queue)
     history = _command(
         sub.add_parser, "history", "queue history", "daily processed/failed counts", read=True
     )
-    history.add_argument("queue", metavar="QUEUE")
+    history.add_argument("queue", metavar="QUEUE", type=_queue)
     history.add_argument("--days", type=_days, default=7, help="days to show, 1-90 (default 7)")
     for name, help in (
         ("pause", "stop servers from taking the queue's tasks"),
         ("unpause", "let servers take the queue's tasks again"),
     ):
         _command(sub.add_parser, name, f"queue {name}", help, read=False).add_argument(
-            "queue", metavar="QUEUE"
+            "queue", metavar="QUEUE", type=_queue
         )
     rm = _command(sub.add_parser, "rm", "queue rm", "delete a queue", read=False)
-    rm.add_argument("queue", metavar="QUEUE")
+    rm.add_argument("queue", metavar="QUEUE", type=_queue)
     rm.add_argument("--force", action="store_true", help="delete its tasks too")
 
 
@@ -184,13 +228,15 @@ def _add_task(commands: Adder) -> None:
     ls = _command(
         sub.add_parser, "ls", "task ls", "list the tasks of a queue in a state", read=True
     )
-    ls.add_argument("queue", metavar="QUEUE", nargs="?", default="default")
+    ls.add_argument("queue", metavar="QUEUE", nargs="?", default="default", type=_queue)
     ls.add_argument("--state", choices=TASK_STATES, default="pending", help="default pending")
-    ls.add_argument("--page", type=_positive, default=1, help="page number (default 1)")
-    ls.add_argument("--size", type=_positive, default=30, help="tasks per page (default 30)")
+    ls.add_argument("--page", type=_page, default=1, help="page number (default 1)")
+    ls.add_argument(
+        "--size", type=_page_size, default=30, help="tasks per page (default 30, at most 10000)"
+    )
     get = _command(sub.add_parser, "get", "task get", "show a task", read=True)
-    get.add_argument("task_id", metavar="ID")
-    get.add_argument("--queue", default="default", help="its queue (default: default)")
+    get.add_argument("task_id", metavar="ID", type=_task_id)
+    get.add_argument("--queue", default="default", type=_queue, help="its queue (default: default)")
     cancel = _command(
         sub.add_parser,
         "cancel",
@@ -198,16 +244,20 @@ def _add_task(commands: Adder) -> None:
         "cancel a task: delete it while it waits, stop its handler while it runs",
         read=False,
     )
-    cancel.add_argument("task_id", metavar="ID")
-    cancel.add_argument("--queue", default="default", help="its queue (default: default)")
+    cancel.add_argument("task_id", metavar="ID", type=_task_id)
+    cancel.add_argument(
+        "--queue", default="default", type=_queue, help="its queue (default: default)"
+    )
     for operation, help in (
         ("delete", "delete a task that is not active"),
         ("run", "make a scheduled, retry or archived task pending now"),
         ("archive", "archive a pending, scheduled or retry task"),
     ):
         manage = _command(sub.add_parser, operation, "task manage", help, read=False)
-        manage.add_argument("task_id", metavar="ID", nargs="?")
-        manage.add_argument("--queue", default="default", help="its queue (default: default)")
+        manage.add_argument("task_id", metavar="ID", nargs="?", type=_task_id)
+        manage.add_argument(
+            "--queue", default="default", type=_queue, help="its queue (default: default)"
+        )
         manage.add_argument("--all", action="store_true", help="every task in --state")
         manage.add_argument("--state", choices=TASK_STATES, help="the state, with --all")
         manage.set_defaults(operation=operation)
@@ -219,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tickr",
         description="Run workers and inspect the queues of Tickr, the asyncio task queue.",
     )
-    parser.add_argument("--url", default=None, help=_URL_HELP)
+    parser.add_argument("--url", type=_url, default=None, help=_URL_HELP)
     parser.add_argument("--namespace", default=None, help=_NAMESPACE_HELP)
     parser.add_argument("--version", action="version", version=f"tickr {__version__}")
     commands = parser.add_subparsers(

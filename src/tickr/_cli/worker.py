@@ -63,6 +63,10 @@ def load_target(target: str) -> tuple[Any, ModuleType]:
         raise CLIError(f"importing {module_name!r} failed: {type(exc).__name__}: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - any failure of the application's import
         raise CLIError(f"importing {module_name!r} failed: {type(exc).__name__}: {exc}") from None
+    except SystemExit as exc:
+        raise CLIError(
+            f"importing {module_name!r} failed: it exited (SystemExit: {exc.code!r})"
+        ) from None
     found: Any = module
     for part in attribute.split("."):
         try:

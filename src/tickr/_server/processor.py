@@ -27,7 +27,6 @@ from tickr._broker import DequeuedTask
 from tickr._server.finisher import Finisher
 from tickr._server.job import Job, StopReason
 from tickr._server.supervisor import Supervisor
-from tickr._time import now_ms
 from tickr.backoff import RetryDelay, exponential_backoff
 from tickr.errors import SkipRetry
 from tickr.mux import CallNext, no_handler_message
@@ -74,6 +73,7 @@ class Processor:
         retry_delay: Seconds to wait before the next attempt of a failed task.
         error_handler: Called for every failed attempt, or None.
         max_result_bytes: Largest encoded result stored; a larger one archives its task.
+        now_ms: Redis' time now, in ms (the broker's clock), for deadlines and retry times.
     """
 
     def __init__(
@@ -85,8 +85,10 @@ class Processor:
         retry_delay: RetryDelay,
         error_handler: ErrorHandler | None,
         max_result_bytes: int,
+        now_ms: Callable[[], int],
     ) -> None:
         self._concurrency = concurrency
+        self._now_ms = now_ms
         self._max_result_bytes = max_result_bytes
         self._resolve = resolve
         self._finisher = finisher
@@ -247,7 +249,7 @@ class Processor:
             self._finisher.archive(job, str(exc))
             return
         job.type = message.type
-        started = now_ms()
+        started = self._now_ms()
         deadline_ms = message.deadline_ms
         if message.timeout_ms is not None:
             attempt_end = started + message.timeout_ms
@@ -391,7 +393,7 @@ class Processor:
             await self._fail(job, task, asyncio.CancelledError("cancelled"), final=True)
         elif reason is None:
             deadline_ms = message.deadline_ms
-            if deadline_ms is not None and now_ms() >= deadline_ms - 1:
+            if deadline_ms is not None and self._now_ms() >= deadline_ms - 1:
                 await self._fail(job, task, TimeoutError("deadline exceeded"), final=True)
             else:
                 timeout = (message.timeout_ms or 0) / 1000
@@ -444,7 +446,7 @@ class Processor:
                 error,
                 delay,
             )
-            self._finisher.retry(job, now_ms() + int(delay * 1000), error)
+            self._finisher.retry(job, self._now_ms() + int(delay * 1000), error)
         await self._report(task, exc)
 
     def _delay(self, task: Task, exc: BaseException) -> float:
