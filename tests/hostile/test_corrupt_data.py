@@ -84,6 +84,38 @@ async def test_a_pending_record_of_another_type_is_archived_alone(
     assert [task.id for task in await inspector.list_tasks("default", "archived")] == [bad]
 
 
+async def test_a_due_task_with_a_damaged_record_is_archived_alone(
+    client: tickr.Client,
+    inspector: tickr.Inspector,
+    raw_redis: aredis.Redis,
+    namespace: str,
+    running_server: ServerFactory,
+) -> None:
+    """The forwarder moves the healthy due tasks of the queue; the damaged one is set aside."""
+    runs: collections.Counter[int] = collections.Counter()
+
+    async def handler(task: tickr.Task) -> object:
+        runs[task.payload] += 1
+        return task.payload
+
+    ids = [(await client.enqueue("t", n, delay=0.3, retention=60)).id for n in range(BATCH)]
+    bad, gone = ids[2], ids[5]
+    await raw_redis.delete(task_key(namespace, bad), task_key(namespace, gone))
+    await raw_redis.set(task_key(namespace, bad), "overwritten")
+    async with running_server(handler, concurrency=BATCH):
+        healthy = [n for n, task_id in enumerate(ids) if task_id not in (bad, gone)]
+        assert [await client.result(ids[n], timeout=10) for n in healthy] == healthy
+        await eventually(lambda: in_state(client, bad, "archived"))
+    assert {n: runs[n] for n in healthy} == dict.fromkeys(healthy, 1)
+    assert sum(runs.values()) == len(healthy)
+    assert (await client.get_task(bad)).last_error == "corrupt task record: a string, not a hash"
+    with pytest.raises(tickr.TaskNotFound):
+        await client.get_task(gone)
+    sizes = await inspector.queue_info("default", memory=False)
+    assert (sizes.scheduled, sizes.pending, sizes.archived) == (0, 0, 1)
+    assert sizes.completed == len(healthy)
+
+
 async def test_a_pending_task_with_a_corrupt_retry_count_is_archived_alone(
     client: tickr.Client,
     inspector: tickr.Inspector,

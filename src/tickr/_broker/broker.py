@@ -194,6 +194,17 @@ _TRANSIENT_REPLIES: Final = (
 _TRANSIENT_CLASSES: Final = (ReadOnlyError, OutOfMemoryError, TryAgainError, ClusterDownError)
 
 
+def _log_set_aside(queue: str, pairs: Sequence[bytes]) -> None:
+    """Log the tasks a script archived for their damaged records ({id, error, ...})."""
+    for i in range(0, len(pairs), 2):
+        logger.error(
+            "task %s in %r archived: %s",
+            _text(pairs[i]),
+            queue,
+            pairs[i + 1].decode(errors="replace"),
+        )
+
+
 def _transient(exc: ResponseError) -> bool:
     """An error reply that means 'not now' (Redis loading, busy, failing over, full)."""
     return isinstance(exc, _TRANSIENT_CLASSES) or str(exc).startswith(_TRANSIENT_REPLIES)
@@ -725,13 +736,7 @@ class Broker:
             (keys.task_prefix, count, lease_expiry_ms, owner, self.clock.now_ms()),
             attempts=1,
         )
-        for i in range(0, len(rejected), 2):
-            logger.error(
-                "task %s in %r archived: %s",
-                _text(rejected[i]),
-                queue,
-                rejected[i + 1].decode(errors="replace"),
-            )
+        _log_set_aside(queue, rejected)
         return _dequeued(taken, queue)
 
     @staticmethod
@@ -870,15 +875,23 @@ class Broker:
             calls.append(
                 (
                     _FORWARD,
-                    (keys.scheduled, keys.retry, keys.pending, keys.seq, keys.idle),
+                    (
+                        keys.scheduled,
+                        keys.retry,
+                        keys.pending,
+                        keys.seq,
+                        keys.idle,
+                        keys.archived,
+                    ),
                     (keys.task_prefix, now_ms, limit, keys.events_channel),
                 )
             )
         replies = await self._eval_many(calls)
-        return {
-            queue: (int(moved), None if earliest < 0 else int(earliest))
-            for queue, (moved, earliest) in zip(queues, replies, strict=True)
-        }
+        report = {}
+        for queue, (moved, earliest, set_aside) in zip(queues, replies, strict=True):
+            _log_set_aside(queue, set_aside)
+            report[queue] = (int(moved), None if earliest < 0 else int(earliest))
+        return report
 
     async def heartbeat(
         self,

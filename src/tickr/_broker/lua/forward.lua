@@ -1,14 +1,19 @@
 -- Move scheduled and retry tasks that are due to pending.
 -- KEYS[1] scheduled zset    KEYS[2] retry zset    KEYS[3] pending zset    KEYS[4] seq counter
--- KEYS[5] idle flag
+-- KEYS[5] idle flag    KEYS[6] archived zset
 -- ARGV[1] task key prefix    ARGV[2] now (ms)    ARGV[3] most tasks to move per set
 -- ARGV[4] events channel
--- Returns {moved, earliest due time left in either set (ms), or -1 when both are empty}.
+-- Returns {moved, earliest due time left in either set (ms), or -1 when both are empty,
+-- {id, error, ...} of the tasks set aside}.
+-- A due task whose record is damaged is archived alone; one whose record is gone (it was
+-- deleted meanwhile) only leaves the set.
 --@include wake_pending
 --@include zset_head
 --@include pending_member
+--@include task_record
 
 local moved = 0
+local set_aside = {}
 for set = 1, 2 do
   local ids = redis.call('ZRANGEBYSCORE', KEYS[set], '-inf', ARGV[2], 'LIMIT', 0, ARGV[3])
   if #ids > 0 then
@@ -16,14 +21,21 @@ for set = 1, 2 do
     for _, id in ipairs(ids) do
       seq = seq + 1
       local key = ARGV[1] .. id
-      local priority = tonumber(redis.call('HGET', key, 'pri')) or 0
-      local member = pending_member(seq, id)
-      redis.call('ZADD', KEYS[3], -priority, member)
-      redis.call('HSET', key, 'state', 'pending', 'pm', member)
-      redis.call('HDEL', key, 'due')
+      local problem, kind = record_problem(key)
+      if problem then
+        archive_corrupt(key, kind, KEYS[6], id, problem, ARGV[2])
+        set_aside[#set_aside + 1] = id
+        set_aside[#set_aside + 1] = problem
+      elseif kind == 'hash' then
+        local priority = tonumber(redis.call('HGET', key, 'pri')) or 0
+        local member = pending_member(seq, id)
+        redis.call('ZADD', KEYS[3], -priority, member)
+        redis.call('HSET', key, 'state', 'pending', 'pm', member)
+        redis.call('HDEL', key, 'due')
+        moved = moved + 1
+      end
     end
     redis.call('ZREM', KEYS[set], unpack(ids))
-    moved = moved + #ids
   end
 end
 if moved > 0 then
@@ -37,4 +49,4 @@ for set = 1, 2 do
     earliest = head
   end
 end
-return {moved, earliest}
+return {moved, earliest, set_aside}
