@@ -32,10 +32,6 @@ async def in_state(client: tickr.Client, task_id: str, state: str) -> bool:
         return (await client.get_task(task_id)).state == state
     except tickr.TaskNotFound:
         return False
-    except tickr.TickrError as exc:  # the record is damaged, and not yet set aside
-        if "WRONGTYPE" not in str(exc):
-            raise
-        return False
 
 
 async def enqueue_batch(client: tickr.Client) -> list[str]:
@@ -321,3 +317,30 @@ async def test_expired_completed_tasks_leave_the_count_without_new_completions(
 
 async def _completed_is(inspector: tickr.Inspector, count: int) -> bool:
     return (await inspector.queue_info("default", memory=False)).completed == count
+
+
+async def test_reading_and_managing_a_queue_with_a_damaged_record(
+    client: tickr.Client, inspector: tickr.Inspector, raw_redis: aredis.Redis, namespace: str
+) -> None:
+    """Pages list the others, bulk actions go through, and the damaged task can be deleted."""
+    ids = [(await client.enqueue("t", n, delay=600 + n)).id for n in range(BATCH)]
+    bad = ids[4]
+    await raw_redis.delete(task_key(namespace, bad))
+    await raw_redis.set(task_key(namespace, bad), "overwritten")
+    seen = await inspector.get_task(bad)
+    assert (seen.type, seen.last_error) == ("", "corrupt task record: not a hash")
+    page = await inspector.list_tasks("default", "scheduled", page_size=BATCH)
+    assert [task.id for task in page] == ids
+    damaged = page[4]
+    assert (damaged.state, damaged.last_error) == ("scheduled", "corrupt task record: not a hash")
+    assert [task.payload for task in page if task.id != bad] == [0, 1, 2, 3, 5, 6, 7]
+    assert await inspector.archive_all("default", "scheduled") == BATCH
+    archived = {task.id: task for task in await inspector.list_tasks("default", "archived")}
+    assert set(archived) == set(ids)
+    assert archived[bad].last_error == "corrupt task record: a string, not a hash"
+    await inspector.delete_task(bad)
+    with pytest.raises(tickr.TaskNotFound):
+        await inspector.get_task(bad)
+    assert await raw_redis.exists(task_key(namespace, bad)) == 0
+    sizes = await inspector.queue_info("default", memory=False)
+    assert (sizes.scheduled, sizes.archived) == (0, BATCH - 1)

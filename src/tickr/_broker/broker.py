@@ -83,6 +83,9 @@ OP_RETRY: Final = b"r"
 OP_ARCHIVE: Final = b"a"
 OP_REQUEUE: Final = b"q"
 
+DAMAGED_RECORD: Final = b"corrupt task record: not a hash"
+"""The error shown for a task whose key holds another type (until a script sets it aside)."""
+
 STATS_TTL_SECONDS: Final = 90 * 24 * 3600
 """Daily counters are kept this long."""
 RECOVER_BATCH: Final = 500
@@ -1042,8 +1045,28 @@ class Broker:
         ]
         if not ids:
             return []
-        replies = await self._pipeline([("HGETALL", keys.task(task_id)) for task_id in ids])
-        return [(task_id, _fields(reply)) for task_id, reply in zip(ids, replies, strict=True)]
+        records = await self._records([keys.task(task_id) for task_id in ids])
+        for record in records:
+            if record is not None and "msg" not in record and "err" in record:
+                record.setdefault("state", state.encode())
+        return list(zip(ids, records, strict=True))
+
+    async def _records(self, keys: Sequence[str]) -> list[dict[str, bytes] | None]:
+        """The fields of task hashes; a key of another type reads as a record of its damage."""
+
+        async def send() -> list[dict[str, bytes] | None]:
+            replies = await self._executor.execute_many([("HGETALL", key) for key in keys])
+            records: list[dict[str, bytes] | None] = []
+            for reply in replies:
+                if isinstance(reply, ResponseError) and str(reply).startswith("WRONGTYPE"):
+                    records.append({"err": DAMAGED_RECORD})
+                elif isinstance(reply, Exception):
+                    raise reply
+                else:
+                    records.append(_fields(reply))
+            return records
+
+        return list(await self._call(send))
 
     # ------------------------------------------------------------------ single tasks
 
@@ -1061,8 +1084,11 @@ class Broker:
         return int(code) > 0
 
     async def get_task(self, queue: str, task_id: str) -> dict[str, bytes] | None:
-        """Every field of a task's hash, or None when there is no such task."""
-        return _fields(await self._command("HGETALL", self.keys(queue).task(task_id)))
+        """Every field of a task's hash, or None when there is no such task.
+
+        A key of another type reads as ``{"err": DAMAGED_RECORD}``, without a state.
+        """
+        return (await self._records([self.keys(queue).task(task_id)]))[0]
 
     async def watch_result(
         self, queue: str, task_id: str

@@ -7,6 +7,7 @@
 --@include wake_pending
 --@include pending_member
 --@include release_unique
+--@include task_record
 --@include manage_task
 
 local q = {

@@ -8,6 +8,7 @@
 --@include wake_pending
 --@include pending_member
 --@include release_unique
+--@include task_record
 --@include manage_task
 
 local q = {
@@ -23,10 +24,12 @@ local seq_width = #pending_member(0, '')
 local done = 0
 for _, member in ipairs(members) do
   local id = member
+  local pending = nil
   if ARGV[7] == 'pending' then
     id = string.sub(member, seq_width + 1)
+    pending = member
   end
-  local code = manage_task(q, ARGV[6], id)
+  local code = manage_task(q, ARGV[6], id, pending)
   if code == 1 then
     done = done + 1
   elseif code == -1 then

@@ -6,8 +6,31 @@
 --   delete:  any state but active (cancel an active task instead)
 --   run:     scheduled, retry, archived -> pending (at the back of its priority)
 --   archive: pending, scheduled, retry -> archived
-local function manage_task(q, op, id)
+-- A task whose record is damaged (see lib/task_record.lua) cannot run: any op sets it
+-- aside in the archive first (`pending_member`, when the caller knows it, leaves the
+-- pending set too), and delete then deletes it; the state returned is 'corrupt'.
+local function manage_corrupt(q, op, id, key, kind, problem, pending_member)
+  for _, set in ipairs({q.scheduled, q.retry, q.completed}) do
+    redis.call('ZREM', set, id)
+  end
+  if pending_member then
+    redis.call('ZREM', q.pending, pending_member)
+  end
+  archive_corrupt(key, kind, q.archived, id, problem, q.now)
+  if op == 'delete' then
+    redis.call('DEL', key)
+    redis.call('ZREM', q.archived, id)
+    return 1, 'corrupt'
+  end
+  return op == 'archive' and 1 or 0, 'corrupt'
+end
+
+local function manage_task(q, op, id, pending_member)
   local key = q.prefix .. id
+  local problem, kind = record_problem(key)
+  if problem then
+    return manage_corrupt(q, op, id, key, kind, problem, pending_member)
+  end
   local task = redis.call('HMGET', key, 'state', 'pm', 'pri', 'uk', 'w', 'err')
   local state = task[1]
   if not state then
