@@ -10,8 +10,8 @@ import pytest
 
 import tickr
 from tests.conftest import ServerFactory
-from tests.helpers import eventually
-from tests.hostile._support import FAST_RETRY, only_server, wait_state
+from tests.helpers import FAST_RETRY, eventually, wait_state
+from tests.hostile._support import only_server
 from tickr._server.forwarder import Forwarder
 
 FAST_BEATS: dict[str, Any] = {"lease_duration": 2.0, "heartbeat_interval": 0.1}

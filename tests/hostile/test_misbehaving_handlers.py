@@ -10,7 +10,8 @@ from typing import Any
 
 import tickr
 from tests.conftest import ServerFactory
-from tests.hostile._support import FAST_RETRY, only_server, wait_state
+from tests.helpers import FAST_RETRY, wait_state
+from tests.hostile._support import only_server
 
 
 async def test_a_handler_that_cancels_itself_fails_and_every_worker_survives(

@@ -8,22 +8,7 @@ import pytest
 
 import tickr
 from tests.conftest import ServerFactory
-from tests.helpers import eventually
-
-FAST_RETRY = tickr.constant_delay(0.05)
-
-
-async def wait_state(
-    client: tickr.Client, task_id: str, state: str, queue: str = "default"
-) -> tickr.TaskInfo:
-    async def reached() -> bool:
-        try:
-            return (await client.get_task(task_id, queue)).state == state
-        except tickr.TaskNotFound:
-            return False
-
-    await eventually(reached)
-    return await client.get_task(task_id, queue)
+from tests.helpers import FAST_RETRY, eventually, wait_state
 
 
 async def test_handler_receives_the_task(
