@@ -5,8 +5,8 @@
 -- ARGV[4] events channel
 -- Returns {moved, earliest due time left in either set (ms), or -1 when both are empty,
 -- {id, error, ...} of the tasks set aside}.
--- A due task whose record is damaged is archived alone; one whose record is gone (it was
--- deleted meanwhile) only leaves the set.
+-- A due task whose record is damaged is archived alone.  One whose record vanished goes
+-- on to pending, where the dequeue archives it as missing: it is never dropped unseen.
 --@include wake_pending
 --@include zset_head
 --@include pending_member
@@ -26,7 +26,7 @@ for set = 1, 2 do
         archive_corrupt(key, kind, KEYS[6], id, problem, ARGV[2])
         set_aside[#set_aside + 1] = id
         set_aside[#set_aside + 1] = problem
-      elseif kind == 'hash' then
+      else
         local priority = tonumber(redis.call('HGET', key, 'pri')) or 0
         local member = pending_member(seq, id)
         redis.call('ZADD', KEYS[3], -priority, member)
