@@ -29,13 +29,20 @@ from tickr.values import (
     TaskState,
 )
 
-__all__ = ["MAX_PAGE", "MAX_PAGE_SIZE", "Inspector"]
+__all__ = ["BULK_STATES", "MAX_PAGE", "MAX_PAGE_SIZE", "Inspector"]
 
 MAX_PAGE: Final = 2**31 - 1
 """The highest page number `Inspector.list_tasks` accepts."""
 
 MAX_PAGE_SIZE: Final = 10_000
 """The most tasks per page `Inspector.list_tasks` accepts."""
+
+BULK_STATES: Final[dict[str, tuple[TaskState, ...]]] = {
+    "delete": tuple(state for state in TASK_STATES if state != "active"),
+    "run": ("scheduled", "retry", "archived"),
+    "archive": ("pending", "scheduled", "retry"),
+}
+"""The states whose tasks `delete_all`, `run_all` and `archive_all` take."""
 
 
 class Inspector(ClosedOnExit):
@@ -104,8 +111,7 @@ class Inspector(ClosedOnExit):
                 if enqueued is not None:
                     latency = max(0.0, now / 1000 - enqueued.timestamp())
         processed, failed = daily[0]
-        states = ("pending", "active", "scheduled", "retry", "archived", "completed")
-        size = sum(sizes[state] for state in states)
+        size = sum(sizes[state] for state in TASK_STATES)
         used = await self._broker.queue_memory(queue, size) if memory else 0
         return QueueInfo(
             queue=queue,
@@ -317,7 +323,7 @@ class Inspector(ClosedOnExit):
             ValueError: For an unknown state or "active".
             RedisUnavailable: If Redis cannot be reached.
         """
-        return await self._manage_all("delete", queue, state, _DELETABLE)
+        return await self._manage_all("delete", queue, state)
 
     async def run_all(self, queue: str, state: TaskState) -> int:
         """Make every scheduled, retry or archived task of a queue pending; returns how many.
@@ -327,7 +333,7 @@ class Inspector(ClosedOnExit):
             ValueError: For a state other than "scheduled", "retry" or "archived".
             RedisUnavailable: If Redis cannot be reached.
         """
-        return await self._manage_all("run", queue, state, ("scheduled", "retry", "archived"))
+        return await self._manage_all("run", queue, state)
 
     async def archive_all(self, queue: str, state: TaskState) -> int:
         """Archive every pending, scheduled or retry task of a queue; returns how many.
@@ -337,10 +343,11 @@ class Inspector(ClosedOnExit):
             ValueError: For a state other than "pending", "scheduled" or "retry".
             RedisUnavailable: If Redis cannot be reached.
         """
-        return await self._manage_all("archive", queue, state, ("pending", "scheduled", "retry"))
+        return await self._manage_all("archive", queue, state)
 
-    async def _manage_all(self, op: str, queue: str, state: str, allowed: tuple[str, ...]) -> int:
+    async def _manage_all(self, op: str, queue: str, state: str) -> int:
         _check_state(state)
+        allowed = BULK_STATES[op]
         if state not in allowed:
             raise ValueError(f"cannot {op} {state} tasks: only {', '.join(allowed)}")
         await self._check_queue(queue)
@@ -419,9 +426,6 @@ def _tick_outcome(outcome: Any) -> str:
     if outcome == 0:
         return "conflict"
     return "duplicate"
-
-
-_DELETABLE: tuple[str, ...] = ("pending", "scheduled", "retry", "archived", "completed")
 
 
 def _check_state(state: str) -> None:
