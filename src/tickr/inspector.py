@@ -7,6 +7,7 @@ from typing import Any, Final
 
 from tickr._aio import ClosedOnExit
 from tickr._broker import Broker, RedisClient
+from tickr._checks import check_int, check_name, check_state, check_task, check_url
 from tickr._records import task_info
 from tickr._time import datetime_from_ms, utc_day
 from tickr.errors import (
@@ -16,7 +17,7 @@ from tickr.errors import (
     TaskNotFound,
     TaskStateConflict,
 )
-from tickr.options import DEFAULT_QUEUE, check_int, check_name, check_task, check_url
+from tickr.options import DEFAULT_QUEUE
 from tickr.serialization import MessageDecodeError, decode_value
 from tickr.values import (
     TASK_STATES,
@@ -267,7 +268,7 @@ class Inspector(ClosedOnExit):
                 `MAX_PAGE` or a page_size outside 1 to `MAX_PAGE_SIZE`.
             RedisUnavailable: If Redis cannot be reached.
         """
-        _check_state(state)
+        check_state(state)
         check_int(page, "page", 1, MAX_PAGE)
         check_int(page_size, "page_size", 1, MAX_PAGE_SIZE)
         await self._check_queue(queue)
@@ -346,7 +347,7 @@ class Inspector(ClosedOnExit):
         return await self._manage_all("archive", queue, state)
 
     async def _manage_all(self, op: str, queue: str, state: str) -> int:
-        _check_state(state)
+        check_state(state)
         allowed = BULK_STATES[op]
         if state not in allowed:
             raise ValueError(f"cannot {op} {state} tasks: only {', '.join(allowed)}")
@@ -426,11 +427,6 @@ def _tick_outcome(outcome: Any) -> str:
     if outcome == 0:
         return "conflict"
     return "duplicate"
-
-
-def _check_state(state: str) -> None:
-    if state not in TASK_STATES:
-        raise ValueError(f"unknown task state {state!r}: one of {', '.join(TASK_STATES)}")
 
 
 def _event_tick(event: bytes | None) -> int | None:

@@ -7,13 +7,19 @@ a bad argument raises `TypeError` or `ValueError` and never leaves a half-made t
 from __future__ import annotations
 
 import hashlib
-import math
 import os
-import re
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from tickr._time import datetime_from_ms, duration_ms, ms_from_datetime
+from tickr._checks import (
+    check_duration_ms,
+    check_instant_ms,
+    check_int,
+    check_name,
+    check_positive_ms,
+    check_text,
+)
+from tickr._time import datetime_from_ms
 from tickr.serialization import canonical_bytes, encode_message, encode_value
 from tickr.values import TaskInfo
 
@@ -24,12 +30,6 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "PreparedTask",
     "TaskSpec",
-    "check_bool",
-    "check_float",
-    "check_int",
-    "check_name",
-    "check_task",
-    "check_url",
     "new_task_id",
     "prepare_task",
 ]
@@ -40,99 +40,6 @@ DEFAULT_TIMEOUT: Final = 1800
 DEFAULT_MAX_PAYLOAD_BYTES: Final = 512 * 1024
 PRIORITY_LIMIT: Final = 2**31
 MAX_RETRY_LIMIT: Final = 2**31
-_NAME_LIMIT: Final = 256
-_BAD_NAME_CHARS: Final = re.compile(r"[{}\s\x00-\x1f\x7f]")
-
-
-def check_name(value: object, what: str) -> str:
-    """Validate a queue name, namespace or task id and return it.
-
-    Raises:
-        TypeError: If it is not a str.
-        ValueError: If it is empty, longer than 256 characters, or contains braces,
-            whitespace or control characters (braces would break the key hash tags).
-    """
-    if not isinstance(value, str):
-        raise TypeError(f"{what} must be a str, not {type(value).__name__}")
-    if not value:
-        raise ValueError(f"{what} must not be empty")
-    if len(value) > _NAME_LIMIT:
-        raise ValueError(f"{what} must be at most {_NAME_LIMIT} characters")
-    if _BAD_NAME_CHARS.search(value):
-        raise ValueError(
-            f"{what} {value!r} must not contain braces, whitespace or control characters"
-        )
-    return value
-
-
-def check_task(task_id: object, queue: object) -> None:
-    """Validate the task id and queue name of a call about one task (see `check_name`).
-
-    Raises:
-        TypeError: If either is not a str.
-        ValueError: If either is not a valid name.
-    """
-    check_name(task_id, "task_id")
-    check_name(queue, "queue")
-
-
-def check_int(
-    value: object, name: str, minimum: int | None = None, maximum: int | None = None
-) -> int:
-    """Validate an int setting or argument, within [minimum, maximum] if given, and return it.
-
-    Raises:
-        TypeError: If it is not an int (a bool is refused).
-        ValueError: If it is out of range.
-    """
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, not {value!r}")
-    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-        if maximum is None:
-            raise ValueError(f"{name} must be at least {minimum}, got {value}")
-        raise ValueError(f"{name} must be from {minimum} to {maximum}, got {value}")
-    return value
-
-
-def check_float(value: object, name: str) -> float:
-    """Validate a finite number (int or float, not a bool) and return it as a float.
-
-    Raises:
-        TypeError: If it is not an int or float.
-        ValueError: If it is infinite or NaN.
-    """
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        raise TypeError(f"{name} must be a number, not {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, not {value!r}")
-    return float(value)
-
-
-def check_bool(value: object, name: str) -> bool:
-    """Validate a bool setting and return it.
-
-    Raises:
-        TypeError: If it is not a bool (1, "yes" and the like are refused).
-    """
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, not {value!r}")
-    return value
-
-
-def check_url(url: object) -> str | None:
-    """Validate the `url` setting (a str or None) and return it.
-
-    Raises:
-        TypeError: If it is neither a str nor None.
-        ValueError: If it is the empty string (None means the default).
-    """
-    if url is None:
-        return None
-    if not isinstance(url, str):
-        raise TypeError(f"url must be a str or None, not {type(url).__name__}")
-    if not url:
-        raise ValueError("url must not be empty (give None for the default)")
-    return url
 
 
 class TaskSpec:
@@ -254,25 +161,18 @@ def _due_ms(spec: TaskSpec, now: int) -> int:
     if spec.delay is not None and spec.at is not None:
         raise ValueError("give either delay or at, not both")
     if spec.delay is not None:
-        return now + duration_ms(spec.delay, "delay")
+        return now + check_duration_ms(spec.delay, "delay")
     if spec.at is not None:
-        return ms_from_datetime(spec.at, "at")
+        return check_instant_ms(spec.at, "at")
     return now
 
 
 def _deadline_ms(deadline: datetime, at_ms: int | None, now_ms: int) -> int:
-    ms = ms_from_datetime(deadline, "deadline")
+    ms = check_instant_ms(deadline, "deadline")
     if ms <= now_ms:
         raise ValueError("deadline is already in the past")
     if at_ms is not None and ms <= at_ms:
         raise ValueError("deadline must be later than at")
-    return ms
-
-
-def _positive_ms(value: float | timedelta, name: str) -> int:
-    ms = duration_ms(value, name)
-    if ms <= 0:
-        raise ValueError(f"{name} must be positive, got {value!r}")
     return ms
 
 
@@ -307,11 +207,7 @@ def prepare_task(
         TypeError: For an argument of the wrong type or an unencodable payload.
         ValueError: For an argument out of range, as documented on `Client.enqueue`.
     """
-    task_type = spec.type
-    if not isinstance(task_type, str):
-        raise TypeError(f"task type must be a str, not {type(task_type).__name__}")
-    if not task_type:
-        raise ValueError("task type must not be empty")
+    task_type = check_text(spec.type, "task type")
     queue = check_name(spec.queue, "queue")
     priority = check_int(spec.priority, "priority")
     if not -PRIORITY_LIMIT <= priority < PRIORITY_LIMIT:
@@ -325,7 +221,7 @@ def prepare_task(
     if timeout == DEFAULT_TIMEOUT and type(timeout) is int:  # the default, fast
         timeout_ms: int | None = 1_800_000
     else:
-        timeout_ms = None if timeout is None else _positive_ms(timeout, "timeout")
+        timeout_ms = None if timeout is None else check_positive_ms(timeout, "timeout")
     due_ms = now_ms if spec.delay is None and spec.at is None else _due_ms(spec, now_ms)
     at_ms = None if spec.at is None else due_ms
     deadline_ms = None if spec.deadline is None else _deadline_ms(spec.deadline, at_ms, now_ms)
@@ -333,8 +229,8 @@ def prepare_task(
     if retention == 0 and type(retention) is int:
         retention_ms = 0
     else:
-        retention_ms = duration_ms(retention, "retention")
-    unique_ms = None if spec.unique is None else _positive_ms(spec.unique, "unique")
+        retention_ms = check_duration_ms(retention, "retention")
+    unique_ms = None if spec.unique is None else check_positive_ms(spec.unique, "unique")
     task_id, token = _id_and_token(spec.task_id)
 
     msg = encode_message(
