@@ -12,10 +12,7 @@ from typing import Any, Final
 from tickr._aio import ClosedOnExit, cancel_and_wait
 from tickr._broker import Broker, EnqueueOutcome, Event, EventKind, EventListener, RedisClient
 from tickr._checks import check_int, check_name, check_seconds, check_task, check_url
-from tickr._records import task_info
-from tickr._time import datetime_from_ms
-from tickr.errors import DuplicateTask, TaskFailed, TaskIDConflict, TaskNotFound
-from tickr.options import (
+from tickr._options import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     DEFAULT_MAX_RETRY,
     DEFAULT_QUEUE,
@@ -24,7 +21,10 @@ from tickr.options import (
     TaskSpec,
     prepare_task,
 )
-from tickr.serialization import MessageDecodeError, decode_value
+from tickr._records import task_info
+from tickr._serialization import MessageDecodeError, decode_value
+from tickr._time import datetime_from_ms
+from tickr.errors import DuplicateTask, TaskFailed, TaskIDConflict, TaskNotFound
 from tickr.values import TaskInfo
 
 __all__ = ["Client"]

@@ -8,7 +8,9 @@ from typing import Any, Final
 from tickr._aio import ClosedOnExit
 from tickr._broker import Broker, RedisClient
 from tickr._checks import check_int, check_name, check_state, check_task, check_url
+from tickr._options import DEFAULT_QUEUE
 from tickr._records import task_info
+from tickr._serialization import MessageDecodeError, decode_value
 from tickr._time import datetime_from_ms, utc_day
 from tickr.errors import (
     EntryNotFound,
@@ -17,8 +19,6 @@ from tickr.errors import (
     TaskNotFound,
     TaskStateConflict,
 )
-from tickr.options import DEFAULT_QUEUE
-from tickr.serialization import MessageDecodeError, decode_value
 from tickr.values import (
     TASK_STATES,
     DailyStats,

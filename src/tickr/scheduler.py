@@ -38,16 +38,16 @@ from tickr._checks import (
     check_seconds,
     check_url,
 )
-from tickr._signals import serve_until_signalled
-from tickr.clock import Clock, SystemClock
-from tickr.errors import DuplicateTask, TaskIDConflict
-from tickr.options import (
+from tickr._options import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     TaskSpec,
     prepare_task,
 )
+from tickr._serialization import canonical_bytes, encode_value
+from tickr._signals import serve_until_signalled
+from tickr.clock import Clock, SystemClock
+from tickr.errors import DuplicateTask, TaskIDConflict
 from tickr.schedule import CronSchedule, Schedule, parse_schedule, zone
-from tickr.serialization import canonical_bytes, encode_value
 
 __all__ = ["CatchUp", "PeriodicTask", "Scheduler"]
 

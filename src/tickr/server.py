@@ -44,6 +44,7 @@ from tickr._checks import (
     check_url,
     is_async_callable,
 )
+from tickr._serialization import encode_value
 from tickr._server.burst import BurstWatcher
 from tickr._server.fetcher import Fetcher
 from tickr._server.finisher import Finisher
@@ -62,7 +63,6 @@ from tickr.backoff import RetryDelay, exponential_backoff
 from tickr.errors import RedisUnavailable
 from tickr.mux import CallNext, ServeMux
 from tickr.scheduler import Scheduler
-from tickr.serialization import encode_value
 from tickr.task import Task
 
 __all__ = ["Server"]
