@@ -219,18 +219,11 @@ def prepare_task(
     if max_retry >= MAX_RETRY_LIMIT:
         raise ValueError(f"max_retry must be below 2**31, got {max_retry}")
     timeout = spec.timeout
-    if timeout == DEFAULT_TIMEOUT and type(timeout) is int:  # the default, fast
-        timeout_ms: int | None = 1_800_000
-    else:
-        timeout_ms = None if timeout is None else check_positive_ms(timeout, "timeout")
+    timeout_ms = None if timeout is None else check_positive_ms(timeout, "timeout")
     due_ms = now_ms if spec.delay is None and spec.at is None else _due_ms(spec, now_ms)
     at_ms = None if spec.at is None else due_ms
     deadline_ms = None if spec.deadline is None else _deadline_ms(spec.deadline, at_ms, now_ms)
-    retention = spec.retention
-    if retention == 0 and type(retention) is int:
-        retention_ms = 0
-    else:
-        retention_ms = check_duration_ms(retention, "retention")
+    retention_ms = check_duration_ms(spec.retention, "retention")
     unique_ms = None if spec.unique is None else check_positive_ms(spec.unique, "unique")
     task_id, token = _id_and_token(spec.task_id)
 
