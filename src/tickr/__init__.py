@@ -12,6 +12,7 @@ The public surface, all importable from ``tickr``::
     TickrError and its subclasses    errors (see tickr.errors)
 """
 
+from tickr._options import TaskSpec
 from tickr.backoff import RetryDelay, constant_delay, exponential_backoff
 from tickr.client import Client
 from tickr.errors import (
@@ -29,7 +30,6 @@ from tickr.errors import (
 )
 from tickr.inspector import Inspector
 from tickr.mux import CallNext, Handler, Middleware, ServeMux
-from tickr.options import TaskSpec
 from tickr.scheduler import PeriodicTask, Scheduler
 from tickr.server import Server
 from tickr.task import Task

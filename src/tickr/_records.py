@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tickr._serialization import MessageDecodeError, decode_message, decode_value
 from tickr._time import datetime_from_ms, now_ms
-from tickr.serialization import MessageDecodeError, decode_message, decode_value
 from tickr.values import TASK_STATES, TaskInfo, TaskState
 
 __all__ = ["task_info"]

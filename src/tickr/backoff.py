@@ -12,8 +12,7 @@ import random
 from collections.abc import Callable
 from datetime import timedelta
 
-from tickr._time import seconds as checked_seconds
-from tickr.options import check_float
+from tickr._checks import check_float, check_positive_seconds, check_seconds
 from tickr.task import Task
 
 __all__ = ["RetryDelay", "SecondsDelay", "constant_delay", "exponential_backoff"]
@@ -45,8 +44,8 @@ def exponential_backoff(
         ValueError: If base or max_delay is not positive or is over 1000 years, factor
             is below 1 or not finite, or jitter is outside [0, 1).
     """
-    base = _positive_seconds(base, "base")
-    max_delay = _positive_seconds(max_delay, "max_delay")
+    base = check_positive_seconds(base, "base")
+    max_delay = check_positive_seconds(max_delay, "max_delay")
     if check_float(factor, "factor") < 1:
         raise ValueError(f"factor must be at least 1, got {factor!r}")
     if not 0 <= check_float(jitter, "jitter") < 1:
@@ -69,16 +68,9 @@ def constant_delay(seconds: float) -> SecondsDelay:
         TypeError: If `seconds` is not a number.
         ValueError: If `seconds` is negative, infinite, NaN or over 1000 years.
     """
-    seconds = checked_seconds(seconds, "seconds")
+    seconds = check_seconds(seconds, "seconds")
 
     def delay(retry_count: int, exc: BaseException, task: Task) -> float:
         return seconds
 
     return delay
-
-
-def _positive_seconds(value: float, name: str) -> float:
-    result = checked_seconds(value, name)
-    if result == 0:
-        raise ValueError(f"{name} must be positive")
-    return result

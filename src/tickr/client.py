@@ -11,23 +11,20 @@ from typing import Any, Final
 
 from tickr._aio import ClosedOnExit, cancel_and_wait
 from tickr._broker import Broker, EnqueueOutcome, Event, EventKind, EventListener, RedisClient
-from tickr._records import task_info
-from tickr._time import datetime_from_ms, seconds
-from tickr.errors import DuplicateTask, TaskFailed, TaskIDConflict, TaskNotFound
-from tickr.options import (
+from tickr._checks import check_int, check_name, check_seconds, check_task, check_url
+from tickr._options import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     DEFAULT_MAX_RETRY,
     DEFAULT_QUEUE,
     DEFAULT_TIMEOUT,
     PreparedTask,
     TaskSpec,
-    check_int,
-    check_name,
-    check_task,
-    check_url,
     prepare_task,
 )
-from tickr.serialization import MessageDecodeError, decode_value
+from tickr._records import task_info
+from tickr._serialization import MessageDecodeError, decode_value
+from tickr._time import datetime_from_ms
+from tickr.errors import DuplicateTask, TaskFailed, TaskIDConflict, TaskNotFound
 from tickr.values import TaskInfo
 
 __all__ = ["Client"]
@@ -229,7 +226,7 @@ class Client(ClosedOnExit):
         """
         check_task(task_id, queue)
         if timeout is not None:
-            timeout = seconds(timeout, "timeout")
+            timeout = check_seconds(timeout, "timeout")
         async with asyncio.timeout(timeout):
             return await self._wait_for_result(task_id, queue)
 

@@ -7,7 +7,10 @@ from typing import Any, Final
 
 from tickr._aio import ClosedOnExit
 from tickr._broker import Broker, RedisClient
+from tickr._checks import check_int, check_name, check_state, check_task, check_url
+from tickr._options import DEFAULT_QUEUE
 from tickr._records import task_info
+from tickr._serialization import MessageDecodeError, decode_value
 from tickr._time import datetime_from_ms, utc_day
 from tickr.errors import (
     EntryNotFound,
@@ -16,8 +19,6 @@ from tickr.errors import (
     TaskNotFound,
     TaskStateConflict,
 )
-from tickr.options import DEFAULT_QUEUE, check_int, check_name, check_task, check_url
-from tickr.serialization import MessageDecodeError, decode_value
 from tickr.values import (
     TASK_STATES,
     DailyStats,
@@ -29,13 +30,20 @@ from tickr.values import (
     TaskState,
 )
 
-__all__ = ["MAX_PAGE", "MAX_PAGE_SIZE", "Inspector"]
+__all__ = ["BULK_STATES", "MAX_PAGE", "MAX_PAGE_SIZE", "Inspector"]
 
 MAX_PAGE: Final = 2**31 - 1
 """The highest page number `Inspector.list_tasks` accepts."""
 
 MAX_PAGE_SIZE: Final = 10_000
 """The most tasks per page `Inspector.list_tasks` accepts."""
+
+BULK_STATES: Final[dict[str, tuple[TaskState, ...]]] = {
+    "delete": tuple(state for state in TASK_STATES if state != "active"),
+    "run": ("scheduled", "retry", "archived"),
+    "archive": ("pending", "scheduled", "retry"),
+}
+"""The states whose tasks `delete_all`, `run_all` and `archive_all` take."""
 
 
 class Inspector(ClosedOnExit):
@@ -104,8 +112,7 @@ class Inspector(ClosedOnExit):
                 if enqueued is not None:
                     latency = max(0.0, now / 1000 - enqueued.timestamp())
         processed, failed = daily[0]
-        states = ("pending", "active", "scheduled", "retry", "archived", "completed")
-        size = sum(sizes[state] for state in states)
+        size = sum(sizes[state] for state in TASK_STATES)
         used = await self._broker.queue_memory(queue, size) if memory else 0
         return QueueInfo(
             queue=queue,
@@ -261,7 +268,7 @@ class Inspector(ClosedOnExit):
                 `MAX_PAGE` or a page_size outside 1 to `MAX_PAGE_SIZE`.
             RedisUnavailable: If Redis cannot be reached.
         """
-        _check_state(state)
+        check_state(state)
         check_int(page, "page", 1, MAX_PAGE)
         check_int(page_size, "page_size", 1, MAX_PAGE_SIZE)
         await self._check_queue(queue)
@@ -317,7 +324,7 @@ class Inspector(ClosedOnExit):
             ValueError: For an unknown state or "active".
             RedisUnavailable: If Redis cannot be reached.
         """
-        return await self._manage_all("delete", queue, state, _DELETABLE)
+        return await self._manage_all("delete", queue, state)
 
     async def run_all(self, queue: str, state: TaskState) -> int:
         """Make every scheduled, retry or archived task of a queue pending; returns how many.
@@ -327,7 +334,7 @@ class Inspector(ClosedOnExit):
             ValueError: For a state other than "scheduled", "retry" or "archived".
             RedisUnavailable: If Redis cannot be reached.
         """
-        return await self._manage_all("run", queue, state, ("scheduled", "retry", "archived"))
+        return await self._manage_all("run", queue, state)
 
     async def archive_all(self, queue: str, state: TaskState) -> int:
         """Archive every pending, scheduled or retry task of a queue; returns how many.
@@ -337,10 +344,11 @@ class Inspector(ClosedOnExit):
             ValueError: For a state other than "pending", "scheduled" or "retry".
             RedisUnavailable: If Redis cannot be reached.
         """
-        return await self._manage_all("archive", queue, state, ("pending", "scheduled", "retry"))
+        return await self._manage_all("archive", queue, state)
 
-    async def _manage_all(self, op: str, queue: str, state: str, allowed: tuple[str, ...]) -> int:
-        _check_state(state)
+    async def _manage_all(self, op: str, queue: str, state: str) -> int:
+        check_state(state)
+        allowed = BULK_STATES[op]
         if state not in allowed:
             raise ValueError(f"cannot {op} {state} tasks: only {', '.join(allowed)}")
         await self._check_queue(queue)
@@ -419,14 +427,6 @@ def _tick_outcome(outcome: Any) -> str:
     if outcome == 0:
         return "conflict"
     return "duplicate"
-
-
-_DELETABLE: tuple[str, ...] = ("pending", "scheduled", "retry", "archived", "completed")
-
-
-def _check_state(state: str) -> None:
-    if state not in TASK_STATES:
-        raise ValueError(f"unknown task state {state!r}: one of {', '.join(TASK_STATES)}")
 
 
 def _event_tick(event: bytes | None) -> int | None:

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, overload
 
+from tickr._checks import check_text, is_async_callable
 from tickr.task import Task
 
-__all__ = [
-    "CallNext",
-    "Handler",
-    "Middleware",
-    "ServeMux",
-    "is_async_callable",
-    "no_handler_message",
-]
+__all__ = ["CallNext", "Handler", "Middleware", "ServeMux", "no_handler_message"]
 
 Handler = Callable[[Task], Awaitable[Any]]
 """An async function taking a `Task`; its return value becomes the task's result."""
@@ -32,13 +25,6 @@ HandlerT = TypeVar("HandlerT", bound=Handler)
 def no_handler_message(task_type: str) -> str:
     """The error recorded on a task whose type no handler matches."""
     return f"no handler for task type {task_type!r}"
-
-
-def is_async_callable(obj: object) -> bool:
-    """Whether calling `obj` returns a coroutine (an async function or object)."""
-    return inspect.iscoroutinefunction(obj) or inspect.iscoroutinefunction(
-        getattr(obj, "__call__", None)  # noqa: B004 - async callable objects are fine
-    )
 
 
 def _chain(middleware: Middleware, call_next: CallNext) -> CallNext:
@@ -80,10 +66,7 @@ class ServeMux:
             TypeError: If the pattern is not a str or the handler is not async.
             ValueError: If the pattern is empty or already registered.
         """
-        if not isinstance(pattern, str):
-            raise TypeError(f"pattern must be a str, not {type(pattern).__name__}")
-        if not pattern:
-            raise ValueError("pattern must not be empty")
+        check_text(pattern, "pattern")
         if pattern in self._exact or any(p == pattern for p, _ in self._prefixes):
             raise ValueError(f"a handler is already registered for {pattern!r}")
 

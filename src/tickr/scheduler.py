@@ -25,25 +25,29 @@ import os
 import socket
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import tzinfo
+from datetime import timedelta, tzinfo
 from typing import Any, Final, Literal
 
 from tickr._aio import ClosedOnExit, call_hook, first_of
 from tickr._broker import Broker, RedisClient
-from tickr._signals import serve_until_signalled
-from tickr._time import seconds
-from tickr.clock import Clock, SystemClock
-from tickr.errors import DuplicateTask, TaskIDConflict
-from tickr.options import (
-    DEFAULT_MAX_PAYLOAD_BYTES,
-    TaskSpec,
+from tickr._checks import (
+    check_callable,
     check_int,
     check_name,
+    check_positive_seconds,
+    check_seconds,
     check_url,
+)
+from tickr._options import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    TaskSpec,
     prepare_task,
 )
+from tickr._serialization import canonical_bytes, encode_value
+from tickr._signals import serve_until_signalled
+from tickr.clock import Clock, SystemClock
+from tickr.errors import DuplicateTask, TaskIDConflict
 from tickr.schedule import CronSchedule, Schedule, parse_schedule, zone
-from tickr.serialization import canonical_bytes, encode_value
 
 __all__ = ["CatchUp", "PeriodicTask", "Scheduler"]
 
@@ -151,7 +155,7 @@ def _digest(task: PeriodicTask, schedule: Schedule) -> str:
     else:
         when = [" ".join(task.spec.split())]
     options = {
-        name: seconds(value, name)
+        name: check_seconds(value, name)
         if name in _DURATION_OPTIONS and value is not None
         else repr(value)
         for name, value in task.options.items()
@@ -194,12 +198,12 @@ class Scheduler(ClosedOnExit):
         namespace: str = "tickr",
         timezone: str = "UTC",
         config_provider: ConfigProvider | None = None,
-        config_interval: float = 60.0,
+        config_interval: float | timedelta = 60.0,
         catch_up: CatchUp = "latest",
         max_catch_up: int = 100,
-        misfire_grace: float = 5.0,
+        misfire_grace: float | timedelta = 5.0,
         error_handler: ErrorHandler | None = None,
-        heartbeat_interval: float = 5.0,
+        heartbeat_interval: float | timedelta = 5.0,
         history: int = 100,
         clock: Clock | None = None,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
@@ -209,30 +213,25 @@ class Scheduler(ClosedOnExit):
         zone(timezone)
         if catch_up not in ("latest", "none", "all"):
             raise ValueError(f"catch_up must be 'latest', 'none' or 'all', not {catch_up!r}")
-        for name, value in (
-            ("config_interval", config_interval),
-            ("heartbeat_interval", heartbeat_interval),
-            ("misfire_grace", misfire_grace),
-        ):
-            if seconds(value, name) <= 0:
-                raise ValueError(f"{name} must be a positive number of seconds")
+        config_seconds = check_positive_seconds(config_interval, "config_interval")
+        heartbeat_seconds = check_positive_seconds(heartbeat_interval, "heartbeat_interval")
+        grace_seconds = check_positive_seconds(misfire_grace, "misfire_grace")
         for name, count in (("max_catch_up", max_catch_up), ("history", history)):
             check_int(count, name, 1)
         check_int(max_payload_bytes, "max_payload_bytes", 1)
-        for name, hook in (("config_provider", config_provider), ("error_handler", error_handler)):
-            if hook is not None and not callable(hook):
-                raise TypeError(f"{name} must be callable")
+        check_callable(config_provider, "config_provider")
+        check_callable(error_handler, "error_handler")
         self._url = url
         self._redis = redis
         self.namespace = namespace
         self.timezone = timezone
         self._provider = config_provider
-        self._config_interval = float(config_interval)
+        self._config_interval = config_seconds
         self._catch_up: CatchUp = catch_up
         self._max_catch_up = max_catch_up
-        self._grace = float(misfire_grace)
+        self._grace = grace_seconds
         self._error_handler = error_handler
-        self._heartbeat_interval = float(heartbeat_interval)
+        self._heartbeat_interval = heartbeat_seconds
         self._history = history
         self._clock: Clock = clock or SystemClock()
         self._max_payload = max_payload_bytes

@@ -34,6 +34,17 @@ from typing import Any, Final
 
 from tickr._aio import ClosedOnExit, cancel_and_wait, first_of, within
 from tickr._broker import Broker, Event, EventKind, EventListener, RedisClient, SyncRenewer
+from tickr._checks import (
+    check_bool,
+    check_callable,
+    check_duration_ms,
+    check_int,
+    check_name,
+    check_seconds,
+    check_url,
+    is_async_callable,
+)
+from tickr._serialization import encode_value
 from tickr._server.burst import BurstWatcher
 from tickr._server.fetcher import Fetcher
 from tickr._server.finisher import Finisher
@@ -47,13 +58,11 @@ from tickr._server.processor import ErrorHandler, Processor
 from tickr._server.redis_check import check_redis
 from tickr._server.supervisor import Supervisor
 from tickr._signals import serve_until_signalled
-from tickr._time import duration_ms, now_ms, seconds
+from tickr._time import now_ms
 from tickr.backoff import RetryDelay, exponential_backoff
 from tickr.errors import RedisUnavailable
-from tickr.mux import CallNext, ServeMux, is_async_callable
-from tickr.options import check_bool, check_int, check_name, check_url
+from tickr.mux import CallNext, ServeMux
 from tickr.scheduler import Scheduler
-from tickr.serialization import encode_value
 from tickr.task import Task
 
 __all__ = ["Server"]
@@ -134,18 +143,16 @@ class Server(ClosedOnExit):
         check_int(concurrency, "concurrency", 1, MAX_CONCURRENCY)
         check_bool(strict_priority, "strict_priority")
         self._queues = _check_queues({"default": 1} if queues is None else queues)
-        self._shutdown_timeout = seconds(shutdown_timeout, "shutdown_timeout")
-        self._lease_ms = duration_ms(lease_duration, "lease_duration")
-        self._heartbeat_interval = seconds(heartbeat_interval, "heartbeat_interval")
+        self._shutdown_timeout = check_seconds(shutdown_timeout, "shutdown_timeout")
+        self._lease_ms = check_duration_ms(lease_duration, "lease_duration")
+        self._heartbeat_interval = check_seconds(heartbeat_interval, "heartbeat_interval")
         if not 0 < self._heartbeat_interval * 1000 < self._lease_ms:
             raise ValueError("heartbeat_interval must be positive and shorter than lease_duration")
         check_int(archive_max_size, "archive_max_size", 0)
         check_int(max_result_bytes, "max_result_bytes", 1)
-        for name, hook in (("retry_delay", retry_delay), ("error_handler", error_handler)):
-            if hook is not None and not callable(hook):
-                raise TypeError(f"{name} must be callable")
-        if health_check is not None and not callable(health_check):
-            raise TypeError("health_check must be callable")
+        check_callable(retry_delay, "retry_delay")
+        check_callable(error_handler, "error_handler")
+        check_callable(health_check, "health_check")
         self._url = url
         self._redis = redis
         self.namespace = namespace
@@ -156,7 +163,7 @@ class Server(ClosedOnExit):
         self._health_check = health_check
         self._archive_max_size = archive_max_size
         self._max_result_bytes = max_result_bytes
-        self._archive_max_age_ms = duration_ms(archive_max_age, "archive_max_age")
+        self._archive_max_age_ms = check_duration_ms(archive_max_age, "archive_max_age")
         if scheduler is not None and not isinstance(scheduler, Scheduler):
             raise TypeError("scheduler must be a tickr.Scheduler")
         self.scheduler = scheduler

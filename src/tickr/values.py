@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal, get_args
 
 __all__ = [
     "TASK_STATES",
@@ -23,14 +23,8 @@ __all__ = [
 TaskState = Literal["pending", "active", "scheduled", "retry", "archived", "completed"]
 """The states a task moves through; see docs/architecture.md for the transitions."""
 
-TASK_STATES: tuple[TaskState, ...] = (
-    "pending",
-    "active",
-    "scheduled",
-    "retry",
-    "archived",
-    "completed",
-)
+TASK_STATES: Final[tuple[TaskState, ...]] = get_args(TaskState)
+"""Every task state, in the order of `TaskState`: the one list that all of Tickr uses."""
 
 
 @dataclass(frozen=True, slots=True)

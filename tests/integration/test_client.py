@@ -65,8 +65,8 @@ async def test_a_resent_identical_enqueue_is_not_a_conflict(
 ) -> None:
     """A retry after a lost reply re-sends the very same message: it must succeed."""
     from tickr._broker import Broker
+    from tickr._options import TaskSpec, prepare_task
     from tickr._time import now_ms
-    from tickr.options import TaskSpec, prepare_task
 
     prepared = prepare_task(TaskSpec("t", 1, task_id="x"), now_ms=now_ms(), max_payload_bytes=1000)
     async with Broker.connect(None, raw_redis, namespace) as broker:

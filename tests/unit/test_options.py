@@ -3,9 +3,10 @@ from typing import Any
 
 import pytest
 
-from tickr._time import MAX_SECONDS, datetime_from_ms
-from tickr.options import TaskSpec, check_name, prepare_task
-from tickr.serialization import decode_message
+from tickr._checks import MAX_SECONDS, check_name
+from tickr._options import TaskSpec, prepare_task
+from tickr._serialization import decode_message
+from tickr._time import datetime_from_ms
 
 NOW = 1_800_000_000_000
 

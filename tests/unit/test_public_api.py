@@ -1,6 +1,10 @@
 """The public surface is exactly what the contract (shared/spec/API.md) names, plus additions."""
 
+import importlib
 import inspect
+import pkgutil
+
+import pytest
 
 import tickr
 import tickr.errors
@@ -49,6 +53,76 @@ def test_exported_names_are_exactly_the_intended_ones() -> None:
     assert tickr.__all__ == sorted(tickr.__all__)
     for name in tickr.__all__:
         assert hasattr(tickr, name), name
+
+
+def test_the_package_namespace_holds_nothing_but_the_exported_names() -> None:
+    public = {
+        name
+        for name, value in vars(tickr).items()
+        if not name.startswith("_") and not inspect.ismodule(value)
+    }
+    assert public == set(tickr.__all__) - {"__version__"}
+
+
+PUBLIC_MODULES = {
+    "tickr.backoff": {"RetryDelay", "SecondsDelay", "constant_delay", "exponential_backoff"},
+    "tickr.cli": {"main"},
+    "tickr.client": {"Client"},
+    "tickr.clock": {"Clock", "SystemClock"},
+    "tickr.errors": {
+        "DuplicateTask", "EntryNotFound", "QueueNotEmpty", "QueueNotFound", "RedisUnavailable",
+        "SkipRetry", "TaskFailed", "TaskIDConflict", "TaskNotFound", "TaskStateConflict",
+        "TickrError",
+    },
+    "tickr.inspector": {"BULK_STATES", "MAX_PAGE", "MAX_PAGE_SIZE", "Inspector"},
+    "tickr.mux": {"CallNext", "Handler", "Middleware", "ServeMux", "no_handler_message"},
+    "tickr.options": {"TaskSpec"},
+    "tickr.schedule": {
+        "CronSchedule", "IntervalSchedule", "Schedule", "parse_duration", "parse_schedule", "zone",
+    },
+    "tickr.scheduler": {"CatchUp", "PeriodicTask", "Scheduler"},
+    "tickr.serialization": {"MessageDecodeError", "decode_value", "encode_value"},
+    "tickr.server": {"Server"},
+    "tickr.task": {"Task"},
+    "tickr.testing": {"ManualClock", "RedisServer", "drain", "find_redis_server"},
+    "tickr.testing.pytest_plugin": {
+        "tickr_client", "tickr_namespace", "tickr_redis_server", "tickr_redis_url",
+    },
+    "tickr.values": {
+        "TASK_STATES", "DailyStats", "QueueInfo", "SchedulerEntry", "SchedulerEvent",
+        "ServerInfo", "TaskInfo", "TaskState",
+    },
+}  # fmt: skip
+"""Every public module and exactly what it exports; the rest of the package is private."""
+
+
+@pytest.mark.parametrize("module_name", sorted(PUBLIC_MODULES))
+def test_public_modules_export_exactly_the_intended_names(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    assert set(module.__all__) == PUBLIC_MODULES[module_name]
+    assert len(module.__all__) == len(set(module.__all__))
+    for name in module.__all__:
+        assert hasattr(module, name), name
+    for name, value in vars(module).items():  # nothing public is defined but unexported
+        if name.startswith("_") or not (inspect.isclass(value) or inspect.isfunction(value)):
+            continue
+        if value.__module__ == module_name:
+            assert name in module.__all__, f"{module_name}.{name} is public but not exported"
+
+
+@pytest.mark.parametrize("module_name", ["tickr.options", "tickr.serialization"])
+def test_modules_that_re_export_hold_nothing_else(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    assert {name for name in vars(module) if not name.startswith("_")} == set(module.__all__)
+
+
+def test_every_module_of_the_package_is_public_or_private_by_name() -> None:
+    names = {
+        info.name
+        for info in pkgutil.walk_packages(tickr.__path__, "tickr.")
+        if not any(part.startswith("_") for part in info.name.split(".")[1:])
+    }
+    assert names == set(PUBLIC_MODULES)
 
 
 def test_every_error_derives_from_tickr_error() -> None:

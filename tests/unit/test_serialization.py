@@ -3,7 +3,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import msgpack
 import pytest
 
-from tickr.serialization import (
+from tickr._serialization import (
     MessageDecodeError,
     canonical_bytes,
     decode_message,

@@ -4,6 +4,7 @@ alike, when the object is made (nothing connects to Redis here)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -111,3 +112,65 @@ def test_exponential_backoff_refuses_non_finite_settings(
 def test_constant_delay_refuses_what_is_not_a_duration(value: Any, error: type[Exception]) -> None:
     with pytest.raises(error, match="seconds"):
         tickr.constant_delay(value)
+
+
+@pytest.mark.parametrize(
+    ("make", "name"),
+    [
+        (tickr.Server, "shutdown_timeout"),
+        (tickr.Server, "archive_max_age"),
+        (tickr.Scheduler, "config_interval"),
+        (tickr.Scheduler, "misfire_grace"),
+        (tickr.Scheduler, "heartbeat_interval"),
+    ],
+)
+def test_every_duration_setting_takes_seconds_or_a_timedelta(
+    make: Callable[..., Any], name: str
+) -> None:
+    make(**{name: 30})
+    make(**{name: 30.5})
+    make(**{name: timedelta(seconds=30)})
+    for value in (True, "30"):
+        with pytest.raises(TypeError, match=f"{name} must be seconds"):
+            make(**{name: value})
+    with pytest.raises(ValueError, match=f"{name} must not be negative"):
+        make(**{name: timedelta(seconds=-1)})
+
+
+@pytest.mark.parametrize("name", ["config_interval", "misfire_grace", "heartbeat_interval"])
+def test_a_zero_scheduler_interval_is_refused(name: str) -> None:
+    settings: dict[str, Any] = {name: timedelta(0)}
+    with pytest.raises(ValueError, match=f"{name} must be positive"):
+        tickr.Scheduler(**settings)
+
+
+@pytest.mark.parametrize(
+    ("make", "name"),
+    [
+        (tickr.Server, "retry_delay"),
+        (tickr.Server, "error_handler"),
+        (tickr.Server, "health_check"),
+        (tickr.Scheduler, "error_handler"),
+        (tickr.Scheduler, "config_provider"),
+    ],
+)
+def test_every_hook_must_be_callable(make: Callable[..., Any], name: str) -> None:
+    with pytest.raises(TypeError, match=f"{name} must be callable"):
+        make(**{name: 5})
+
+
+@pytest.mark.parametrize(
+    ("make", "name"),
+    [
+        (tickr.Client, "max_payload_bytes"),
+        (tickr.Server, "concurrency"),
+        (tickr.Server, "archive_max_size"),
+        (tickr.Server, "max_result_bytes"),
+        (tickr.Scheduler, "max_catch_up"),
+        (tickr.Scheduler, "history"),
+        (tickr.Scheduler, "max_payload_bytes"),
+    ],
+)
+def test_a_bool_is_never_taken_for_an_int(make: Callable[..., Any], name: str) -> None:
+    with pytest.raises(TypeError, match=f"{name} must be an int"):
+        make(**{name: True})

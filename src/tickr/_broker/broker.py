@@ -53,6 +53,7 @@ from tickr._broker.scripts import Script, load_script
 from tickr._broker.sync_renewer import SyncRenewer
 from tickr._broker.wire import Wire
 from tickr.errors import RedisUnavailable, TickrError
+from tickr.values import TASK_STATES
 
 __all__ = [
     "STATS_TTL_SECONDS",
@@ -102,7 +103,7 @@ _RETRY_DELAY: Final = 0.05
 _CONNECTION_ERRORS: Final = (RedisConnectionError, RedisTimeoutError, OSError)
 _ENQUEUE_CHUNK: Final = 500
 _MEMORY_SAMPLES: Final = 5
-_STATE_SETS: Final = ("pending", "active", "scheduled", "retry", "archived", "completed")
+_STATE_SETS: Final[tuple[str, ...]] = TASK_STATES
 
 _ENQUEUE = load_script("enqueue")
 _DEQUEUE = load_script("dequeue")

@@ -8,6 +8,7 @@ from argparse import Namespace
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
+from tickr._checks import check_name
 from tickr._cli.errors import CLIError, UsageError
 from tickr._cli.output import (
     Column,
@@ -26,7 +27,6 @@ from tickr._cli.output import (
 from tickr._cli.tasks import task_cancel, task_get, task_ls, task_manage
 from tickr.errors import EntryNotFound, QueueNotEmpty, QueueNotFound
 from tickr.inspector import Inspector
-from tickr.options import check_name
 from tickr.values import QueueInfo
 
 __all__ = ["COMMANDS", "DEFAULT_NAMESPACE"]

@@ -11,10 +11,10 @@ import argparse
 from collections.abc import Callable
 
 from tickr import __version__
+from tickr._checks import check_name
 from tickr._cli.commands import COMMANDS
 from tickr._cli.worker import run_worker
 from tickr.inspector import MAX_PAGE, MAX_PAGE_SIZE
-from tickr.options import check_name
 from tickr.server import MAX_CONCURRENCY
 from tickr.values import TASK_STATES
 

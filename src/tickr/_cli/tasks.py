@@ -22,7 +22,7 @@ from tickr._cli.output import (
     timestamp,
 )
 from tickr.errors import TaskStateConflict
-from tickr.inspector import Inspector
+from tickr.inspector import BULK_STATES, Inspector
 from tickr.values import TaskInfo, TaskState
 
 __all__ = ["task_cancel", "task_get", "task_ls", "task_manage"]
@@ -35,8 +35,6 @@ def _now() -> datetime:
 def _retried(task: TaskInfo) -> str:
     return f"{task.retried}/{task.max_retry}"
 
-
-_DELETABLE = ("pending", "scheduled", "retry", "archived", "completed")
 
 Row = Callable[[TaskInfo], tuple[object, ...]]
 
@@ -149,18 +147,18 @@ async def task_cancel(args: Namespace, inspector: Inspector) -> int:
     return 0
 
 
-_MANAGE: dict[str, tuple[str, tuple[str, ...]]] = {
-    "delete": ("deleted {what} from queue {queue!r}", _DELETABLE),
-    "run": ("moved {what} of queue {queue!r} to pending", ("scheduled", "retry", "archived")),
-    "archive": ("archived {what} of queue {queue!r}", ("pending", "scheduled", "retry")),
+_DONE: dict[str, str] = {
+    "delete": "deleted {what} from queue {queue!r}",
+    "run": "moved {what} of queue {queue!r} to pending",
+    "archive": "archived {what} of queue {queue!r}",
 }
-"""Per operation: the message of success, and the states it applies to."""
+"""Per operation: the message of success (`BULK_STATES` has the states it applies to)."""
 
 
 async def task_manage(args: Namespace, inspector: Inspector) -> int:
     """Delete, run or archive one task, or with --all every task of a state."""
     operation: str = args.operation
-    done, allowed = _MANAGE[operation]
+    done, allowed = _DONE[operation], BULK_STATES[operation]
     if args.all:
         if args.task_id is not None:
             raise UsageError("give either a task ID or --all, not both")

@@ -25,13 +25,13 @@ from types import ModuleType
 from typing import Any
 
 from tickr._broker.connection import resolve_url
+from tickr._checks import check_name, is_async_callable
 from tickr._cli.commands import DEFAULT_NAMESPACE
 from tickr._cli.errors import CLIError, UsageError
 from tickr._cli.output import masked_url
 from tickr.errors import RedisUnavailable
 from tickr.inspector import Inspector
-from tickr.mux import Handler, ServeMux, is_async_callable
-from tickr.options import check_name
+from tickr.mux import Handler, ServeMux
 from tickr.server import Server
 
 __all__ = ["run_worker"]

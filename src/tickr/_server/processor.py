@@ -24,13 +24,13 @@ from typing import Any, Final
 
 from tickr._aio import call_hook, cancel_and_wait, forget_cancellation
 from tickr._broker import DequeuedTask
+from tickr._serialization import MessageDecodeError, TaskMessage, decode_message, encode_value
 from tickr._server.finisher import Finisher
 from tickr._server.job import Job, StopReason
 from tickr._server.supervisor import Supervisor
 from tickr.backoff import RetryDelay, exponential_backoff
 from tickr.errors import SkipRetry
 from tickr.mux import CallNext, no_handler_message
-from tickr.serialization import MessageDecodeError, TaskMessage, decode_message, encode_value
 from tickr.task import Task
 
 __all__ = ["ErrorHandler", "Processor"]
