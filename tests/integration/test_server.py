@@ -330,6 +330,7 @@ async def test_archive_is_capped_by_size(
     client: tickr.Client, running_server: ServerFactory, url: str, namespace: str
 ) -> None:
     async def broken(task: tickr.Task) -> None:
+        await asyncio.sleep(0.005)  # archive times apart: the cap keeps the newest
         raise RuntimeError("x")
 
     infos = [await client.enqueue("t", i, max_retry=0) for i in range(6)]
