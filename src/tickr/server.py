@@ -32,7 +32,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from typing import Any, Final
 
-from tickr._aio import ClosedOnExit, cancel_and_wait, first_of, within
+from tickr._aio import Backoff, ClosedOnExit, cancel_and_wait, first_of, within
 from tickr._broker import Broker, Event, EventKind, EventListener, RedisClient, SyncRenewer
 from tickr._server.burst import BurstWatcher
 from tickr._server.fetcher import Fetcher
@@ -319,7 +319,7 @@ class Server(ClosedOnExit):
     async def _start_up(self, broker: Broker, listener: EventListener) -> bool:
         """Register the queues and wait for the subscription; False if stopped first."""
         assert self._stop_requested is not None
-        backoff = 0.05
+        backoff = Backoff()
         while not self._stop_requested.is_set():
             try:
                 await check_redis(broker)
@@ -327,9 +327,9 @@ class Server(ClosedOnExit):
                 await broker.register_queues(self._queues)
                 break
             except RedisUnavailable as exc:
-                logger.warning("cannot reach Redis to start (%s); retrying in %.2fs", exc, backoff)
-                await first_of(self._stop_requested.wait(), asyncio.sleep(backoff))
-                backoff = min(backoff * 2, 2.0)
+                delay = backoff.next()
+                logger.warning("cannot reach Redis to start (%s); retrying in %.2fs", exc, delay)
+                await first_of(self._stop_requested.wait(), asyncio.sleep(delay))
         await first_of(self._stop_requested.wait(), listener.connected.wait())
         return not self._stop_requested.is_set()
 

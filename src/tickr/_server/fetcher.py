@@ -14,7 +14,7 @@ import logging
 from collections.abc import Mapping
 from typing import Final
 
-from tickr._aio import wait_event
+from tickr._aio import Backoff, wait_event
 from tickr._broker import Broker, DequeuedTask
 from tickr._server.failures import log_failure
 from tickr._server.processor import Processor
@@ -24,8 +24,6 @@ __all__ = ["Fetcher"]
 
 logger = logging.getLogger("tickr.server.fetcher")
 
-_BACKOFF_START: Final = 0.05
-_BACKOFF_CAP: Final = 2.0
 SAFETY_RECHECK_SECONDS: Final = 30.0
 """An idle fetcher looks again this often even without a wake-up (a safety net only)."""
 
@@ -90,7 +88,7 @@ class Fetcher:
 
     async def run(self) -> None:
         """Fetch until stopped or cancelled."""
-        backoff = _BACKOFF_START
+        backoff = Backoff()
         while not self._stopping.is_set():
             await self._processor.wait_for_free_worker()
             if self._stopping.is_set():
@@ -108,11 +106,11 @@ class Fetcher:
                 if exhausted and not self._stopping.is_set():
                     await asyncio.sleep(0)  # workers start what came in before we write again
                     await self._join_waiters()
-                backoff = _BACKOFF_START
+                backoff.reset()
             except Exception as exc:  # noqa: BLE001 - the fetcher must outlive any failure
-                log_failure(logger, "fetch tasks", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, _BACKOFF_CAP)
+                delay = backoff.next()
+                log_failure(logger, "fetch tasks", exc, delay)
+                await asyncio.sleep(delay)
                 continue
             finally:
                 self.taking = False

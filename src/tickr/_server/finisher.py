@@ -18,6 +18,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Final
 
+from tickr._aio import Backoff
 from tickr._broker import OP_ARCHIVE, OP_COMPLETE, OP_REQUEUE, OP_RETRY, Broker, FinishOp
 from tickr._server.failures import log_failure
 from tickr._server.job import Job
@@ -28,8 +29,6 @@ __all__ = ["Finisher"]
 
 logger = logging.getLogger("tickr.server.finisher")
 
-_BACKOFF_START: Final = 0.05
-_BACKOFF_CAP: Final = 2.0
 MAX_ERROR_BYTES: Final = 4096
 """Error messages are stored cut to this many bytes, and a marker."""
 _APPLIED: Final = 1
@@ -99,16 +98,16 @@ class Finisher:
 
     async def run(self) -> None:
         """Write outcomes as they come, until cancelled."""
-        backoff = _BACKOFF_START
+        backoff = Backoff()
         while True:
             await self._pending.wait()
             try:
                 await self._write_once()
-                backoff = _BACKOFF_START
+                backoff.reset()
             except Exception as exc:  # noqa: BLE001 - outcomes are kept and written later
-                log_failure(logger, "record task outcomes", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, _BACKOFF_CAP)
+                delay = backoff.next()
+                log_failure(logger, "record task outcomes", exc, delay)
+                await asyncio.sleep(delay)
 
     async def _write_once(self) -> None:
         self._pending.clear()

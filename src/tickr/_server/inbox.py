@@ -17,6 +17,7 @@ import logging
 from collections.abc import Sequence
 from typing import Final
 
+from tickr._aio import Backoff
 from tickr._broker import Broker
 from tickr._server.failures import log_failure
 from tickr._server.fetcher import Fetcher
@@ -27,8 +28,6 @@ __all__ = ["Inbox"]
 logger = logging.getLogger("tickr.server.inbox")
 
 WAIT_SECONDS: Final = 5.0
-_BACKOFF_START: Final = 0.05
-_BACKOFF_CAP: Final = 2.0
 
 
 class Inbox:
@@ -68,16 +67,16 @@ class Inbox:
 
     async def run(self) -> None:
         """Receive handed tasks until stopped."""
-        backoff = _BACKOFF_START
+        backoff = Backoff()
         while not self._stopping.is_set():
             try:
                 handed = await self._broker.take_handed(self._queues, self._owner, WAIT_SECONDS)
-                backoff = _BACKOFF_START
+                backoff.reset()
             except Exception as exc:  # noqa: BLE001 - the inbox must outlive any failure
                 self._fetcher.inbox_replied(None)
-                log_failure(logger, "read the inbox", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, _BACKOFF_CAP)
+                delay = backoff.next()
+                log_failure(logger, "read the inbox", exc, delay)
+                await asyncio.sleep(delay)
                 continue
             if handed is None:
                 self._fetcher.inbox_replied(None)
