@@ -279,7 +279,9 @@ class Server(ClosedOnExit):
                     leases.start()
                 background["heartbeat"] = supervisor.spawn("heartbeat", heartbeat.run)
                 background["forwarder"] = supervisor.spawn("forwarder", forwarder.run)
-                inbox = Inbox(broker, processor, fetcher, owner=self.id, queues=list(self._queues))
+                inbox = Inbox(
+                    broker, processor, fetcher.handoff, owner=self.id, queues=list(self._queues)
+                )
                 self._inbox = inbox
                 background["inbox"] = supervisor.spawn("inbox", inbox.run)
                 background["fetcher"] = supervisor.spawn("fetcher", fetcher.run)
@@ -396,7 +398,7 @@ class Server(ClosedOnExit):
             other_failure=lambda: (
                 supervisor.take_failure() or (None if leases is None else leases.failure)
             ),
-            waiter=fetcher.waiter,
+            waiter=fetcher.handoff.waiter,
             waiter_ttl_ms=int(self._heartbeat_interval * 3000) + 1000,
         )
 
@@ -510,7 +512,7 @@ class Server(ClosedOnExit):
             await asyncio.wait({task}, timeout=INBOX_WAIT_SECONDS + _FETCH_GRACE)
         await _cancel(task)
         try:
-            await fetcher.leave_waiters()
+            await fetcher.handoff.leave()
         except Exception as exc:  # noqa: BLE001 - registrations expire by themselves
             logger.info("could not leave the waiters of the queues (%s)", exc)
 

@@ -1,6 +1,6 @@
 """The inbox: receives the tasks handed to this server while it is idle.
 
-An idle server registers as a waiter (see fetcher.py); an enqueue that finds it then
+An idle server registers as a waiter (see handoff.py); an enqueue that finds it then
 makes the task active under its lease and pushes it on the server's inbox list in the
 same script.  This loop waits on the inboxes of all its queues with BLPOP, on a
 connection of its own, so the task arrives in the reply: no wake-up, no dequeue.
@@ -20,7 +20,7 @@ from typing import Final
 from tickr._aio import Backoff
 from tickr._broker import Broker
 from tickr._server.failures import log_failure
-from tickr._server.fetcher import Fetcher
+from tickr._server.handoff import HandOff
 from tickr._server.processor import Processor
 
 __all__ = ["Inbox"]
@@ -36,7 +36,7 @@ class Inbox:
     Args:
         broker: Where the inboxes are.
         processor: Where handed tasks go.
-        fetcher: Told when a registration as a waiter was used.
+        handoff: Told when the BLPOP returns (a registration as a waiter may be used).
         owner: This server's id.
         queues: The server's queues.
     """
@@ -45,14 +45,14 @@ class Inbox:
         self,
         broker: Broker,
         processor: Processor,
-        fetcher: Fetcher,
+        handoff: HandOff,
         *,
         owner: str,
         queues: Sequence[str],
     ) -> None:
         self._broker = broker
         self._processor = processor
-        self._fetcher = fetcher
+        self._handoff = handoff
         self._owner = owner
         self._queues = list(queues)
         self._stopping = asyncio.Event()
@@ -73,17 +73,17 @@ class Inbox:
                 handed = await self._broker.take_handed(self._queues, self._owner, WAIT_SECONDS)
                 backoff.reset()
             except Exception as exc:  # noqa: BLE001 - the inbox must outlive any failure
-                self._fetcher.inbox_replied(None)
+                self._handoff.inbox_replied(None)
                 delay = backoff.next()
                 log_failure(logger, "read the inbox", exc, delay)
                 await asyncio.sleep(delay)
                 continue
             if handed is None:
-                self._fetcher.inbox_replied(None)
+                self._handoff.inbox_replied(None)
                 continue
             queue, task = handed
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug("task %s of %r handed to this server", task[0], queue)
             self._processor.submit(queue, [task])
-            self._fetcher.inbox_replied(queue)
+            self._handoff.inbox_replied(queue)
             await asyncio.sleep(0)  # let a worker start the task before the next BLPOP
