@@ -25,14 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from typing import Any, Final
 
-from tickr._aio import Backoff, ClosedOnExit, cancel_and_wait, first_of, within
+from tickr._aio import Backoff, cancel_and_wait, first_of, within
 from tickr._broker import Broker, Event, EventKind, EventListener, RedisClient, SyncRenewer
 from tickr._server.burst import BurstWatcher
 from tickr._server.fetcher import Fetcher
@@ -46,14 +43,13 @@ from tickr._server.lease_keeper import LeaseKeeper
 from tickr._server.processor import ErrorHandler, Processor
 from tickr._server.redis_check import check_redis
 from tickr._server.supervisor import Supervisor
-from tickr._signals import serve_until_signalled
-from tickr._time import duration_ms, now_ms, seconds
+from tickr._service import Run, Service
+from tickr._time import duration_ms, seconds
 from tickr.backoff import RetryDelay, exponential_backoff
 from tickr.errors import RedisUnavailable
 from tickr.mux import CallNext, ServeMux, is_async_callable
 from tickr.options import check_bool, check_int, check_name, check_url
 from tickr.scheduler import Scheduler
-from tickr.serialization import encode_value
 from tickr.task import Task
 
 __all__ = ["Server"]
@@ -73,7 +69,7 @@ _FETCH_GRACE: Final = 12.0
 """Longest wait at shutdown for a dequeue in flight (above the broker's call timeout)."""
 
 
-class Server(ClosedOnExit):
+class Server(Service):
     """Runs handlers for the tasks of some queues, `concurrency` at a time.
 
     Args:
@@ -109,6 +105,8 @@ class Server(ClosedOnExit):
         TypeError, ValueError: For invalid settings.
     """
 
+    _noun = "server"
+
     def __init__(
         self,
         url: str | None = None,
@@ -129,6 +127,7 @@ class Server(ClosedOnExit):
         scheduler: Scheduler | None = None,
         max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
     ) -> None:
+        super().__init__()
         check_url(url)
         check_name(namespace, "namespace")
         check_int(concurrency, "concurrency", 1, MAX_CONCURRENCY)
@@ -160,15 +159,7 @@ class Server(ClosedOnExit):
         if scheduler is not None and not isinstance(scheduler, Scheduler):
             raise TypeError("scheduler must be a tickr.Scheduler")
         self.scheduler = scheduler
-        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
-        self._stop_requested: asyncio.Event | None = None
-        self._force: asyncio.Event | None = None
-        self._ready: asyncio.Event | None = None
-        self._stopped: asyncio.Event | None = None
-        self._serving = False
         self._inbox: Inbox | None = None
-        self._serve_calls = 0
-        self._started_ms = 0
 
     async def aclose(self) -> None:
         """Shut down if serving (see `shutdown`); the connection closes with `serve()`."""
@@ -193,7 +184,7 @@ class Server(ClosedOnExit):
         Raises:
             RuntimeError: If called from a running event loop (use `serve`).
         """
-        asyncio.run(self._run_with_signals(handler, burst))
+        self._run_until_signalled(lambda: self.serve(handler, burst=burst), logger)
 
     async def serve(
         self, handler: ServeMux | Callable[[Task], Awaitable[Any]], *, burst: bool = False
@@ -212,20 +203,8 @@ class Server(ClosedOnExit):
                 after a clean shutdown because one of the server's loops or workers
                 kept failing (see docs/reliability.md).
         """
-        if self._serving:
-            raise RuntimeError("this Server is already serving")
-        self._serving = True
-        self._serve_calls += 1
-        self._started_ms = now_ms()
-        self._stop_requested = asyncio.Event()
-        self._force = asyncio.Event()
-        self._ready = asyncio.Event()
-        self._stopped = asyncio.Event()
-        try:
-            await self._serve(_resolver(handler), burst)
-        finally:
-            self._serving = False
-            self._stopped.set()
+        resolve = _resolver(handler)
+        await self._serve_once(lambda run: self._serve(run, resolve, burst))
 
     async def wait_ready(self) -> None:
         """Return once `serve()` has every loop running and listens for work.
@@ -237,42 +216,34 @@ class Server(ClosedOnExit):
             RuntimeError: If that `serve()` call ended before it was ready (it failed to
                 start, or was shut down first).
         """
-        calls = self._serve_calls
-        while not self._serving and self._serve_calls == calls:  # noqa: ASYNC110 - see serve()
-            await asyncio.sleep(0.005)
-        ready, stopped = self._ready, self._stopped
-        assert ready is not None and stopped is not None
-        await first_of(ready.wait(), stopped.wait())
-        if not ready.is_set():
-            raise RuntimeError("the server stopped before it was ready")
+        await self._wait_ready()
 
     async def shutdown(self) -> None:
         """Stop fetching, give running handlers `shutdown_timeout`, requeue the rest.
 
         Returns once `serve()` has finished shutting down (at once if not serving).
         """
-        if self._stop_requested is None or self._stopped is None or not self._serving:
-            return
-        self._stop_requested.set()
-        await self._stopped.wait()
+        run = self._request_stop()
+        if run is not None:
+            await run.ended.wait()
 
     # ------------------------------------------------------------------ serving
 
-    async def _serve(self, resolve: Callable[[str], CallNext | None], burst: bool) -> None:
-        assert self._stop_requested is not None and self._ready is not None
-        assert self._force is not None
-        stop_requested = self._stop_requested
+    async def _serve(
+        self, run: Run, resolve: Callable[[str], CallNext | None], burst: bool
+    ) -> None:
+        stop_requested = run.stop
         supervisor = Supervisor(lambda _failure: stop_requested.set(), stop_requested.is_set)
         broker = Broker.connect(self._url, self._redis, self.namespace)
         renewer = broker.sync_renewer()
         processor, finisher, fetcher, forwarder, heartbeat, listener, leases = self._build(
-            broker, resolve, renewer, supervisor
+            broker, resolve, renewer, supervisor, run
         )
         background: dict[str, asyncio.Task[None]] = {}
         cancelled = False
         try:
             background["listener"] = supervisor.spawn("listener", listener.run)
-            if await self._start_up(broker, listener):
+            if await self._start_up(broker, listener, stop_requested):
                 background["finisher"] = supervisor.spawn("finisher", finisher.run)
                 processor.start(supervisor)
                 if leases is not None:
@@ -286,7 +257,9 @@ class Server(ClosedOnExit):
                 background["inbox"] = supervisor.spawn("inbox", inbox.run)
                 background["fetcher"] = supervisor.spawn("fetcher", fetcher.run)
                 if burst:
-                    watcher = BurstWatcher(broker, processor, list(self._queues), self._empty)
+                    watcher = BurstWatcher(
+                        broker, processor, list(self._queues), lambda: self._empty(run)
+                    )
                     background["burst"] = supervisor.spawn("burst", watcher.run)
                 if self.scheduler is not None:
                     background["scheduler"] = asyncio.create_task(
@@ -298,31 +271,30 @@ class Server(ClosedOnExit):
                     ", ".join(f"{q}={w}" for q, w in self._queues.items()),
                     self.concurrency,
                 )
-                self._ready.set()
-                await self._stop_requested.wait()
+                run.set_ready()
+                await stop_requested.wait()
                 logger.info("server %s shutting down", self.id)
         except asyncio.CancelledError:
             # Cancelled from outside: shut down at once (requeue running tasks without
             # waiting for them), then let the cancellation go on.
             cancelled = True
-            self._force.set()
+            run.force.set()
             current = asyncio.current_task()
             if current is not None:
                 current.uncancel()
             logger.info("server %s cancelled: shutting down now", self.id)
         finally:
             stop_requested.set()  # from now on the loops may end: the supervisor lets them
-            await self._shut_down(broker, background, processor, finisher, fetcher, leases)
+            await self._shut_down(run, broker, background, processor, finisher, fetcher, leases)
         if cancelled:
             raise asyncio.CancelledError
         if supervisor.gave_up is not None:
             raise supervisor.gave_up
 
-    async def _start_up(self, broker: Broker, listener: EventListener) -> bool:
+    async def _start_up(self, broker: Broker, listener: EventListener, stop: asyncio.Event) -> bool:
         """Register the queues and wait for the subscription; False if stopped first."""
-        assert self._stop_requested is not None
         backoff = Backoff()
-        while not self._stop_requested.is_set():
+        while not stop.is_set():
             try:
                 await check_redis(broker)
                 await broker.read_clock()
@@ -331,9 +303,9 @@ class Server(ClosedOnExit):
             except RedisUnavailable as exc:
                 delay = backoff.next()
                 logger.warning("cannot reach Redis to start (%s); retrying in %.2fs", exc, delay)
-                await first_of(self._stop_requested.wait(), asyncio.sleep(delay))
-        await first_of(self._stop_requested.wait(), listener.connected.wait())
-        return not self._stop_requested.is_set()
+                await first_of(stop.wait(), asyncio.sleep(delay))
+        await first_of(stop.wait(), listener.connected.wait())
+        return not stop.is_set()
 
     def _build(
         self,
@@ -341,6 +313,7 @@ class Server(ClosedOnExit):
         resolve: Callable[[str], CallNext | None],
         renewer: SyncRenewer | None,
         supervisor: Supervisor,
+        run: Run,
     ) -> tuple[
         Processor, Finisher, Fetcher, Forwarder, Heartbeat, EventListener, LeaseKeeper | None
     ]:
@@ -394,7 +367,7 @@ class Server(ClosedOnExit):
             archive_max_age_ms=self._archive_max_age_ms,
             health_check=self._health_check,
             renew=leases is None,
-            record=lambda: self._registry_record(processor, supervisor),
+            record=lambda: self._registry_record(processor, supervisor, run),
             other_failure=lambda: (
                 supervisor.take_failure() or (None if leases is None else leases.failure)
             ),
@@ -419,29 +392,24 @@ class Server(ClosedOnExit):
             listener.add_events(queue)
         return processor, finisher, fetcher, forwarder, heartbeat, listener, leases
 
-    def _registry_record(self, processor: Processor, supervisor: Supervisor) -> bytes:
-        return encode_value(
-            {
-                "id": self.id,
-                "host": socket.gethostname(),
-                "pid": os.getpid(),
-                "queues": self._queues,
-                "concurrency": self.concurrency,
-                "strict_priority": self.strict_priority,
-                "started_ms": self._started_ms,
-                "active": [[queue, task_id] for queue, task_id in tuple(processor.held)],
-                "workers_alive": supervisor.alive.get("worker", 0),
-                "restarts": dict(supervisor.restarts),
-            }
+    def _registry_record(self, processor: Processor, supervisor: Supervisor, run: Run) -> bytes:
+        return self._record(
+            queues=self._queues,
+            concurrency=self.concurrency,
+            strict_priority=self.strict_priority,
+            started_ms=run.started_ms,
+            active=[[queue, task_id] for queue, task_id in tuple(processor.held)],
+            workers_alive=supervisor.alive.get("worker", 0),
+            restarts=dict(supervisor.restarts),
         )
 
-    def _empty(self) -> None:
-        assert self._stop_requested is not None
+    def _empty(self, run: Run) -> None:
         logger.info("server %s: queues are empty, stopping (burst mode)", self.id)
-        self._stop_requested.set()
+        run.stop.set()
 
     async def _shut_down(
         self,
+        run: Run,
         broker: Broker,
         background: dict[str, asyncio.Task[None]],
         processor: Processor,
@@ -461,7 +429,7 @@ class Server(ClosedOnExit):
         for job in processor.take_waiting():
             job.stop_reason = StopReason.SHUTDOWN
             finisher.requeue(job)
-        await self._wait_for_handlers(processor)
+        await self._wait_for_handlers(processor, run.force)
         for job in list(processor.running.values()):
             logger.info("task %s in %r still running at shutdown: requeued", job.id, job.queue)
             requeue = job.stop_reason is None
@@ -516,12 +484,11 @@ class Server(ClosedOnExit):
         except Exception as exc:  # noqa: BLE001 - registrations expire by themselves
             logger.info("could not leave the waiters of the queues (%s)", exc)
 
-    async def _wait_for_handlers(self, processor: Processor) -> None:
-        assert self._force is not None
-        if not processor.running or self._force.is_set():
+    async def _wait_for_handlers(self, processor: Processor, force: asyncio.Event) -> None:
+        if not processor.running or force.is_set():
             return
         idle = asyncio.create_task(processor.wait_until_idle())
-        forced = asyncio.create_task(self._force.wait())
+        forced = asyncio.create_task(force.wait())
         try:
             await asyncio.wait(
                 {idle, forced},
@@ -531,17 +498,6 @@ class Server(ClosedOnExit):
         finally:
             idle.cancel()
             forced.cancel()
-
-    async def _run_with_signals(
-        self, handler: ServeMux | Callable[[Task], Awaitable[Any]], burst: bool
-    ) -> None:
-        def force() -> None:
-            if self._force is not None:
-                self._force.set()  # requeue running tasks now instead of waiting for them
-
-        await serve_until_signalled(
-            lambda: self.serve(handler, burst=burst), self.shutdown, force, logger
-        )
 
 
 async def _cancel(task: asyncio.Task[None] | None) -> None:
