@@ -26,20 +26,22 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final
 
-from tickr._aio import Backoff, cancel_and_wait, first_of, within
-from tickr._broker import Broker, Event, EventKind, EventListener, RedisClient, SyncRenewer
+from tickr._aio import Backoff, first_of
+from tickr._broker import Broker, RedisClient
 from tickr._server.burst import BurstWatcher
-from tickr._server.fetcher import Fetcher
+from tickr._server.context import ServerContext
+from tickr._server.fetcher import FETCH_GRACE, Fetcher
 from tickr._server.finisher import Finisher
 from tickr._server.forwarder import Forwarder
 from tickr._server.heartbeat import HealthCheck, Heartbeat
-from tickr._server.inbox import WAIT_SECONDS as INBOX_WAIT_SECONDS
 from tickr._server.inbox import Inbox
-from tickr._server.job import StopReason
 from tickr._server.lease_keeper import LeaseKeeper
+from tickr._server.listener import Listener
+from tickr._server.part import Loop, Part
 from tickr._server.processor import ErrorHandler, Processor
 from tickr._server.redis_check import check_redis
 from tickr._server.supervisor import Supervisor
@@ -64,9 +66,6 @@ DEFAULT_MAX_RESULT_BYTES: Final = 1024 * 1024
 _FINAL_FLUSH_LIMIT: Final = 30.0
 MAX_CONCURRENCY: Final = 10_000
 """The most worker coroutines one Server runs; run more servers for more."""
-_HANDLER_GRACE: Final = 1.0
-_FETCH_GRACE: Final = 12.0
-"""Longest wait at shutdown for a dequeue in flight (above the broker's call timeout)."""
 
 
 class Server(Service):
@@ -159,7 +158,6 @@ class Server(Service):
         if scheduler is not None and not isinstance(scheduler, Scheduler):
             raise TypeError("scheduler must be a tickr.Scheduler")
         self.scheduler = scheduler
-        self._inbox: Inbox | None = None
 
     async def aclose(self) -> None:
         """Shut down if serving (see `shutdown`); the connection closes with `serve()`."""
@@ -232,39 +230,15 @@ class Server(Service):
     async def _serve(
         self, run: Run, resolve: Callable[[str], CallNext | None], burst: bool
     ) -> None:
-        stop_requested = run.stop
-        supervisor = Supervisor(lambda _failure: stop_requested.set(), stop_requested.is_set)
-        broker = Broker.connect(self._url, self._redis, self.namespace)
-        renewer = broker.sync_renewer()
-        processor, finisher, fetcher, forwarder, heartbeat, listener, leases = self._build(
-            broker, resolve, renewer, supervisor, run
-        )
-        background: dict[str, asyncio.Task[None]] = {}
+        supervisor = Supervisor(lambda _failure: run.stop.set(), run.stop.is_set)
+        ctx = self._context(Broker.connect(self._url, self._redis, self.namespace))
+        parts = self._build(ctx, resolve, supervisor, run, burst)
         cancelled = False
         try:
-            background["listener"] = supervisor.spawn("listener", listener.run)
-            if await self._start_up(broker, listener, stop_requested):
-                background["finisher"] = supervisor.spawn("finisher", finisher.run)
-                processor.start(supervisor)
-                if leases is not None:
-                    leases.start()
-                background["heartbeat"] = supervisor.spawn("heartbeat", heartbeat.run)
-                background["forwarder"] = supervisor.spawn("forwarder", forwarder.run)
-                inbox = Inbox(
-                    broker, processor, fetcher.handoff, owner=self.id, queues=list(self._queues)
-                )
-                self._inbox = inbox
-                background["inbox"] = supervisor.spawn("inbox", inbox.run)
-                background["fetcher"] = supervisor.spawn("fetcher", fetcher.run)
-                if burst:
-                    watcher = BurstWatcher(
-                        broker, processor, list(self._queues), lambda: self._empty(run)
-                    )
-                    background["burst"] = supervisor.spawn("burst", watcher.run)
-                if self.scheduler is not None:
-                    background["scheduler"] = asyncio.create_task(
-                        self.scheduler.serve(), name="tickr-scheduler"
-                    )
+            parts.listener.start(supervisor)
+            if await self._start_up(ctx.broker, parts.listener, run.stop):
+                for part in parts.start_order():
+                    part.start(supervisor)
                 logger.info(
                     "server %s serving %s with concurrency %d",
                     self.id,
@@ -272,7 +246,7 @@ class Server(Service):
                     self.concurrency,
                 )
                 run.set_ready()
-                await stop_requested.wait()
+                await run.stop.wait()
                 logger.info("server %s shutting down", self.id)
         except asyncio.CancelledError:
             # Cancelled from outside: shut down at once (requeue running tasks without
@@ -284,14 +258,14 @@ class Server(Service):
                 current.uncancel()
             logger.info("server %s cancelled: shutting down now", self.id)
         finally:
-            stop_requested.set()  # from now on the loops may end: the supervisor lets them
-            await self._shut_down(run, broker, background, processor, finisher, fetcher, leases)
+            run.stop.set()  # from now on the parts may end: the supervisor lets them
+            await self._shut_down(run, ctx, parts)
         if cancelled:
             raise asyncio.CancelledError
         if supervisor.gave_up is not None:
             raise supervisor.gave_up
 
-    async def _start_up(self, broker: Broker, listener: EventListener, stop: asyncio.Event) -> bool:
+    async def _start_up(self, broker: Broker, listener: Listener, stop: asyncio.Event) -> bool:
         """Register the queues and wait for the subscription; False if stopped first."""
         backoff = Backoff()
         while not stop.is_set():
@@ -307,98 +281,74 @@ class Server(Service):
         await first_of(stop.wait(), listener.connected.wait())
         return not stop.is_set()
 
-    def _build(
-        self,
-        broker: Broker,
-        resolve: Callable[[str], CallNext | None],
-        renewer: SyncRenewer | None,
-        supervisor: Supervisor,
-        run: Run,
-    ) -> tuple[
-        Processor, Finisher, Fetcher, Forwarder, Heartbeat, EventListener, LeaseKeeper | None
-    ]:
-        processor_ref: list[Processor] = []
-        finisher = Finisher(
-            broker,
-            self.id,
+    def _context(self, broker: Broker) -> ServerContext:
+        queues = self._queues
+        return ServerContext(
+            broker=broker,
+            owner=self.id,
+            queues=queues,
+            heaviest_first=tuple(sorted(queues, key=lambda name: (-queues[name], name))),
+            lease_ms=self._lease_ms,
+            interval=self._heartbeat_interval,
             archive_max_size=self._archive_max_size,
             archive_max_age_ms=self._archive_max_age_ms,
-            on_recorded=lambda queue, task_id: processor_ref[0].recorded(queue, task_id),
+            waiter=Broker.waiter_name(self.id, self._lease_ms),
+            waiter_ttl_ms=int(self._heartbeat_interval * 3000) + 1000,
+            held={},
         )
+
+    def _build(
+        self,
+        ctx: ServerContext,
+        resolve: Callable[[str], CallNext | None],
+        supervisor: Supervisor,
+        run: Run,
+        burst: bool,
+    ) -> _Parts:
+        finisher = Finisher(ctx)
         processor = Processor(
+            ctx,
             concurrency=self.concurrency,
             resolve=resolve,
             finisher=finisher,
             retry_delay=self._retry_delay,
             error_handler=self._error_handler,
             max_result_bytes=self._max_result_bytes,
-            now_ms=broker.clock.now_ms,
         )
-        processor_ref.append(processor)
-        fetcher = Fetcher(
-            broker,
-            processor,
-            owner=self.id,
-            queues=self._queues,
-            strict_priority=self.strict_priority,
-            lease_ms=self._lease_ms,
-            waiter_ttl_ms=int(self._heartbeat_interval * 3000) + 1000,
-        )
-        forwarder = Forwarder(broker, list(self._queues))
-        leases = None
-        if renewer is not None:
-            leases = LeaseKeeper(
-                renewer,
-                processor,
-                owner=self.id,
-                queues=list(self._queues),
-                lease_ms=self._lease_ms,
-                interval=self._heartbeat_interval,
-                blocked_after=max(1.0, self._heartbeat_interval),
-            )
+        fetcher = Fetcher(ctx, processor, strict_priority=self.strict_priority)
+        forwarder = Forwarder(ctx)
+        renewer = ctx.broker.sync_renewer()
+        leases = None if renewer is None else LeaseKeeper(ctx, renewer, processor)
         heartbeat = Heartbeat(
-            broker,
+            ctx,
             processor,
-            owner=self.id,
-            queues=list(self._queues),
-            interval=self._heartbeat_interval,
-            lease_ms=self._lease_ms,
-            archive_max_size=self._archive_max_size,
-            archive_max_age_ms=self._archive_max_age_ms,
             health_check=self._health_check,
             renew=leases is None,
-            record=lambda: self._registry_record(processor, supervisor, run),
+            record=lambda: self._registry_record(ctx, supervisor, run),
             other_failure=lambda: (
                 supervisor.take_failure() or (None if leases is None else leases.failure)
             ),
-            waiter=fetcher.handoff.waiter,
-            waiter_ttl_ms=int(self._heartbeat_interval * 3000) + 1000,
+        )
+        return _Parts(
+            listener=Listener(ctx, fetcher, forwarder, processor),
+            finisher=finisher,
+            processor=processor,
+            leases=leases,
+            heartbeat=heartbeat,
+            forwarder=forwarder,
+            inbox=Inbox(ctx, processor, fetcher.handoff),
+            fetcher=fetcher,
+            burst=BurstWatcher(ctx, lambda: self._empty(run)) if burst else None,
+            scheduler=None if self.scheduler is None else _SchedulerPart(self.scheduler),
         )
 
-        def on_event(event: Event) -> None:
-            kind = event.kind
-            if kind is EventKind.PENDING:
-                fetcher.wake()
-            elif kind is EventKind.SCHEDULE:
-                forwarder.wake()
-            elif kind is EventKind.CANCEL:
-                processor.stop(event.queue, event.task_id, StopReason.CANCELLED)
-            elif kind is EventKind.RESYNC:
-                fetcher.wake()
-                forwarder.wake()
-
-        listener = broker.listener(on_event)
-        for queue in self._queues:
-            listener.add_events(queue)
-        return processor, finisher, fetcher, forwarder, heartbeat, listener, leases
-
-    def _registry_record(self, processor: Processor, supervisor: Supervisor, run: Run) -> bytes:
+    def _registry_record(self, ctx: ServerContext, supervisor: Supervisor, run: Run) -> bytes:
         return self._record(
             queues=self._queues,
             concurrency=self.concurrency,
             strict_priority=self.strict_priority,
             started_ms=run.started_ms,
-            active=[[queue, task_id] for queue, task_id in tuple(processor.held)],
+            active=[[queue, task_id] for queue, task_id in tuple(ctx.held)],
             workers_alive=supervisor.alive.get("worker", 0),
             restarts=dict(supervisor.restarts),
         )
@@ -407,109 +357,76 @@ class Server(Service):
         logger.info("server %s: queues are empty, stopping (burst mode)", self.id)
         run.stop.set()
 
-    async def _shut_down(
-        self,
-        run: Run,
-        broker: Broker,
-        background: dict[str, asyncio.Task[None]],
-        processor: Processor,
-        finisher: Finisher,
-        fetcher: Fetcher,
-        leases: LeaseKeeper | None,
-    ) -> None:
-        scheduler_task = background.pop("scheduler", None)
-        if self.scheduler is not None and scheduler_task is not None:
-            await self.scheduler.shutdown()
-            await asyncio.wait({scheduler_task}, timeout=_FETCH_GRACE)
-            await _cancel(scheduler_task)
-        await _cancel(background.pop("burst", None))
-        await self._stop_fetcher(fetcher, background.pop("fetcher", None))
-        await self._stop_inbox(fetcher, background.pop("inbox", None))
-        await _cancel(background.pop("forwarder", None))
-        for job in processor.take_waiting():
-            job.stop_reason = StopReason.SHUTDOWN
-            finisher.requeue(job)
-        await self._wait_for_handlers(processor, run.force)
-        for job in list(processor.running.values()):
-            logger.info("task %s in %r still running at shutdown: requeued", job.id, job.queue)
-            requeue = job.stop_reason is None
-            job.stop(StopReason.SHUTDOWN)  # before the requeue, which makes the job done
-            if requeue:
-                finisher.requeue(job)
-        flushed = "finisher" not in background or await within(finisher.drain(), _FINAL_FLUSH_LIMIT)
-        if not flushed:
+    async def _shut_down(self, run: Run, ctx: ServerContext, parts: _Parts) -> None:
+        """Stop the parts in the order of the module docstring."""
+        for part in _present(parts.scheduler, parts.burst, parts.fetcher, parts.inbox):
+            await part.stop()  # 1. take nothing new...
+        await parts.forwarder.stop()
+        await parts.processor.drain(self._shutdown_timeout, run.force)  # 2. to 4.
+        if not await parts.finisher.flush(_FINAL_FLUSH_LIMIT):  # 5.
             logger.warning(
                 "could not record every outcome before shutting down; their leases will "
                 "expire and other servers will recover those tasks"
             )
-        await _cancel(background.pop("heartbeat", None))
-        try:
-            await broker.unregister("server", self.id)
-        except Exception as exc:  # noqa: BLE001 - the record expires by itself anyway
-            logger.info("could not remove this server from the registry (%s)", exc)
-        if leases is not None:
-            leases.stop()
-            await leases.join()
-        await _cancel(background.pop("finisher", None))
-        await _cancel(background.pop("listener", None))
-        if not await within(processor.wait_until_idle(), _HANDLER_GRACE):
-            logger.warning("some handlers ignored cancellation; abandoning them")
-        await processor.cancel_workers(_HANDLER_GRACE)
-        await broker.aclose()
+        for part in _present(parts.heartbeat, parts.leases, parts.finisher, parts.listener):
+            await part.stop()  # 6.
+        await parts.processor.stop()
+        await ctx.broker.aclose()
         logger.info("server %s stopped", self.id)
 
-    async def _stop_fetcher(self, fetcher: Fetcher, task: asyncio.Task[None] | None) -> None:
-        """Stop the fetcher without dropping the reply of a dequeue in flight."""
-        fetcher.stop()
-        if task is not None and fetcher.taking:
-            await asyncio.wait({task}, timeout=_FETCH_GRACE)
-        await _cancel(task)
 
-    async def _stop_inbox(self, fetcher: Fetcher, task: asyncio.Task[None] | None) -> None:
-        """Stop receiving handed tasks without dropping one.
+@dataclass(frozen=True, slots=True)
+class _Parts:
+    """The parts of one serving server."""
 
-        The inbox loop ends once its BLPOP returns (at once: it is woken); then the
-        registrations end, and what was handed meanwhile is taken and requeued with the
-        other unstarted jobs.
-        """
-        if task is None:
-            return
-        inbox = self._inbox
-        if inbox is not None:
-            await inbox.stop()
-            await asyncio.wait({task}, timeout=INBOX_WAIT_SECONDS + _FETCH_GRACE)
-        await _cancel(task)
-        try:
-            await fetcher.handoff.leave()
-        except Exception as exc:  # noqa: BLE001 - registrations expire by themselves
-            logger.info("could not leave the waiters of the queues (%s)", exc)
+    listener: Listener
+    finisher: Finisher
+    processor: Processor
+    leases: LeaseKeeper | None
+    """None when the connection cannot be reproduced for a thread (the heartbeat renews)."""
+    heartbeat: Heartbeat
+    forwarder: Forwarder
+    inbox: Inbox
+    fetcher: Fetcher
+    burst: BurstWatcher | None
+    scheduler: _SchedulerPart | None
 
-    async def _wait_for_handlers(self, processor: Processor, force: asyncio.Event) -> None:
-        if not processor.running or force.is_set():
-            return
-        idle = asyncio.create_task(processor.wait_until_idle())
-        forced = asyncio.create_task(force.wait())
-        try:
-            await asyncio.wait(
-                {idle, forced},
-                timeout=self._shutdown_timeout,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-        finally:
-            idle.cancel()
-            forced.cancel()
+    def start_order(self) -> list[Part]:
+        """The parts to start once subscribed: nothing is fetched before what handles it."""
+        return _present(
+            self.finisher,
+            self.processor,
+            self.leases,
+            self.heartbeat,
+            self.forwarder,
+            self.inbox,
+            self.fetcher,
+            self.burst,
+            self.scheduler,
+        )
 
 
-async def _cancel(task: asyncio.Task[None] | None) -> None:
-    """Cancel a loop, wait for it to end, and log it if it had failed."""
-    if task is None:
-        return
-    await cancel_and_wait([task])
-    if task.cancelled():
-        return
-    exc = task.exception()
-    if exc is not None:
-        logger.error("a server loop had failed", exc_info=exc)
+class _SchedulerPart(Loop):
+    """A Scheduler run by the server: it starts last and stops first."""
+
+    kind = "scheduler"
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self._scheduler = scheduler
+
+    def start(self, supervisor: Supervisor) -> None:
+        """Serve the scheduler (unsupervised: it retries Redis by itself)."""
+        self._task = asyncio.create_task(self._scheduler.serve(), name="tickr-scheduler")
+
+    async def stop(self) -> None:
+        """Shut the scheduler down, waiting up to `FETCH_GRACE` for it."""
+        if self.started:
+            await self._scheduler.shutdown()
+            await self._end(FETCH_GRACE)
+
+
+def _present(*parts: Part | None) -> list[Part]:
+    return [part for part in parts if part is not None]
 
 
 def _check_queues(queues: Mapping[str, int]) -> dict[str, int]:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
 from typing import Final
 
 from tickr._aio import Backoff, wait_event
 from tickr._broker import Broker, DequeuedTask
+from tickr._server.context import ServerContext
 from tickr._server.failures import log_failure
 from tickr._server.handoff import HandOff
+from tickr._server.part import Loop
 from tickr._server.processor import Processor
 from tickr.errors import RedisUnavailable
 
@@ -25,55 +26,37 @@ __all__ = ["Fetcher"]
 
 logger = logging.getLogger("tickr.server.fetcher")
 
+FETCH_GRACE: Final = 12.0
+"""Longest wait at shutdown for a dequeue in flight (above the broker's call timeout)."""
 SAFETY_RECHECK_SECONDS: Final = 30.0
 """An idle fetcher looks again this often even without a wake-up (a safety net only)."""
 
 
-class Fetcher:
+class Fetcher(Loop):
     """Takes tasks for a processor.
 
     Args:
-        broker: Where tasks come from.
+        ctx: The server's context (its queues and lease length).
         processor: Where tasks go.
-        owner: This server's id (the lease holder).
-        queues: Queue name -> weight.
         strict_priority: Always drain the heaviest queue first.
-        lease_ms: Length of the lease granted with each task.
-        waiter_ttl_ms: How long a registration as a waiter lasts (see handoff.py).
     """
 
-    def __init__(
-        self,
-        broker: Broker,
-        processor: Processor,
-        *,
-        owner: str,
-        queues: Mapping[str, int],
-        strict_priority: bool,
-        lease_ms: int,
-        waiter_ttl_ms: int,
-    ) -> None:
-        self._broker = broker
+    kind = "fetcher"
+
+    def __init__(self, ctx: ServerContext, processor: Processor, *, strict_priority: bool) -> None:
+        self._broker: Broker = ctx.broker
         self._processor = processor
-        self._owner = owner
+        self._owner = ctx.owner
         self._strict = strict_priority
-        self._queues = sorted(queues, key=lambda name: (-queues[name], name))
-        self._weights = dict(queues)
-        self._credit = dict.fromkeys(queues, 0)
-        self._lease_ms = lease_ms
+        self._queues = list(ctx.heaviest_first)
+        self._weights = dict(ctx.queues)
+        self._credit = dict.fromkeys(ctx.queues, 0)
+        self._lease_ms = ctx.lease_ms
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._last_expiry = 0
         self._unconfirmed: list[tuple[str, int]] = []
-        self.handoff = HandOff(
-            broker,
-            processor,
-            owner=owner,
-            queues=self._queues,
-            lease_ms=lease_ms,
-            waiter_ttl_ms=waiter_ttl_ms,
-            wake=self.wake,
-        )
+        self.handoff = HandOff(ctx, processor, self.wake)
         """This server's registrations as a waiter (see handoff.py)."""
         self.taking = False
         """Whether a round of calls to Redis is in flight (its replies must not be
@@ -83,10 +66,14 @@ class Fetcher:
         """Look for tasks again now (new work was published, or events may be lost)."""
         self._wake.set()
 
-    def stop(self) -> None:
-        """Take nothing more; `run` returns once a dequeue in flight has been received."""
+    async def stop(self) -> None:
+        """Take nothing more, then end the loop.
+
+        A dequeue in flight gets up to `FETCH_GRACE` seconds: its reply may carry tasks.
+        """
         self._stopping.set()
         self._wake.set()
+        await self._end(FETCH_GRACE if self.taking else 0)
 
     async def run(self) -> None:
         """Fetch until stopped or cancelled."""

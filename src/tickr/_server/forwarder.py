@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
 from typing import Final
 
 from tickr._aio import Backoff, wait_event
 from tickr._broker import Broker
+from tickr._server.context import ServerContext
 from tickr._server.failures import log_failure
+from tickr._server.part import Loop
 
 __all__ = ["Forwarder"]
 
@@ -26,21 +27,14 @@ BATCH: Final = 1000
 SAFETY_RECHECK_SECONDS: Final = 30.0
 
 
-class Forwarder:
-    """Moves due tasks of some queues to pending.
+class Forwarder(Loop):
+    """Moves due tasks of the server's queues to pending."""
 
-    Args:
-        broker: Where the tasks are.
-        queues: The queues to watch.
-    """
+    kind = "forwarder"
 
-    def __init__(
-        self,
-        broker: Broker,
-        queues: Sequence[str],
-    ) -> None:
-        self._broker = broker
-        self._queues = list(queues)
+    def __init__(self, ctx: ServerContext) -> None:
+        self._broker: Broker = ctx.broker
+        self._queues = ctx.names
         self._wake = asyncio.Event()
 
     def wake(self) -> None:

@@ -15,9 +15,9 @@ owed to that task until the BLPOP returns (`available`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
-from tickr._broker import Broker
+from tickr._server.context import ServerContext
 from tickr._server.processor import Processor
 
 __all__ = ["HandOff"]
@@ -27,35 +27,20 @@ class HandOff:
     """This server's registrations as a waiter, and the workers owed to handed tasks.
 
     Args:
-        broker: Where the registrations are.
+        ctx: The server's context (the heaviest queues are joined first; a registration
+            lasts `ctx.waiter_ttl_ms` unless a heartbeat extends it).
         processor: Where handed tasks go.
-        owner: This server's id.
-        queues: The server's queues, heaviest first (the first ones are joined first).
-        lease_ms: Length of the lease a handed task is given.
-        waiter_ttl_ms: How long a registration lasts unless a heartbeat extends it (so
-            that a dead server stops being handed tasks).
         wake: Makes the fetcher look for tasks again.
     """
 
-    def __init__(
-        self,
-        broker: Broker,
-        processor: Processor,
-        *,
-        owner: str,
-        queues: Sequence[str],
-        lease_ms: int,
-        waiter_ttl_ms: int,
-        wake: Callable[[], None],
-    ) -> None:
-        self._broker = broker
+    def __init__(self, ctx: ServerContext, processor: Processor, wake: Callable[[], None]) -> None:
+        self._broker = ctx.broker
         self._processor = processor
-        self._owner = owner
-        self._queues = list(queues)
-        self._waiter_ttl_ms = waiter_ttl_ms
+        self._owner = ctx.owner
+        self._queues = list(ctx.heaviest_first)
+        self._waiter_ttl_ms = ctx.waiter_ttl_ms
         self._wake = wake
-        self.waiter = Broker.waiter_name(owner, lease_ms)
-        """How this server is registered as a waiter."""
+        self.waiter = ctx.waiter
         self.registered: list[str] = []
         """The queues where this server is registered as a waiter."""
         self._inbox_replies = 0

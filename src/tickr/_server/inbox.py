@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
 from typing import Final
 
 from tickr._aio import Backoff
 from tickr._broker import Broker
+from tickr._server.context import ServerContext
 from tickr._server.failures import log_failure
+from tickr._server.fetcher import FETCH_GRACE
 from tickr._server.handoff import HandOff
+from tickr._server.part import Loop
 from tickr._server.processor import Processor
 
 __all__ = ["Inbox"]
@@ -30,40 +32,44 @@ logger = logging.getLogger("tickr.server.inbox")
 WAIT_SECONDS: Final = 5.0
 
 
-class Inbox:
+class Inbox(Loop):
     """Takes handed tasks off this server's inboxes.
 
     Args:
-        broker: Where the inboxes are.
+        ctx: The server's context.
         processor: Where handed tasks go.
         handoff: Told when the BLPOP returns (a registration as a waiter may be used).
-        owner: This server's id.
-        queues: The server's queues.
     """
 
-    def __init__(
-        self,
-        broker: Broker,
-        processor: Processor,
-        handoff: HandOff,
-        *,
-        owner: str,
-        queues: Sequence[str],
-    ) -> None:
-        self._broker = broker
+    kind = "inbox"
+
+    def __init__(self, ctx: ServerContext, processor: Processor, handoff: HandOff) -> None:
+        self._broker: Broker = ctx.broker
         self._processor = processor
         self._handoff = handoff
-        self._owner = owner
-        self._queues = list(queues)
+        self._owner = ctx.owner
+        self._queues = ctx.names
         self._stopping = asyncio.Event()
 
     async def stop(self) -> None:
-        """Make `run()` end now: its BLPOP in flight returns at once."""
+        """Stop receiving handed tasks without dropping one.
+
+        The BLPOP in flight is woken and the loop ends once it returns; then the
+        registrations end, and what was handed meanwhile goes to the processor (to be
+        requeued with the other unstarted jobs).
+        """
+        if not self.started:
+            return
         self._stopping.set()
         try:
             await self._broker.wake_inbox(self._queues[0], self._owner)
         except Exception as exc:  # noqa: BLE001 - then the BLPOP ends by its timeout
             logger.info("could not wake the inbox (%s)", exc)
+        await self._end(WAIT_SECONDS + FETCH_GRACE)
+        try:
+            await self._handoff.leave()
+        except Exception as exc:  # noqa: BLE001 - registrations expire by themselves
+            logger.info("could not leave the waiters of the queues (%s)", exc)
 
     async def run(self) -> None:
         """Receive handed tasks until stopped."""
