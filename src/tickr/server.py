@@ -1,24 +1,27 @@
 """`Server`: runs handlers for the tasks of some queues.
 
-Start order: connect and subscribe to the queues' events, then start the finisher,
-the workers, the lease keeper (a thread), the heartbeat, the forwarder, the inbox of
-handed tasks and finally the fetcher, so that nothing is fetched before everything that
-handles it runs.  `serve()` reports readiness
-(`wait_ready()`) only once all of them are up.
+Each `serve()` builds one `ServerContext` (tickr._server.context) and the parts from
+it; every part has `start(supervisor)` and `stop()` (tickr._server.part), and
+`_shut_down` reads as the list below.
+
+Start order: connect and subscribe to the queues' events (the listener), then start the
+finisher, the workers, the lease keeper (a thread), the heartbeat, the forwarder, the
+inbox of handed tasks, the fetcher, the burst watcher and a given scheduler
+(`_Parts.start_order`), so that nothing is fetched before everything that handles it
+runs.  `serve()` reports readiness (`wait_ready()`) only once all of them are up.
 
 Shutdown order, and why:
 
-1. Stop the fetcher (never during a dequeue), the inbox of handed tasks (never during
-   a BLPOP) and the forwarder: take nothing new.
+1. Stop the scheduler and the burst watcher, the fetcher (never during a dequeue), the
+   inbox of handed tasks (never during a BLPOP; then the registrations end and what was
+   handed is taken) and the forwarder: take nothing new.
 2. Requeue the jobs that no worker has started yet, at once: other servers can run them
    while this one waits for its running handlers.
 3. Wait up to `shutdown_timeout` for the running handlers to finish.
 4. Requeue the handlers still running (to the front of pending) and cancel them.
 5. Write every outcome to Redis (the lease keeper keeps the leases alive meanwhile).
-6. Stop the heartbeat and the lease keeper, then the finisher and the event listener;
-   cancel the workers; close Redis.
-
-A Scheduler given to the server starts last and stops first (before step 1).
+6. Stop the heartbeat (it leaves the registry) and the lease keeper, then the finisher
+   and the event listener; cancel the workers; close Redis.
 """
 
 from __future__ import annotations
