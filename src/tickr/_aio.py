@@ -12,9 +12,10 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 __all__ = [
+    "Backoff",
     "ClosedOnExit",
     "call_hook",
     "cancel_and_wait",
@@ -24,6 +25,31 @@ __all__ = [
     "wait_event",
     "within",
 ]
+
+
+class Backoff:
+    """The pause between two failed rounds of a loop: it doubles from START up to CAP.
+
+    `next()` gives the pause to take now; `reset()`, after a round that succeeded,
+    starts over from START.
+    """
+
+    START: ClassVar[float] = 0.05
+    CAP: ClassVar[float] = 2.0
+    __slots__ = ("_delay",)
+
+    def __init__(self) -> None:
+        self._delay = self.START
+
+    def reset(self) -> None:
+        """Start over from START (a round succeeded)."""
+        self._delay = self.START
+
+    def next(self) -> float:
+        """The pause to take now; the next one is twice as long, at most CAP."""
+        delay = self._delay
+        self._delay = min(delay * 2, self.CAP)
+        return delay
 
 
 class ClosedOnExit:

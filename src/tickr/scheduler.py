@@ -21,14 +21,11 @@ import asyncio
 import hashlib
 import inspect
 import logging
-import os
-import socket
-import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta, tzinfo
 from typing import Any, Final, Literal
 
-from tickr._aio import ClosedOnExit, call_hook, first_of
+from tickr._aio import call_hook, first_of
 from tickr._broker import Broker, RedisClient
 from tickr._checks import (
     check_callable,
@@ -43,8 +40,8 @@ from tickr._options import (
     TaskSpec,
     prepare_task,
 )
-from tickr._serialization import canonical_bytes, encode_value
-from tickr._signals import serve_until_signalled
+from tickr._serialization import canonical_bytes
+from tickr._service import Run, Service
 from tickr.clock import Clock, SystemClock
 from tickr.errors import DuplicateTask, TaskIDConflict
 from tickr.schedule import CronSchedule, Schedule, parse_schedule, zone
@@ -165,7 +162,7 @@ def _digest(task: PeriodicTask, schedule: Schedule) -> str:
     return hasher.hexdigest()
 
 
-class Scheduler(ClosedOnExit):
+class Scheduler(Service):
     """Enqueues periodic tasks; run one or several for high availability.
 
     Args:
@@ -190,6 +187,8 @@ class Scheduler(ClosedOnExit):
         TypeError, ValueError: For invalid settings.
     """
 
+    _noun = "scheduler"
+
     def __init__(
         self,
         url: str | None = None,
@@ -208,6 +207,7 @@ class Scheduler(ClosedOnExit):
         clock: Clock | None = None,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
+        super().__init__()
         check_url(url)
         check_name(namespace, "namespace")
         zone(timezone)
@@ -235,16 +235,10 @@ class Scheduler(ClosedOnExit):
         self._history = history
         self._clock: Clock = clock or SystemClock()
         self._max_payload = max_payload_bytes
-        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self._registered: dict[str, _Entry] = {}
         self._provided: dict[str, _Entry] = {}
         self._entries: dict[str, _Entry] = {}
         self._changed = asyncio.Event()
-        self._stop: asyncio.Event | None = None
-        self._ready: asyncio.Event | None = None
-        self._stopped: asyncio.Event | None = None
-        self._serving = False
-        self._serve_calls = 0
 
     # ------------------------------------------------------------------ entries
 
@@ -324,21 +318,13 @@ class Scheduler(ClosedOnExit):
 
     # ------------------------------------------------------------------ running
 
-    async def aclose(self) -> None:
-        """Shut down if serving."""
-        await self.shutdown()
-
     def run(self) -> None:
         """Schedule in a new event loop until SIGINT or SIGTERM.
 
         Raises:
             RuntimeError: If called from a running event loop (use `serve`).
         """
-        asyncio.run(serve_until_signalled(self.serve, self.shutdown, self._halt, logger))
-
-    def _halt(self) -> None:
-        if self._stop is not None:
-            self._stop.set()
+        self._run_until_signalled(self.serve, logger)
 
     async def wait_ready(self) -> None:
         """Return once `serve()` has loaded its entries and schedules them.
@@ -348,19 +334,11 @@ class Scheduler(ClosedOnExit):
         Raises:
             RuntimeError: If that `serve()` call ended before it was ready.
         """
-        calls = self._serve_calls
-        while not self._serving and self._serve_calls == calls:  # noqa: ASYNC110 - see serve()
-            await asyncio.sleep(0.005)
-        ready, stopped = self._ready, self._stopped
-        assert ready is not None and stopped is not None
-        await first_of(ready.wait(), stopped.wait())
-        if not ready.is_set():
-            raise RuntimeError("the scheduler stopped before it was ready")
+        await self._wait_ready()
 
     async def shutdown(self) -> None:
         """Stop scheduling; `serve()` returns (nothing else needs to finish)."""
-        if self._stop is not None:
-            self._stop.set()
+        self._request_stop()
 
     async def serve(self) -> None:
         """Schedule in the running event loop until `shutdown()`.
@@ -368,21 +346,17 @@ class Scheduler(ClosedOnExit):
         Raises:
             RuntimeError: If this scheduler is already serving.
         """
-        if self._serving:
-            raise RuntimeError("this Scheduler is already serving")
-        self._serving = True
-        self._serve_calls += 1
-        self._stop = asyncio.Event()
-        self._ready = asyncio.Event()
-        self._stopped = asyncio.Event()
+        await self._serve_once(self._serve)
+
+    async def _serve(self, run: Run) -> None:
         broker: Broker | None = None
         try:
             broker = Broker.connect(self._url, self._redis, self.namespace)
             await self._refresh_config()
-            await self._start_entries(broker, list(self._entries.values()))
+            await self._start_entries(broker, list(self._entries.values()), run.stop)
             logger.info("scheduler %s running %d entries", self.id, len(self._entries))
-            self._ready.set()
-            await self._loop(broker)
+            run.set_ready()
+            await self._loop(broker, run.stop)
         finally:
             if broker is not None:
                 try:
@@ -390,21 +364,17 @@ class Scheduler(ClosedOnExit):
                 except Exception as exc:  # noqa: BLE001 - the record expires by itself anyway
                     logger.info("could not remove this scheduler from the registry (%s)", exc)
                 await broker.aclose()
-            self._stop.set()
-            self._serving = False
-            self._stopped.set()
             logger.info("scheduler %s stopped", self.id)
 
-    async def _loop(self, broker: Broker) -> None:
-        assert self._stop is not None
+    async def _loop(self, broker: Broker, stop: asyncio.Event) -> None:
         clock = self._clock
         next_heartbeat = clock.time()
         next_config = clock.time() + self._config_interval
-        while not self._stop.is_set():
+        while not stop.is_set():
             self._changed.clear()
             fresh = [entry for entry in self._entries.values() if entry.next_due == 0.0]
             if fresh:
-                await self._start_entries(broker, fresh)
+                await self._start_entries(broker, fresh, stop)
             now = clock.time()
             moved = bool(fresh)
             for entry in list(self._entries.values()):
@@ -425,9 +395,11 @@ class Scheduler(ClosedOnExit):
                 [max(entry.next_due, entry.retry_at) for entry in self._entries.values()]
                 + [next_heartbeat, next_config if self._provider is not None else next_heartbeat]
             )
-            await first_of(clock.sleep_until(wake), self._changed.wait(), self._stop.wait())
+            await first_of(clock.sleep_until(wake), self._changed.wait(), stop.wait())
 
-    async def _start_entries(self, broker: Broker, entries: list[_Entry]) -> None:
+    async def _start_entries(
+        self, broker: Broker, entries: list[_Entry], stop: asyncio.Event
+    ) -> None:
         """Resume each entry after its last tick in Redis; start new entries from now."""
         now = self._clock.time()
         while True:
@@ -437,8 +409,8 @@ class Scheduler(ClosedOnExit):
                 break
             except Exception as exc:  # noqa: BLE001 - retry until Redis answers
                 logger.warning("could not read the periodic tasks' state (%s); retrying", exc)
-                await first_of(asyncio.sleep(_RETRY_SECONDS), self._stop_event().wait())
-                if self._stop_event().is_set():
+                await first_of(asyncio.sleep(_RETRY_SECONDS), stop.wait())
+                if stop.is_set():
                     return
         for entry, last in zip(entries, lasts, strict=True):
             if last is None:
@@ -451,10 +423,6 @@ class Scheduler(ClosedOnExit):
                 entry.next_due = entry.schedule.next_after(now)
             else:
                 entry.next_due = entry.schedule.next_after(last / 1000)
-
-    def _stop_event(self) -> asyncio.Event:
-        assert self._stop is not None
-        return self._stop
 
     def _ticks_to_enqueue(self, entry: _Entry, now: float) -> list[float]:
         """The ticks due by `now`, by the catch-up policy."""
@@ -515,24 +483,19 @@ class Scheduler(ClosedOnExit):
             await self._report(task, DuplicateTask(task.type, entry.queue, str(outcome)))
 
     async def _heartbeat(self, broker: Broker, now: float) -> None:
-        record = encode_value(
-            {
-                "id": self.id,
-                "host": socket.gethostname(),
-                "pid": os.getpid(),
-                "entries": [
-                    {
-                        "id": entry.id,
-                        "spec": entry.task.spec,
-                        "timezone": entry.timezone_name,
-                        "type": entry.task.type,
-                        "payload": entry.task.payload,
-                        "queue": entry.queue,
-                        "next_ms": int(entry.next_due * 1000),
-                    }
-                    for entry in self._entries.values()
-                ],
-            }
+        record = self._record(
+            entries=[
+                {
+                    "id": entry.id,
+                    "spec": entry.task.spec,
+                    "timezone": entry.timezone_name,
+                    "type": entry.task.type,
+                    "payload": entry.task.payload,
+                    "queue": entry.queue,
+                    "next_ms": int(entry.next_due * 1000),
+                }
+                for entry in self._entries.values()
+            ]
         )
         ttl_ms = int(self._heartbeat_interval * 3000)
         try:

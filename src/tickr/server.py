@@ -1,39 +1,40 @@
 """`Server`: runs handlers for the tasks of some queues.
 
-Start order: connect and subscribe to the queues' events, then start the finisher,
-the workers, the lease keeper (a thread), the heartbeat, the forwarder, the inbox of
-handed tasks and finally the fetcher, so that nothing is fetched before everything that
-handles it runs.  `serve()` reports readiness
-(`wait_ready()`) only once all of them are up.
+Each `serve()` builds one `ServerContext` (tickr._server.context) and the parts from
+it; every part has `start(supervisor)` and `stop()` (tickr._server.part), and
+`_shut_down` reads as the list below.
+
+Start order: connect and subscribe to the queues' events (the listener), then start the
+finisher, the workers, the lease keeper (a thread), the heartbeat, the forwarder, the
+inbox of handed tasks, the fetcher, the burst watcher and a given scheduler
+(`_Parts.start_order`), so that nothing is fetched before everything that handles it
+runs.  `serve()` reports readiness (`wait_ready()`) only once all of them are up.
 
 Shutdown order, and why:
 
-1. Stop the fetcher (never during a dequeue), the inbox of handed tasks (never during
-   a BLPOP) and the forwarder: take nothing new.
+1. Stop the scheduler and the burst watcher, the fetcher (never during a dequeue), the
+   inbox of handed tasks (never during a BLPOP; then the registrations end and what was
+   handed is taken) and the forwarder: take nothing new.
 2. Requeue the jobs that no worker has started yet, at once: other servers can run them
    while this one waits for its running handlers.
 3. Wait up to `shutdown_timeout` for the running handlers to finish.
 4. Requeue the handlers still running (to the front of pending) and cancel them.
 5. Write every outcome to Redis (the lease keeper keeps the leases alive meanwhile).
-6. Stop the heartbeat and the lease keeper, then the finisher and the event listener;
-   cancel the workers; close Redis.
-
-A Scheduler given to the server starts last and stops first (before step 1).
+6. Stop the heartbeat (it leaves the registry) and the lease keeper, then the finisher
+   and the event listener; cancel the workers; close Redis.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final
 
-from tickr._aio import ClosedOnExit, cancel_and_wait, first_of, within
-from tickr._broker import Broker, Event, EventKind, EventListener, RedisClient, SyncRenewer
+from tickr._aio import Backoff, first_of
+from tickr._broker import Broker, RedisClient
 from tickr._checks import (
     check_bool,
     check_callable,
@@ -44,21 +45,20 @@ from tickr._checks import (
     check_url,
     is_async_callable,
 )
-from tickr._serialization import encode_value
 from tickr._server.burst import BurstWatcher
-from tickr._server.fetcher import Fetcher
+from tickr._server.context import ServerContext
+from tickr._server.fetcher import FETCH_GRACE, Fetcher
 from tickr._server.finisher import Finisher
 from tickr._server.forwarder import Forwarder
 from tickr._server.heartbeat import HealthCheck, Heartbeat
-from tickr._server.inbox import WAIT_SECONDS as INBOX_WAIT_SECONDS
 from tickr._server.inbox import Inbox
-from tickr._server.job import StopReason
 from tickr._server.lease_keeper import LeaseKeeper
+from tickr._server.listener import Listener
+from tickr._server.part import Loop, Part
 from tickr._server.processor import ErrorHandler, Processor
 from tickr._server.redis_check import check_redis
 from tickr._server.supervisor import Supervisor
-from tickr._signals import serve_until_signalled
-from tickr._time import now_ms
+from tickr._service import Run, Service
 from tickr.backoff import RetryDelay, exponential_backoff
 from tickr.errors import RedisUnavailable
 from tickr.mux import CallNext, ServeMux
@@ -77,12 +77,9 @@ DEFAULT_MAX_RESULT_BYTES: Final = 1024 * 1024
 _FINAL_FLUSH_LIMIT: Final = 30.0
 MAX_CONCURRENCY: Final = 10_000
 """The most worker coroutines one Server runs; run more servers for more."""
-_HANDLER_GRACE: Final = 1.0
-_FETCH_GRACE: Final = 12.0
-"""Longest wait at shutdown for a dequeue in flight (above the broker's call timeout)."""
 
 
-class Server(ClosedOnExit):
+class Server(Service):
     """Runs handlers for the tasks of some queues, `concurrency` at a time.
 
     Args:
@@ -118,6 +115,8 @@ class Server(ClosedOnExit):
         TypeError, ValueError: For invalid settings.
     """
 
+    _noun = "server"
+
     def __init__(
         self,
         url: str | None = None,
@@ -138,6 +137,7 @@ class Server(ClosedOnExit):
         scheduler: Scheduler | None = None,
         max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
     ) -> None:
+        super().__init__()
         check_url(url)
         check_name(namespace, "namespace")
         check_int(concurrency, "concurrency", 1, MAX_CONCURRENCY)
@@ -167,15 +167,6 @@ class Server(ClosedOnExit):
         if scheduler is not None and not isinstance(scheduler, Scheduler):
             raise TypeError("scheduler must be a tickr.Scheduler")
         self.scheduler = scheduler
-        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
-        self._stop_requested: asyncio.Event | None = None
-        self._force: asyncio.Event | None = None
-        self._ready: asyncio.Event | None = None
-        self._stopped: asyncio.Event | None = None
-        self._serving = False
-        self._inbox: Inbox | None = None
-        self._serve_calls = 0
-        self._started_ms = 0
 
     async def aclose(self) -> None:
         """Shut down if serving (see `shutdown`); the connection closes with `serve()`."""
@@ -200,7 +191,7 @@ class Server(ClosedOnExit):
         Raises:
             RuntimeError: If called from a running event loop (use `serve`).
         """
-        asyncio.run(self._run_with_signals(handler, burst))
+        self._run_until_signalled(lambda: self.serve(handler, burst=burst), logger)
 
     async def serve(
         self, handler: ServeMux | Callable[[Task], Awaitable[Any]], *, burst: bool = False
@@ -219,20 +210,8 @@ class Server(ClosedOnExit):
                 after a clean shutdown because one of the server's loops or workers
                 kept failing (see docs/reliability.md).
         """
-        if self._serving:
-            raise RuntimeError("this Server is already serving")
-        self._serving = True
-        self._serve_calls += 1
-        self._started_ms = now_ms()
-        self._stop_requested = asyncio.Event()
-        self._force = asyncio.Event()
-        self._ready = asyncio.Event()
-        self._stopped = asyncio.Event()
-        try:
-            await self._serve(_resolver(handler), burst)
-        finally:
-            self._serving = False
-            self._stopped.set()
+        resolve = _resolver(handler)
+        await self._serve_once(lambda run: self._serve(run, resolve, burst))
 
     async def wait_ready(self) -> None:
         """Return once `serve()` has every loop running and listens for work.
@@ -244,321 +223,219 @@ class Server(ClosedOnExit):
             RuntimeError: If that `serve()` call ended before it was ready (it failed to
                 start, or was shut down first).
         """
-        calls = self._serve_calls
-        while not self._serving and self._serve_calls == calls:  # noqa: ASYNC110 - see serve()
-            await asyncio.sleep(0.005)
-        ready, stopped = self._ready, self._stopped
-        assert ready is not None and stopped is not None
-        await first_of(ready.wait(), stopped.wait())
-        if not ready.is_set():
-            raise RuntimeError("the server stopped before it was ready")
+        await self._wait_ready()
 
     async def shutdown(self) -> None:
         """Stop fetching, give running handlers `shutdown_timeout`, requeue the rest.
 
         Returns once `serve()` has finished shutting down (at once if not serving).
         """
-        if self._stop_requested is None or self._stopped is None or not self._serving:
-            return
-        self._stop_requested.set()
-        await self._stopped.wait()
+        run = self._request_stop()
+        if run is not None:
+            await run.ended.wait()
 
     # ------------------------------------------------------------------ serving
 
-    async def _serve(self, resolve: Callable[[str], CallNext | None], burst: bool) -> None:
-        assert self._stop_requested is not None and self._ready is not None
-        assert self._force is not None
-        stop_requested = self._stop_requested
-        supervisor = Supervisor(lambda _failure: stop_requested.set(), stop_requested.is_set)
-        broker = Broker.connect(self._url, self._redis, self.namespace)
-        renewer = broker.sync_renewer()
-        processor, finisher, fetcher, forwarder, heartbeat, listener, leases = self._build(
-            broker, resolve, renewer, supervisor
-        )
-        background: dict[str, asyncio.Task[None]] = {}
+    async def _serve(
+        self, run: Run, resolve: Callable[[str], CallNext | None], burst: bool
+    ) -> None:
+        supervisor = Supervisor(lambda _failure: run.stop.set(), run.stop.is_set)
+        ctx = self._context(Broker.connect(self._url, self._redis, self.namespace))
+        parts = self._build(ctx, resolve, supervisor, run, burst)
         cancelled = False
         try:
-            background["listener"] = supervisor.spawn("listener", listener.run)
-            if await self._start_up(broker, listener):
-                background["finisher"] = supervisor.spawn("finisher", finisher.run)
-                processor.start(supervisor)
-                if leases is not None:
-                    leases.start()
-                background["heartbeat"] = supervisor.spawn("heartbeat", heartbeat.run)
-                background["forwarder"] = supervisor.spawn("forwarder", forwarder.run)
-                inbox = Inbox(broker, processor, fetcher, owner=self.id, queues=list(self._queues))
-                self._inbox = inbox
-                background["inbox"] = supervisor.spawn("inbox", inbox.run)
-                background["fetcher"] = supervisor.spawn("fetcher", fetcher.run)
-                if burst:
-                    watcher = BurstWatcher(broker, processor, list(self._queues), self._empty)
-                    background["burst"] = supervisor.spawn("burst", watcher.run)
-                if self.scheduler is not None:
-                    background["scheduler"] = asyncio.create_task(
-                        self.scheduler.serve(), name="tickr-scheduler"
-                    )
+            parts.listener.start(supervisor)
+            if await self._start_up(ctx.broker, parts.listener, run.stop):
+                for part in parts.start_order():
+                    part.start(supervisor)
                 logger.info(
                     "server %s serving %s with concurrency %d",
                     self.id,
                     ", ".join(f"{q}={w}" for q, w in self._queues.items()),
                     self.concurrency,
                 )
-                self._ready.set()
-                await self._stop_requested.wait()
+                run.set_ready()
+                await run.stop.wait()
                 logger.info("server %s shutting down", self.id)
         except asyncio.CancelledError:
             # Cancelled from outside: shut down at once (requeue running tasks without
             # waiting for them), then let the cancellation go on.
             cancelled = True
-            self._force.set()
+            run.force.set()
             current = asyncio.current_task()
             if current is not None:
                 current.uncancel()
             logger.info("server %s cancelled: shutting down now", self.id)
         finally:
-            stop_requested.set()  # from now on the loops may end: the supervisor lets them
-            await self._shut_down(broker, background, processor, finisher, fetcher, leases)
+            run.stop.set()  # from now on the parts may end: the supervisor lets them
+            await self._shut_down(run, ctx, parts)
         if cancelled:
             raise asyncio.CancelledError
         if supervisor.gave_up is not None:
             raise supervisor.gave_up
 
-    async def _start_up(self, broker: Broker, listener: EventListener) -> bool:
+    async def _start_up(self, broker: Broker, listener: Listener, stop: asyncio.Event) -> bool:
         """Register the queues and wait for the subscription; False if stopped first."""
-        assert self._stop_requested is not None
-        backoff = 0.05
-        while not self._stop_requested.is_set():
+        backoff = Backoff()
+        while not stop.is_set():
             try:
                 await check_redis(broker)
                 await broker.read_clock()
                 await broker.register_queues(self._queues)
                 break
             except RedisUnavailable as exc:
-                logger.warning("cannot reach Redis to start (%s); retrying in %.2fs", exc, backoff)
-                await first_of(self._stop_requested.wait(), asyncio.sleep(backoff))
-                backoff = min(backoff * 2, 2.0)
-        await first_of(self._stop_requested.wait(), listener.connected.wait())
-        return not self._stop_requested.is_set()
+                delay = backoff.next()
+                logger.warning("cannot reach Redis to start (%s); retrying in %.2fs", exc, delay)
+                await first_of(stop.wait(), asyncio.sleep(delay))
+        await first_of(stop.wait(), listener.connected.wait())
+        return not stop.is_set()
+
+    def _context(self, broker: Broker) -> ServerContext:
+        queues = self._queues
+        return ServerContext(
+            broker=broker,
+            owner=self.id,
+            queues=queues,
+            heaviest_first=tuple(sorted(queues, key=lambda name: (-queues[name], name))),
+            lease_ms=self._lease_ms,
+            interval=self._heartbeat_interval,
+            archive_max_size=self._archive_max_size,
+            archive_max_age_ms=self._archive_max_age_ms,
+            waiter=Broker.waiter_name(self.id, self._lease_ms),
+            waiter_ttl_ms=int(self._heartbeat_interval * 3000) + 1000,
+            held={},
+        )
 
     def _build(
         self,
-        broker: Broker,
+        ctx: ServerContext,
         resolve: Callable[[str], CallNext | None],
-        renewer: SyncRenewer | None,
         supervisor: Supervisor,
-    ) -> tuple[
-        Processor, Finisher, Fetcher, Forwarder, Heartbeat, EventListener, LeaseKeeper | None
-    ]:
-        processor_ref: list[Processor] = []
-        finisher = Finisher(
-            broker,
-            self.id,
-            archive_max_size=self._archive_max_size,
-            archive_max_age_ms=self._archive_max_age_ms,
-            on_recorded=lambda queue, task_id: processor_ref[0].recorded(queue, task_id),
-        )
+        run: Run,
+        burst: bool,
+    ) -> _Parts:
+        finisher = Finisher(ctx)
         processor = Processor(
+            ctx,
             concurrency=self.concurrency,
             resolve=resolve,
             finisher=finisher,
             retry_delay=self._retry_delay,
             error_handler=self._error_handler,
             max_result_bytes=self._max_result_bytes,
-            now_ms=broker.clock.now_ms,
         )
-        processor_ref.append(processor)
-        fetcher = Fetcher(
-            broker,
-            processor,
-            owner=self.id,
-            queues=self._queues,
-            strict_priority=self.strict_priority,
-            lease_ms=self._lease_ms,
-            waiter_ttl_ms=int(self._heartbeat_interval * 3000) + 1000,
-        )
-        forwarder = Forwarder(broker, list(self._queues))
-        leases = None
-        if renewer is not None:
-            leases = LeaseKeeper(
-                renewer,
-                processor,
-                owner=self.id,
-                queues=list(self._queues),
-                lease_ms=self._lease_ms,
-                interval=self._heartbeat_interval,
-                blocked_after=max(1.0, self._heartbeat_interval),
-            )
+        fetcher = Fetcher(ctx, processor, strict_priority=self.strict_priority)
+        forwarder = Forwarder(ctx)
+        renewer = ctx.broker.sync_renewer()
+        leases = None if renewer is None else LeaseKeeper(ctx, renewer, processor)
         heartbeat = Heartbeat(
-            broker,
+            ctx,
             processor,
-            owner=self.id,
-            queues=list(self._queues),
-            interval=self._heartbeat_interval,
-            lease_ms=self._lease_ms,
-            archive_max_size=self._archive_max_size,
-            archive_max_age_ms=self._archive_max_age_ms,
             health_check=self._health_check,
             renew=leases is None,
-            record=lambda: self._registry_record(processor, supervisor),
+            record=lambda: self._registry_record(ctx, supervisor, run),
             other_failure=lambda: (
                 supervisor.take_failure() or (None if leases is None else leases.failure)
             ),
-            waiter=fetcher.waiter,
-            waiter_ttl_ms=int(self._heartbeat_interval * 3000) + 1000,
+        )
+        return _Parts(
+            listener=Listener(ctx, fetcher, forwarder, processor),
+            finisher=finisher,
+            processor=processor,
+            leases=leases,
+            heartbeat=heartbeat,
+            forwarder=forwarder,
+            inbox=Inbox(ctx, processor, fetcher.handoff),
+            fetcher=fetcher,
+            burst=BurstWatcher(ctx, lambda: self._empty(run)) if burst else None,
+            scheduler=None if self.scheduler is None else _SchedulerPart(self.scheduler),
         )
 
-        def on_event(event: Event) -> None:
-            kind = event.kind
-            if kind is EventKind.PENDING:
-                fetcher.wake()
-            elif kind is EventKind.SCHEDULE:
-                forwarder.wake()
-            elif kind is EventKind.CANCEL:
-                processor.stop(event.queue, event.task_id, StopReason.CANCELLED)
-            elif kind is EventKind.RESYNC:
-                fetcher.wake()
-                forwarder.wake()
-
-        listener = broker.listener(on_event)
-        for queue in self._queues:
-            listener.add_events(queue)
-        return processor, finisher, fetcher, forwarder, heartbeat, listener, leases
-
-    def _registry_record(self, processor: Processor, supervisor: Supervisor) -> bytes:
-        return encode_value(
-            {
-                "id": self.id,
-                "host": socket.gethostname(),
-                "pid": os.getpid(),
-                "queues": self._queues,
-                "concurrency": self.concurrency,
-                "strict_priority": self.strict_priority,
-                "started_ms": self._started_ms,
-                "active": [[queue, task_id] for queue, task_id in tuple(processor.held)],
-                "workers_alive": supervisor.alive.get("worker", 0),
-                "restarts": dict(supervisor.restarts),
-            }
+    def _registry_record(self, ctx: ServerContext, supervisor: Supervisor, run: Run) -> bytes:
+        return self._record(
+            queues=self._queues,
+            concurrency=self.concurrency,
+            strict_priority=self.strict_priority,
+            started_ms=run.started_ms,
+            active=[[queue, task_id] for queue, task_id in tuple(ctx.held)],
+            workers_alive=supervisor.alive.get("worker", 0),
+            restarts=dict(supervisor.restarts),
         )
 
-    def _empty(self) -> None:
-        assert self._stop_requested is not None
+    def _empty(self, run: Run) -> None:
         logger.info("server %s: queues are empty, stopping (burst mode)", self.id)
-        self._stop_requested.set()
+        run.stop.set()
 
-    async def _shut_down(
-        self,
-        broker: Broker,
-        background: dict[str, asyncio.Task[None]],
-        processor: Processor,
-        finisher: Finisher,
-        fetcher: Fetcher,
-        leases: LeaseKeeper | None,
-    ) -> None:
-        scheduler_task = background.pop("scheduler", None)
-        if self.scheduler is not None and scheduler_task is not None:
-            await self.scheduler.shutdown()
-            await asyncio.wait({scheduler_task}, timeout=_FETCH_GRACE)
-            await _cancel(scheduler_task)
-        await _cancel(background.pop("burst", None))
-        await self._stop_fetcher(fetcher, background.pop("fetcher", None))
-        await self._stop_inbox(fetcher, background.pop("inbox", None))
-        await _cancel(background.pop("forwarder", None))
-        for job in processor.take_waiting():
-            job.stop_reason = StopReason.SHUTDOWN
-            finisher.requeue(job)
-        await self._wait_for_handlers(processor)
-        for job in list(processor.running.values()):
-            logger.info("task %s in %r still running at shutdown: requeued", job.id, job.queue)
-            requeue = job.stop_reason is None
-            job.stop(StopReason.SHUTDOWN)  # before the requeue, which makes the job done
-            if requeue:
-                finisher.requeue(job)
-        flushed = "finisher" not in background or await within(finisher.drain(), _FINAL_FLUSH_LIMIT)
-        if not flushed:
+    async def _shut_down(self, run: Run, ctx: ServerContext, parts: _Parts) -> None:
+        """Stop the parts in the order of the module docstring."""
+        for part in _present(parts.scheduler, parts.burst, parts.fetcher, parts.inbox):
+            await part.stop()  # 1. take nothing new...
+        await parts.forwarder.stop()
+        await parts.processor.drain(self._shutdown_timeout, run.force)  # 2. to 4.
+        if not await parts.finisher.flush(_FINAL_FLUSH_LIMIT):  # 5.
             logger.warning(
                 "could not record every outcome before shutting down; their leases will "
                 "expire and other servers will recover those tasks"
             )
-        await _cancel(background.pop("heartbeat", None))
-        try:
-            await broker.unregister("server", self.id)
-        except Exception as exc:  # noqa: BLE001 - the record expires by itself anyway
-            logger.info("could not remove this server from the registry (%s)", exc)
-        if leases is not None:
-            leases.stop()
-            await leases.join()
-        await _cancel(background.pop("finisher", None))
-        await _cancel(background.pop("listener", None))
-        if not await within(processor.wait_until_idle(), _HANDLER_GRACE):
-            logger.warning("some handlers ignored cancellation; abandoning them")
-        await processor.cancel_workers(_HANDLER_GRACE)
-        await broker.aclose()
+        for part in _present(parts.heartbeat, parts.leases, parts.finisher, parts.listener):
+            await part.stop()  # 6.
+        await parts.processor.stop()
+        await ctx.broker.aclose()
         logger.info("server %s stopped", self.id)
 
-    async def _stop_fetcher(self, fetcher: Fetcher, task: asyncio.Task[None] | None) -> None:
-        """Stop the fetcher without dropping the reply of a dequeue in flight."""
-        fetcher.stop()
-        if task is not None and fetcher.taking:
-            await asyncio.wait({task}, timeout=_FETCH_GRACE)
-        await _cancel(task)
 
-    async def _stop_inbox(self, fetcher: Fetcher, task: asyncio.Task[None] | None) -> None:
-        """Stop receiving handed tasks without dropping one.
+@dataclass(frozen=True, slots=True)
+class _Parts:
+    """The parts of one serving server."""
 
-        The inbox loop ends once its BLPOP returns (at once: it is woken); then the
-        registrations end, and what was handed meanwhile is taken and requeued with the
-        other unstarted jobs.
-        """
-        if task is None:
-            return
-        inbox = self._inbox
-        if inbox is not None:
-            await inbox.stop()
-            await asyncio.wait({task}, timeout=INBOX_WAIT_SECONDS + _FETCH_GRACE)
-        await _cancel(task)
-        try:
-            await fetcher.leave_waiters()
-        except Exception as exc:  # noqa: BLE001 - registrations expire by themselves
-            logger.info("could not leave the waiters of the queues (%s)", exc)
+    listener: Listener
+    finisher: Finisher
+    processor: Processor
+    leases: LeaseKeeper | None
+    """None when the connection cannot be reproduced for a thread (the heartbeat renews)."""
+    heartbeat: Heartbeat
+    forwarder: Forwarder
+    inbox: Inbox
+    fetcher: Fetcher
+    burst: BurstWatcher | None
+    scheduler: _SchedulerPart | None
 
-    async def _wait_for_handlers(self, processor: Processor) -> None:
-        assert self._force is not None
-        if not processor.running or self._force.is_set():
-            return
-        idle = asyncio.create_task(processor.wait_until_idle())
-        forced = asyncio.create_task(self._force.wait())
-        try:
-            await asyncio.wait(
-                {idle, forced},
-                timeout=self._shutdown_timeout,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-        finally:
-            idle.cancel()
-            forced.cancel()
-
-    async def _run_with_signals(
-        self, handler: ServeMux | Callable[[Task], Awaitable[Any]], burst: bool
-    ) -> None:
-        def force() -> None:
-            if self._force is not None:
-                self._force.set()  # requeue running tasks now instead of waiting for them
-
-        await serve_until_signalled(
-            lambda: self.serve(handler, burst=burst), self.shutdown, force, logger
+    def start_order(self) -> list[Part]:
+        """The parts to start once subscribed: nothing is fetched before what handles it."""
+        return _present(
+            self.finisher,
+            self.processor,
+            self.leases,
+            self.heartbeat,
+            self.forwarder,
+            self.inbox,
+            self.fetcher,
+            self.burst,
+            self.scheduler,
         )
 
 
-async def _cancel(task: asyncio.Task[None] | None) -> None:
-    """Cancel a loop, wait for it to end, and log it if it had failed."""
-    if task is None:
-        return
-    await cancel_and_wait([task])
-    if task.cancelled():
-        return
-    exc = task.exception()
-    if exc is not None:
-        logger.error("a server loop had failed", exc_info=exc)
+class _SchedulerPart(Loop):
+    """A Scheduler run by the server: it starts last and stops first."""
+
+    kind = "scheduler"
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self._scheduler = scheduler
+
+    def start(self, supervisor: Supervisor) -> None:
+        """Serve the scheduler (unsupervised: it retries Redis by itself)."""
+        self._task = asyncio.create_task(self._scheduler.serve(), name="tickr-scheduler")
+
+    async def stop(self) -> None:
+        """Shut the scheduler down, waiting up to `FETCH_GRACE` for it."""
+        if self.started:
+            await self._scheduler.shutdown()
+            await self._end(FETCH_GRACE)
+
+
+def _present(*parts: Part | None) -> list[Part]:
+    return [part for part in parts if part is not None]
 
 
 def _check_queues(queues: Mapping[str, int]) -> dict[str, int]:

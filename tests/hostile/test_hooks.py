@@ -147,11 +147,11 @@ async def test_a_loop_that_keeps_dying_shuts_the_server_down_and_says_why(
     async def always_dies(self: Forwarder) -> None:
         raise SystemExit("a forwarder that cannot run")
 
-    from tickr._server import supervisor
+    from tickr._aio import Backoff
 
     monkeypatch.setattr(Forwarder, "run", always_dies)
-    monkeypatch.setattr(supervisor, "_BACKOFF_START", 0.001)
-    monkeypatch.setattr(supervisor, "_BACKOFF_CAP", 0.001)
+    monkeypatch.setattr(Backoff, "START", 0.001)
+    monkeypatch.setattr(Backoff, "CAP", 0.001)
 
     async def echo(task: tickr.Task) -> Any:
         return task.payload

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Final
 
 from tickr._broker import Broker
+from tickr._server.context import ServerContext
 from tickr._server.failures import log_failure
-from tickr._server.processor import Processor
+from tickr._server.part import Loop
 
 __all__ = ["BurstWatcher"]
 
@@ -18,7 +19,7 @@ logger = logging.getLogger("tickr.server.burst")
 CHECK_SECONDS: Final = 0.05
 
 
-class BurstWatcher:
+class BurstWatcher(Loop):
     """Calls `on_empty` once the queues have nothing left to do.
 
     That is: no pending (unpaused), active, scheduled or retry task, and none held by
@@ -26,30 +27,26 @@ class BurstWatcher:
     idle: burst mode is for scripts, tests and batch jobs, not for serving.
     """
 
-    def __init__(
-        self,
-        broker: Broker,
-        processor: Processor,
-        queues: Sequence[str],
-        on_empty: Callable[[], None],
-    ) -> None:
-        self._broker = broker
-        self._processor = processor
-        self._queues = list(queues)
+    kind = "burst"
+
+    def __init__(self, ctx: ServerContext, on_empty: Callable[[], None]) -> None:
+        self._broker: Broker = ctx.broker
+        self._held = ctx.held
+        self._queues = ctx.names
         self._on_empty = on_empty
 
     async def run(self) -> None:
         """Watch until the queues are empty, then call `on_empty` and return."""
         while True:
             await asyncio.sleep(CHECK_SECONDS)
-            if self._processor.held:
+            if self._held:
                 continue
             try:
                 empty = await self._queues_empty()
             except Exception as exc:  # noqa: BLE001 - keep watching whatever happens
                 log_failure(logger, "check whether the queues are empty", exc, CHECK_SECONDS)
                 continue
-            if empty and not self._processor.held:
+            if empty and not self._held:
                 self._on_empty()
                 return
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
 from typing import Final
 
-from tickr._aio import wait_event
+from tickr._aio import Backoff, wait_event
 from tickr._broker import Broker, DequeuedTask
+from tickr._server.context import ServerContext
 from tickr._server.failures import log_failure
+from tickr._server.handoff import HandOff
+from tickr._server.part import Loop
 from tickr._server.processor import Processor
 from tickr.errors import RedisUnavailable
 
@@ -24,57 +26,38 @@ __all__ = ["Fetcher"]
 
 logger = logging.getLogger("tickr.server.fetcher")
 
-_BACKOFF_START: Final = 0.05
-_BACKOFF_CAP: Final = 2.0
+FETCH_GRACE: Final = 12.0
+"""Longest wait at shutdown for a dequeue in flight (above the broker's call timeout)."""
 SAFETY_RECHECK_SECONDS: Final = 30.0
 """An idle fetcher looks again this often even without a wake-up (a safety net only)."""
 
 
-class Fetcher:
+class Fetcher(Loop):
     """Takes tasks for a processor.
 
     Args:
-        broker: Where tasks come from.
+        ctx: The server's context (its queues and lease length).
         processor: Where tasks go.
-        owner: This server's id (the lease holder).
-        queues: Queue name -> weight.
         strict_priority: Always drain the heaviest queue first.
-        lease_ms: Length of the lease granted with each task.
-        waiter_ttl_ms: How long a registration as a waiter lasts unless a heartbeat
-            extends it (so that a dead server stops being handed tasks).
     """
 
-    def __init__(
-        self,
-        broker: Broker,
-        processor: Processor,
-        *,
-        owner: str,
-        queues: Mapping[str, int],
-        strict_priority: bool,
-        lease_ms: int,
-        waiter_ttl_ms: int,
-    ) -> None:
-        self._broker = broker
+    kind = "fetcher"
+
+    def __init__(self, ctx: ServerContext, processor: Processor, *, strict_priority: bool) -> None:
+        self._broker: Broker = ctx.broker
         self._processor = processor
-        self._owner = owner
+        self._owner = ctx.owner
         self._strict = strict_priority
-        self._queues = sorted(queues, key=lambda name: (-queues[name], name))
-        self._weights = dict(queues)
-        self._credit = dict.fromkeys(queues, 0)
-        self._lease_ms = lease_ms
+        self._queues = list(ctx.heaviest_first)
+        self._weights = dict(ctx.queues)
+        self._credit = dict.fromkeys(ctx.queues, 0)
+        self._lease_ms = ctx.lease_ms
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._last_expiry = 0
         self._unconfirmed: list[tuple[str, int]] = []
-        self._waiter_ttl_ms = waiter_ttl_ms
-        self.waiter = Broker.waiter_name(owner, lease_ms)
-        """How this server is registered as a waiter."""
-        self.registered: list[str] = []
-        """The queues where this server is registered as a waiter."""
-        self._inbox_replies = 0
-        self._owed = 0
-        self._owed_until = 0
+        self.handoff = HandOff(ctx, processor, self.wake)
+        """This server's registrations as a waiter (see handoff.py)."""
         self.taking = False
         """Whether a round of calls to Redis is in flight (its replies must not be
         dropped: they may carry tasks)."""
@@ -83,14 +66,18 @@ class Fetcher:
         """Look for tasks again now (new work was published, or events may be lost)."""
         self._wake.set()
 
-    def stop(self) -> None:
-        """Take nothing more; `run` returns once a dequeue in flight has been received."""
+    async def stop(self) -> None:
+        """Take nothing more, then end the loop.
+
+        A dequeue in flight gets up to `FETCH_GRACE` seconds: its reply may carry tasks.
+        """
         self._stopping.set()
         self._wake.set()
+        await self._end(FETCH_GRACE if self.taking else 0)
 
     async def run(self) -> None:
         """Fetch until stopped or cancelled."""
-        backoff = _BACKOFF_START
+        backoff = Backoff()
         while not self._stopping.is_set():
             await self._processor.wait_for_free_worker()
             if self._stopping.is_set():
@@ -99,76 +86,25 @@ class Fetcher:
             self.taking = True  # a round's replies must not be dropped: see stop()
             try:
                 await self._reclaim_unconfirmed()
-                await self.leave_waiters()
-                wanted = self._available()
+                await self.handoff.leave()
+                wanted = self.handoff.available()
                 if wanted <= 0:  # the free workers are owed to handed tasks on their way
                     await wait_event(self._wake, SAFETY_RECHECK_SECONDS)
                     continue
                 exhausted = await self._round(wanted)
                 if exhausted and not self._stopping.is_set():
                     await asyncio.sleep(0)  # workers start what came in before we write again
-                    await self._join_waiters()
-                backoff = _BACKOFF_START
+                    await self.handoff.join()
+                backoff.reset()
             except Exception as exc:  # noqa: BLE001 - the fetcher must outlive any failure
-                log_failure(logger, "fetch tasks", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, _BACKOFF_CAP)
+                delay = backoff.next()
+                log_failure(logger, "fetch tasks", exc, delay)
+                await asyncio.sleep(delay)
                 continue
             finally:
                 self.taking = False
             if exhausted and not self._stopping.is_set():
                 await wait_event(self._wake, SAFETY_RECHECK_SECONDS)
-
-    # Hand-off: an idle server registers as a waiter, and the next task enqueued to an
-    # empty queue is handed to it (pushed on its inbox, read by the Inbox loop), one
-    # round trip sooner than a wake-up followed by a dequeue.  Each registration holds
-    # one free worker, so a server never holds more tasks than it has workers.
-
-    def _available(self) -> int:
-        """Free workers, less those owed to handed tasks still on their way."""
-        if self._owed and self._inbox_replies != self._owed_until:
-            self._owed = 0  # the BLPOP that carried them has returned
-        return self._processor.free - self._owed
-
-    def inbox_replied(self, queue: str | None) -> None:
-        """The inbox's BLPOP returned, with a task of `queue` or with nothing (None).
-
-        A task uses up this server's registration in its queue; an error counts as
-        nothing.
-        """
-        self._inbox_replies += 1
-        if queue in self.registered:
-            self.registered.remove(queue)
-        if queue is not None or self._owed:
-            self.wake()
-
-    async def _join_waiters(self) -> None:
-        slots = self._available()
-        if slots <= 0:
-            return
-        queues = self._queues[:slots]
-        self.registered = list(queues)  # before the call: a task may be handed during it
-        await self._broker.join_waiters(
-            queues, self.waiter, self._broker.clock.now_ms() + self._waiter_ttl_ms
-        )
-
-    async def leave_waiters(self) -> None:
-        """End the registrations, and run what was handed over meanwhile."""
-        if not self.registered:
-            return
-        registered = list(self.registered)  # `inbox_replied()` may shrink it meanwhile
-        replies_before = self._inbox_replies
-        handed, used = await self._broker.leave_waiters(registered, self.waiter, self._owner)
-        # A registration used up, whose task neither came back here nor reached the
-        # inbox loop yet, was handed a task that a BLPOP took and is still replying with
-        # (or it had lapsed).  Until that BLPOP returns, its worker is spoken for.
-        on_their_way = [queue for queue in used if queue in self.registered]
-        if on_their_way and self._inbox_replies == replies_before:
-            self._owed = len(on_their_way)
-            self._owed_until = replies_before
-        self.registered = []
-        for queue, task in handed:
-            self._processor.submit(queue, [task])
 
     async def _take(self, queue: str, count: int) -> list[DequeuedTask]:
         """One dequeue, under a lease expiry no other call of this server uses.

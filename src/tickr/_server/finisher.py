@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Final
 
+from tickr._aio import Backoff, within
 from tickr._broker import OP_ARCHIVE, OP_COMPLETE, OP_REQUEUE, OP_RETRY, Broker, FinishOp
+from tickr._server.context import ServerContext
 from tickr._server.failures import log_failure
 from tickr._server.job import Job
+from tickr._server.part import Loop
 from tickr._time import utc_day
 from tickr.errors import RedisUnavailable, TickrError
 
@@ -28,40 +31,27 @@ __all__ = ["Finisher"]
 
 logger = logging.getLogger("tickr.server.finisher")
 
-_BACKOFF_START: Final = 0.05
-_BACKOFF_CAP: Final = 2.0
 MAX_ERROR_BYTES: Final = 4096
 """Error messages are stored cut to this many bytes, and a marker."""
 _APPLIED: Final = 1
 _DAMAGED: Final = 2
 
 
-class Finisher:
+class Finisher(Loop):
     """Buffers outcomes and writes them to Redis.
 
-    Args:
-        broker: Where to write.
-        owner: The server id that holds the tasks.
-        archive_max_size: Most archived tasks kept per queue.
-        archive_max_age_ms: Archived tasks older than this are deleted.
-        on_recorded: Called with (queue, task id) once Redis has the outcome (or has
-            refused it because the lease was lost).
+    A job stops being held (it leaves `ServerContext.held`) once Redis has its outcome,
+    or has refused it because the lease was lost.
     """
 
-    def __init__(
-        self,
-        broker: Broker,
-        owner: str,
-        *,
-        archive_max_size: int,
-        archive_max_age_ms: int,
-        on_recorded: Callable[[str, str], None],
-    ) -> None:
-        self._broker = broker
-        self._owner = owner
-        self._archive_max_size = archive_max_size
-        self._archive_max_age_ms = archive_max_age_ms
-        self._on_recorded = on_recorded
+    kind = "finisher"
+
+    def __init__(self, ctx: ServerContext) -> None:
+        self._broker: Broker = ctx.broker
+        self._owner = ctx.owner
+        self._archive_max_size = ctx.archive_max_size
+        self._archive_max_age_ms = ctx.archive_max_age_ms
+        self._held = ctx.held
         self._buffers: dict[str, list[FinishOp]] = {}
         self._pending = asyncio.Event()
         self._idle = asyncio.Event()
@@ -99,16 +89,16 @@ class Finisher:
 
     async def run(self) -> None:
         """Write outcomes as they come, until cancelled."""
-        backoff = _BACKOFF_START
+        backoff = Backoff()
         while True:
             await self._pending.wait()
             try:
                 await self._write_once()
-                backoff = _BACKOFF_START
+                backoff.reset()
             except Exception as exc:  # noqa: BLE001 - outcomes are kept and written later
-                log_failure(logger, "record task outcomes", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, _BACKOFF_CAP)
+                delay = backoff.next()
+                log_failure(logger, "record task outcomes", exc, delay)
+                await asyncio.sleep(delay)
 
     async def _write_once(self) -> None:
         self._pending.clear()
@@ -223,11 +213,15 @@ class Finisher:
                 task_id,
                 queue,
             )
-        self._on_recorded(queue, task_id)
+        self._held.pop((queue, task_id), None)
 
-    async def drain(self) -> None:
-        """Wait until every buffered outcome is written (retrying as `run` does)."""
-        await self._idle.wait()
+    async def flush(self, limit: float) -> bool:
+        """Wait up to `limit` seconds until every buffered outcome is written.
+
+        Writes are retried as `run` does.  Returns whether all were written (True if the
+        finisher never ran).
+        """
+        return not self.started or await within(self._idle.wait(), limit)
 
 
 def error_text(error: str) -> bytes:

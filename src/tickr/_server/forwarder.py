@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
 from typing import Final
 
-from tickr._aio import wait_event
+from tickr._aio import Backoff, wait_event
 from tickr._broker import Broker
+from tickr._server.context import ServerContext
 from tickr._server.failures import log_failure
+from tickr._server.part import Loop
 
 __all__ = ["Forwarder"]
 
@@ -24,25 +25,16 @@ logger = logging.getLogger("tickr.server.forwarder")
 BATCH: Final = 1000
 """Most tasks moved per set and queue in one script call."""
 SAFETY_RECHECK_SECONDS: Final = 30.0
-_BACKOFF_START: Final = 0.05
-_BACKOFF_CAP: Final = 2.0
 
 
-class Forwarder:
-    """Moves due tasks of some queues to pending.
+class Forwarder(Loop):
+    """Moves due tasks of the server's queues to pending."""
 
-    Args:
-        broker: Where the tasks are.
-        queues: The queues to watch.
-    """
+    kind = "forwarder"
 
-    def __init__(
-        self,
-        broker: Broker,
-        queues: Sequence[str],
-    ) -> None:
-        self._broker = broker
-        self._queues = list(queues)
+    def __init__(self, ctx: ServerContext) -> None:
+        self._broker: Broker = ctx.broker
+        self._queues = ctx.names
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -51,16 +43,15 @@ class Forwarder:
 
     async def run(self) -> None:
         """Forward until cancelled."""
-        backoff = _BACKOFF_START
+        backoff = Backoff()
         while True:
             self._wake.clear()
             try:
                 sleep_for = await self.forward_due()
-                backoff = _BACKOFF_START
+                backoff.reset()
             except Exception as exc:  # noqa: BLE001 - the forwarder must outlive any failure
-                log_failure(logger, "move due tasks", exc, backoff)
-                sleep_for = backoff
-                backoff = min(backoff * 2, _BACKOFF_CAP)
+                sleep_for = backoff.next()
+                log_failure(logger, "move due tasks", exc, sleep_for)
             if sleep_for > 0:
                 await wait_event(self._wake, sleep_for)
 

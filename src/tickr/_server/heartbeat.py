@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, Final
 
 from tickr._aio import call_hook
 from tickr._broker import Broker, HeartbeatReport
+from tickr._server.context import ServerContext
 from tickr._server.failures import log_failure
 from tickr._server.job import StopReason
+from tickr._server.part import Loop
 from tickr._server.processor import Processor
 from tickr._time import utc_day
 
@@ -37,60 +39,48 @@ HealthCheck = Callable[[BaseException | None], Any]
 """``(exc | None) -> None``, sync or async: the beat's Redis error, or None when healthy."""
 
 
-class Heartbeat:
-    """Renews and recovers leases every `interval` seconds.
+class Heartbeat(Loop):
+    """Renews and recovers leases every `ctx.interval` seconds.
 
     Args:
-        broker: Where the leases are.
-        processor: Whose held jobs to renew and stop.
-        owner: This server's id.
-        queues: The queues to search for expired leases.
-        interval: Seconds between beats.
-        lease_ms: Length of a renewed lease.
-        archive_max_size: Archive cap per queue (for tasks archived by recovery).
-        archive_max_age_ms: Archive age cap.
+        ctx: The server's context: its queues are searched for expired leases, its
+            held jobs renewed, its waiter registrations extended (see handoff.py).
+        processor: Stops the jobs this server lost.
         health_check: Called after each beat with its Redis error, or None.
         renew: Also renew this server's leases (when no LeaseKeeper thread does).
         record: Builds this server's registry record, refreshed every beat with an
             expiry of three intervals (so a dead server drops out of the registry).
         other_failure: The current failure of another part (a restarted loop, the lease
             thread), reported to `health_check` when the beat itself succeeded.
-        waiter: How this server is registered as a waiter: each beat extends its
-            registrations by `waiter_ttl_ms` (see fetcher.py).
     """
+
+    kind = "heartbeat"
 
     def __init__(
         self,
-        broker: Broker,
+        ctx: ServerContext,
         processor: Processor,
         *,
-        owner: str,
-        queues: Sequence[str],
-        interval: float,
-        lease_ms: int,
-        archive_max_size: int,
-        archive_max_age_ms: int,
         health_check: HealthCheck | None,
-        renew: bool = True,
-        record: Callable[[], bytes] | None = None,
-        other_failure: Callable[[], BaseException | None] | None = None,
-        waiter: str = "",
-        waiter_ttl_ms: int = 0,
+        renew: bool,
+        record: Callable[[], bytes],
+        other_failure: Callable[[], BaseException | None],
     ) -> None:
-        self._broker = broker
+        self._broker: Broker = ctx.broker
         self._processor = processor
-        self._owner = owner
-        self._queues = list(queues)
-        self._interval = interval
-        self._lease_ms = lease_ms
-        self._archive_max_size = archive_max_size
-        self._archive_max_age_ms = archive_max_age_ms
+        self._held = ctx.held
+        self._owner = ctx.owner
+        self._queues = ctx.names
+        self._interval = ctx.interval
+        self._lease_ms = ctx.lease_ms
+        self._archive_max_size = ctx.archive_max_size
+        self._archive_max_age_ms = ctx.archive_max_age_ms
         self._health_check = health_check
         self._renew = renew
         self._record = record
         self._other_failure = other_failure
-        self._waiter = waiter
-        self._waiter_ttl_ms = waiter_ttl_ms
+        self._waiter = ctx.waiter
+        self._waiter_ttl_ms = ctx.waiter_ttl_ms
 
     async def run(self) -> None:
         """Beat until cancelled."""
@@ -101,16 +91,24 @@ class Heartbeat:
             except Exception as exc:  # noqa: BLE001 - the heartbeat must outlive any failure
                 error = exc
                 log_failure(logger, "beat", exc, self._interval)
-            if error is None and self._other_failure is not None:
+            if error is None:
                 error = self._other_failure()
             await self._report(error)
             await asyncio.sleep(self._interval)
+
+    async def stop(self) -> None:
+        """Stop beating, and leave the registry of servers."""
+        await super().stop()
+        try:
+            await self._broker.unregister("server", self._owner)
+        except Exception as exc:  # noqa: BLE001 - the record expires by itself anyway
+            logger.info("could not remove this server from the registry (%s)", exc)
 
     async def beat(self) -> None:
         """Renew every held lease, stop the jobs this server lost, recover expired ones."""
         held: dict[str, list[str]] = {}
         if self._renew:
-            for queue, task_id in list(self._processor.held):
+            for queue, task_id in list(self._held):
                 held.setdefault(queue, []).append(task_id)
         if self._broker.clock.age() > CLOCK_READING_EVERY:
             await self._broker.read_clock()
@@ -127,21 +125,20 @@ class Heartbeat:
             waiter=self._waiter,
             wait_until_ms=now + self._waiter_ttl_ms,
         )
-        if self._record is not None:
-            ttl_ms = int(self._interval * 3000)
-            await self._broker.register(
-                "server", self._owner, self._record(), now, ttl_ms, self._queues
-            )
+        ttl_ms = int(self._interval * 3000)
+        await self._broker.register(
+            "server", self._owner, self._record(), now, ttl_ms, self._queues
+        )
         self._act_on(report)
 
     def _act_on(self, report: HeartbeatReport) -> None:
         for queue, task_ids in report.lost.items():
             for task_id in task_ids:
-                if self._processor.stop(queue, task_id, StopReason.LEASE_LOST):
+                if self._processor.stop_job(queue, task_id, StopReason.LEASE_LOST):
                     logger.warning("lost the lease of task %s in %r; stopped it", task_id, queue)
         for queue, task_ids in report.cancelled.items():
             for task_id in task_ids:
-                self._processor.stop(queue, task_id, StopReason.CANCELLED)
+                self._processor.stop_job(queue, task_id, StopReason.CANCELLED)
         for queue, count in report.unreceived.items():
             if count:
                 logger.info(

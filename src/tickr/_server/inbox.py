@@ -1,6 +1,6 @@
 """The inbox: receives the tasks handed to this server while it is idle.
 
-An idle server registers as a waiter (see fetcher.py); an enqueue that finds it then
+An idle server registers as a waiter (see handoff.py); an enqueue that finds it then
 makes the task active under its lease and pushes it on the server's inbox list in the
 same script.  This loop waits on the inboxes of all its queues with BLPOP, on a
 connection of its own, so the task arrives in the reply: no wake-up, no dequeue.
@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
 from typing import Final
 
+from tickr._aio import Backoff
 from tickr._broker import Broker
+from tickr._server.context import ServerContext
 from tickr._server.failures import log_failure
-from tickr._server.fetcher import Fetcher
+from tickr._server.fetcher import FETCH_GRACE
+from tickr._server.handoff import HandOff
+from tickr._server.part import Loop
 from tickr._server.processor import Processor
 
 __all__ = ["Inbox"]
@@ -27,64 +30,66 @@ __all__ = ["Inbox"]
 logger = logging.getLogger("tickr.server.inbox")
 
 WAIT_SECONDS: Final = 5.0
-_BACKOFF_START: Final = 0.05
-_BACKOFF_CAP: Final = 2.0
 
 
-class Inbox:
+class Inbox(Loop):
     """Takes handed tasks off this server's inboxes.
 
     Args:
-        broker: Where the inboxes are.
+        ctx: The server's context.
         processor: Where handed tasks go.
-        fetcher: Told when a registration as a waiter was used.
-        owner: This server's id.
-        queues: The server's queues.
+        handoff: Told when the BLPOP returns (a registration as a waiter may be used).
     """
 
-    def __init__(
-        self,
-        broker: Broker,
-        processor: Processor,
-        fetcher: Fetcher,
-        *,
-        owner: str,
-        queues: Sequence[str],
-    ) -> None:
-        self._broker = broker
+    kind = "inbox"
+
+    def __init__(self, ctx: ServerContext, processor: Processor, handoff: HandOff) -> None:
+        self._broker: Broker = ctx.broker
         self._processor = processor
-        self._fetcher = fetcher
-        self._owner = owner
-        self._queues = list(queues)
+        self._handoff = handoff
+        self._owner = ctx.owner
+        self._queues = ctx.names
         self._stopping = asyncio.Event()
 
     async def stop(self) -> None:
-        """Make `run()` end now: its BLPOP in flight returns at once."""
+        """Stop receiving handed tasks without dropping one.
+
+        The BLPOP in flight is woken and the loop ends once it returns; then the
+        registrations end, and what was handed meanwhile goes to the processor (to be
+        requeued with the other unstarted jobs).
+        """
+        if not self.started:
+            return
         self._stopping.set()
         try:
             await self._broker.wake_inbox(self._queues[0], self._owner)
         except Exception as exc:  # noqa: BLE001 - then the BLPOP ends by its timeout
             logger.info("could not wake the inbox (%s)", exc)
+        await self._end(WAIT_SECONDS + FETCH_GRACE)
+        try:
+            await self._handoff.leave()
+        except Exception as exc:  # noqa: BLE001 - registrations expire by themselves
+            logger.info("could not leave the waiters of the queues (%s)", exc)
 
     async def run(self) -> None:
         """Receive handed tasks until stopped."""
-        backoff = _BACKOFF_START
+        backoff = Backoff()
         while not self._stopping.is_set():
             try:
                 handed = await self._broker.take_handed(self._queues, self._owner, WAIT_SECONDS)
-                backoff = _BACKOFF_START
+                backoff.reset()
             except Exception as exc:  # noqa: BLE001 - the inbox must outlive any failure
-                self._fetcher.inbox_replied(None)
-                log_failure(logger, "read the inbox", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, _BACKOFF_CAP)
+                self._handoff.inbox_replied(None)
+                delay = backoff.next()
+                log_failure(logger, "read the inbox", exc, delay)
+                await asyncio.sleep(delay)
                 continue
             if handed is None:
-                self._fetcher.inbox_replied(None)
+                self._handoff.inbox_replied(None)
                 continue
             queue, task = handed
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug("task %s of %r handed to this server", task[0], queue)
             self._processor.submit(queue, [task])
-            self._fetcher.inbox_replied(queue)
+            self._handoff.inbox_replied(queue)
             await asyncio.sleep(0)  # let a worker start the task before the next BLPOP

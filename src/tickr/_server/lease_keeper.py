@@ -22,12 +22,13 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Sequence
 from typing import Final
 
 from tickr._broker import SyncRenewer
+from tickr._server.context import ServerContext
 from tickr._server.job import StopReason
 from tickr._server.processor import Processor
+from tickr._server.supervisor import Supervisor
 from tickr.errors import RedisUnavailable
 
 __all__ = ["LeaseKeeper"]
@@ -45,35 +46,25 @@ them as long)."""
 class LeaseKeeper:
     """Renews held leases from a daemon thread.
 
+    It renews every `ctx.interval` seconds, and counts the loop as blocked after
+    `max(1 s, ctx.interval)` without a tick.
+
     Args:
+        ctx: The server's context: whose held jobs to renew (read from the thread: only
+            snapshots of the dicts are taken, which CPython makes atomic).
         renewer: The thread's own Redis connection.
-        processor: Whose held jobs to renew (read from the thread: only snapshots of its
-            dicts are taken, which CPython makes atomic) and stop (on the loop).
-        owner: This server's id.
-        queues: The server's queues (where tasks may be handed to it).
-        lease_ms: Length of a renewed lease.
-        interval: Seconds between renewals.
-        blocked_after: Seconds without a loop tick after which the loop counts as blocked.
+        processor: Stops jobs (on the loop); names the task blocking it.
     """
 
-    def __init__(
-        self,
-        renewer: SyncRenewer,
-        processor: Processor,
-        *,
-        owner: str,
-        queues: Sequence[str],
-        lease_ms: int,
-        interval: float,
-        blocked_after: float,
-    ) -> None:
+    def __init__(self, ctx: ServerContext, renewer: SyncRenewer, processor: Processor) -> None:
         self._renewer = renewer
         self._processor = processor
-        self._owner = owner
-        self._queues = list(queues)
-        self._lease_ms = lease_ms
-        self._interval = interval
-        self._blocked_after = blocked_after
+        self._held = ctx.held
+        self._owner = ctx.owner
+        self._queues = ctx.names
+        self._lease_ms = ctx.lease_ms
+        self._interval = ctx.interval
+        self._blocked_after = max(1.0, ctx.interval)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -83,22 +74,23 @@ class LeaseKeeper:
         self.failure: BaseException | None = None
         """The error of the latest renewal, or None when it succeeded."""
 
-    def start(self) -> None:
-        """Start ticking on the running loop and renewing from the thread."""
+    def start(self, supervisor: Supervisor) -> None:
+        """Start ticking on the running loop and renewing from the thread.
+
+        The thread is not supervised: a failed renewal is retried at the next interval,
+        and reported to `health_check` (`failure`).
+        """
         self._loop = asyncio.get_running_loop()
         self._mark()
         self._thread = threading.Thread(target=self._run, name="tickr-leases", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
-        """Stop the thread (returns at once; the thread ends within one interval)."""
+    async def stop(self) -> None:
+        """Stop the thread, wait for it to end (within one interval), close its connection."""
         self._stop.set()
         if self._tick_handle is not None:
             self._tick_handle.cancel()
             self._tick_handle = None
-
-    async def join(self) -> None:
-        """Wait for the thread to end, then close its connection."""
         thread = self._thread
         if thread is not None:
             await asyncio.to_thread(thread.join)
@@ -128,7 +120,7 @@ class LeaseKeeper:
 
     def _renew(self) -> None:
         held: dict[str, list[str]] = {}
-        for queue, task_id in tuple(self._processor.held):
+        for queue, task_id in tuple(self._held):
             held.setdefault(queue, []).append(task_id)
         if not held:
             return
@@ -142,7 +134,7 @@ class LeaseKeeper:
                 loop.call_soon_threadsafe(self._lost, queue, task_id)
             for task_id in cancelled:
                 loop.call_soon_threadsafe(
-                    self._processor.stop, queue, task_id, StopReason.CANCELLED
+                    self._processor.stop_job, queue, task_id, StopReason.CANCELLED
                 )
 
     def _renew_handed(self) -> None:
@@ -159,7 +151,7 @@ class LeaseKeeper:
             logger.info("renewed %d lease(s) of handed tasks the blocked loop holds", renewed)
 
     def _lost(self, queue: str, task_id: str) -> None:
-        if self._processor.stop(queue, task_id, StopReason.LEASE_LOST):
+        if self._processor.stop_job(queue, task_id, StopReason.LEASE_LOST):
             logger.warning("lost the lease of task %s in %r; stopped it", task_id, queue)
 
     def _watch_loop(self) -> None:

@@ -22,9 +22,10 @@ from collections.abc import Callable, Coroutine, Generator
 from datetime import timedelta
 from typing import Any, Final
 
-from tickr._aio import call_hook, cancel_and_wait, forget_cancellation
+from tickr._aio import call_hook, cancel_and_wait, forget_cancellation, within
 from tickr._broker import DequeuedTask
 from tickr._serialization import MessageDecodeError, TaskMessage, decode_message, encode_value
+from tickr._server.context import ServerContext
 from tickr._server.finisher import Finisher
 from tickr._server.job import Job, StopReason
 from tickr._server.supervisor import Supervisor
@@ -43,6 +44,9 @@ ErrorHandler = Callable[[Task, BaseException], Any]
 _FALLBACK_DELAY: Final = exponential_backoff()
 MAX_RETRY_DELAY: Final = 366 * 86400
 """Longest retry delay, in seconds: a longer one (up to infinity) is cut to this."""
+
+_HANDLER_GRACE: Final = 1.0
+"""Seconds that handlers get to end once cancelled at shutdown."""
 
 _running_job: contextvars.ContextVar[Job | None] = contextvars.ContextVar(
     "tickr_running_job", default=None
@@ -67,17 +71,18 @@ class Processor:
     """Runs jobs on a fixed set of worker coroutines.
 
     Args:
+        ctx: The server's context; jobs are held in `ctx.held`.
         concurrency: Number of worker coroutines.
         resolve: Returns the handler for a task type, or None.
         finisher: Receives every outcome.
         retry_delay: Seconds to wait before the next attempt of a failed task.
         error_handler: Called for every failed attempt, or None.
         max_result_bytes: Largest encoded result stored; a larger one archives its task.
-        now_ms: Redis' time now, in ms (the broker's clock), for deadlines and retry times.
     """
 
     def __init__(
         self,
+        ctx: ServerContext,
         *,
         concurrency: int,
         resolve: Callable[[str], CallNext | None],
@@ -85,10 +90,10 @@ class Processor:
         retry_delay: RetryDelay,
         error_handler: ErrorHandler | None,
         max_result_bytes: int,
-        now_ms: Callable[[], int],
     ) -> None:
         self._concurrency = concurrency
-        self._now_ms = now_ms
+        self._now_ms = ctx.broker.clock.now_ms
+        """Redis' time now, in ms, for deadlines and retry times."""
         self._max_result_bytes = max_result_bytes
         self._resolve = resolve
         self._finisher = finisher
@@ -100,8 +105,7 @@ class Processor:
         self._all_idle = asyncio.Event()
         self._all_idle.set()
         self._workers: list[asyncio.Task[None]] = []
-        self.held: dict[tuple[str, str], Job] = {}
-        """Every job from its fetch until Redis has recorded its outcome."""
+        self._held = ctx.held
         self.running: dict[tuple[str, str], Job] = {}
         """Jobs whose handler is running now."""
         self._job_by_worker: dict[asyncio.Task[Any], Job] = {}
@@ -148,28 +152,24 @@ class Processor:
         """Queue fetched tasks for the workers."""
         for task_id, msg, retried in tasks:
             job = Job(queue, task_id, msg, retried)
-            self.held[(queue, task_id)] = job
+            self._held[(queue, task_id)] = job
             self._free -= 1
             self._all_idle.clear()
             self._inbox.put_nowait(job)
 
-    def recorded(self, queue: str, task_id: str) -> None:
-        """Redis has the outcome of this job: stop holding it."""
-        self.held.pop((queue, task_id), None)
-
-    def stop(self, queue: str, task_id: str, reason: StopReason) -> bool:
+    def stop_job(self, queue: str, task_id: str, reason: StopReason) -> bool:
         """Stop a held job, running or waiting; returns whether it was stopped.
 
         A job whose outcome is already on its way to Redis is left alone: its lease may
         only look lost because Redis recorded the outcome before this server heard of
         it, and if another server did take the task over, Redis refuses the outcome.
         """
-        job = self.held.get((queue, task_id))
+        job = self._held.get((queue, task_id))
         if job is None or job.done:
             return False
         job.stop(reason)
         if reason is StopReason.LEASE_LOST:
-            self.held.pop((queue, task_id), None)
+            self._held.pop((queue, task_id), None)
         return True
 
     def job_of(self, worker: asyncio.Task[Any]) -> Job | None:
@@ -183,6 +183,38 @@ class Processor:
             jobs.append(self._inbox.get_nowait())
             self._release_worker()
         return jobs
+
+    async def drain(self, timeout: float, force: asyncio.Event) -> None:
+        """Shutdown steps 2 to 4 (see server.py).
+
+        Requeue the jobs no worker started, wait up to `timeout` seconds (unless `force`
+        is set) for the running handlers, then requeue and stop those still running.
+        """
+        for job in self.take_waiting():
+            job.stop_reason = StopReason.SHUTDOWN
+            self._finisher.requeue(job)
+        if self.running and not force.is_set():
+            idle = asyncio.create_task(self.wait_until_idle())
+            forced = asyncio.create_task(force.wait())
+            try:
+                await asyncio.wait(
+                    {idle, forced}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                idle.cancel()
+                forced.cancel()
+        for job in list(self.running.values()):
+            logger.info("task %s in %r still running at shutdown: requeued", job.id, job.queue)
+            requeue = job.stop_reason is None
+            job.stop(StopReason.SHUTDOWN)  # before the requeue, which makes the job done
+            if requeue:
+                self._finisher.requeue(job)
+
+    async def stop(self) -> None:
+        """Give the handlers still running a moment to end, then cancel every worker."""
+        if not await within(self.wait_until_idle(), _HANDLER_GRACE):
+            logger.warning("some handlers ignored cancellation; abandoning them")
+        await self.cancel_workers(_HANDLER_GRACE)
 
     async def cancel_workers(self, patience: float) -> None:
         """Cancel every worker coroutine and wait up to `patience` seconds for them."""

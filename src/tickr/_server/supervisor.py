@@ -17,17 +17,13 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Final
 
-from tickr._aio import forget_cancellation
+from tickr._aio import Backoff, forget_cancellation
 from tickr.errors import TickrError
 
 __all__ = ["Supervisor"]
 
 logger = logging.getLogger("tickr.server.supervisor")
-
-_BACKOFF_START: Final = 0.05
-_BACKOFF_CAP: Final = 2.0
 
 
 class Supervisor:
@@ -80,7 +76,7 @@ class Supervisor:
         Raises:
             asyncio.CancelledError: When cancelled while the server is stopping.
         """
-        backoff = _BACKOFF_START
+        backoff = Backoff()
         while True:
             self.alive[kind] = self.alive.get(kind, 0) + 1
             started = time.monotonic()
@@ -102,16 +98,16 @@ class Supervisor:
             if self._stopping():
                 return
             if time.monotonic() - started > self._window:
-                backoff = _BACKOFF_START
-            if not self._restart(kind, error, backoff):
+                backoff.reset()
+            delay = backoff.next()
+            if not self._restart(kind, error, delay):
                 return
             try:
-                await asyncio.sleep(backoff)
+                await asyncio.sleep(delay)
             except asyncio.CancelledError:
                 if self._stopping():
                     raise
                 forget_cancellation()
-            backoff = min(backoff * 2, _BACKOFF_CAP)
             if self._stopping():
                 return
 
