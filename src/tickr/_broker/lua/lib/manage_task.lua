@@ -7,14 +7,14 @@
 --   run:     scheduled, retry, archived -> pending (at the back of its priority)
 --   archive: pending, scheduled, retry -> archived
 -- A task whose record is damaged (see lib/task_record.lua) cannot run: any op sets it
--- aside in the archive first (`pending_member`, when the caller knows it, leaves the
--- pending set too), and delete then deletes it; the state returned is 'corrupt'.
-local function manage_corrupt(q, op, id, key, kind, problem, pending_member)
+-- aside in the archive first (`known_member`, its pending member when the caller knows
+-- it, leaves the pending set too), and delete then deletes it; the state returned is 'corrupt'.
+local function manage_corrupt(q, op, id, key, kind, problem, known_member)
   for _, set in ipairs({q.scheduled, q.retry, q.completed}) do
     redis.call('ZREM', set, id)
   end
-  if pending_member then
-    redis.call('ZREM', q.pending, pending_member)
+  if known_member then
+    redis.call('ZREM', q.pending, known_member)
   end
   archive_corrupt(key, kind, q.archived, id, problem, q.now)
   if op == 'delete' then
@@ -25,11 +25,11 @@ local function manage_corrupt(q, op, id, key, kind, problem, pending_member)
   return op == 'archive' and 1 or 0, 'corrupt'
 end
 
-local function manage_task(q, op, id, pending_member)
+local function manage_task(q, op, id, known_member)
   local key = q.prefix .. id
   local problem, kind = record_problem(key)
   if problem then
-    return manage_corrupt(q, op, id, key, kind, problem, pending_member)
+    return manage_corrupt(q, op, id, key, kind, problem, known_member)
   end
   local task = redis.call('HMGET', key, 'state', 'pm', 'pri', 'uk', 'w', 'err')
   local state = task[1]
