@@ -4,21 +4,21 @@
 `keys` names every key, and `events` turns pub/sub notifications into events.
 """
 
-from tickr._broker.broker import (
+from tickr._broker.broker import Broker
+from tickr._broker.connection import RedisClient, resolve_url
+from tickr._broker.events import Event, EventKind, EventListener, EventSink
+from tickr._broker.sync_renewer import SyncRenewer
+from tickr._broker.types import (
     OP_ARCHIVE,
     OP_COMPLETE,
     OP_REQUEUE,
     OP_RETRY,
-    Broker,
     DequeuedTask,
     EnqueueItem,
     EnqueueOutcome,
     FinishOp,
     HeartbeatReport,
 )
-from tickr._broker.connection import RedisClient, resolve_url
-from tickr._broker.events import Event, EventKind, EventListener, EventSink
-from tickr._broker.sync_renewer import SyncRenewer
 
 __all__ = [
     "OP_ARCHIVE",
