@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any, Final
 
 from tickr._aio import ClosedOnExit
-from tickr._broker import Broker, RedisClient
+from tickr._broker import Broker, RedisClient, enqueued
 from tickr._records import task_info
 from tickr._time import datetime_from_ms, utc_day
 from tickr.errors import (
@@ -412,13 +412,7 @@ def _server_info(record: dict[str, Any]) -> ServerInfo:
 
 
 def _tick_outcome(outcome: Any) -> str:
-    if outcome == 1:
-        return "pending"
-    if outcome == 2:
-        return "scheduled"
-    if outcome == 0:
-        return "conflict"
-    return "duplicate"
+    return enqueued(outcome).outcome.value
 
 
 _DELETABLE: tuple[str, ...] = ("pending", "scheduled", "retry", "archived", "completed")

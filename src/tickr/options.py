@@ -13,6 +13,7 @@ import re
 from datetime import datetime, timedelta
 from typing import Any, Final
 
+from tickr._broker import EnqueueItem
 from tickr._time import datetime_from_ms, duration_ms, ms_from_datetime
 from tickr.serialization import canonical_bytes, encode_message, encode_value
 from tickr.values import TaskInfo
@@ -211,7 +212,7 @@ class PreparedTask:
     def __init__(
         self,
         queue: str,
-        item: tuple[str, bytes, int, int, str, int, int, str],
+        item: EnqueueItem,
         spec: TaskSpec,
         timeout_ms: int | None,
         due_ms: int,
@@ -355,5 +356,5 @@ def prepare_task(
     scheduled = due_ms > now_ms
     enqueued_at = now if now is not None else datetime_from_ms(now_ms)
     due = due_ms if scheduled else 0
-    item = (task_id, msg, priority, due, digest, unique_ms or 0, max_retry, token)
+    item = EnqueueItem(task_id, msg, priority, due, digest, unique_ms or 0, max_retry, token)
     return PreparedTask(queue, item, spec, timeout_ms, due_ms, enqueued_at, retention_ms)

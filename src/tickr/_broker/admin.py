@@ -17,6 +17,7 @@ from redis.exceptions import ResponseError
 from tickr._broker.calls import Calls, text
 from tickr._broker.keys import PENDING_SEQ_WIDTH
 from tickr._broker.scripts import load_script
+from tickr._broker.types import DailyCounts, QueueStats
 from tickr.errors import TickrError
 
 __all__ = ["DAMAGED_RECORD", "Admin"]
@@ -133,14 +134,8 @@ class Admin(Calls):
         sizes["paused"] = int(replies[-1])
         return sizes
 
-    async def queue_stats(
-        self, queue: str, days: Sequence[str]
-    ) -> tuple[dict[str, int], list[tuple[int, int]], bytes | None]:
-        """Sizes, daily counters and the next task, in one round trip.
-
-        Returns the sizes (as `queue_sizes`), (processed, failed) per day of `days`, and
-        the id of the task that runs next (None when nothing is pending).
-        """
+    async def queue_stats(self, queue: str, days: Sequence[str]) -> QueueStats:
+        """Sizes, daily counters (per day of `days`) and the next task, in one round trip."""
         keys = self.keys(queue)
         commands: list[tuple[Any, ...]] = [("ZCARD", getattr(keys, s)) for s in _STATE_SETS]
         commands.append(("EXISTS", keys.paused))
@@ -154,9 +149,10 @@ class Admin(Calls):
         head = replies[count + 1]
         next_id = head[0][PENDING_SEQ_WIDTH:] if head else None
         daily = [
-            (int(processed or 0), int(failed or 0)) for processed, failed in replies[count + 2 :]
+            DailyCounts(int(processed or 0), int(failed or 0))
+            for processed, failed in replies[count + 2 :]
         ]
-        return sizes, daily, next_id
+        return QueueStats(sizes, daily, next_id)
 
     async def queue_memory(self, queue: str, tasks: int) -> int:
         """Approximate bytes used by a queue.

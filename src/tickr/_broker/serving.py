@@ -16,11 +16,16 @@ from typing import Any, Final
 from tickr._broker.calls import Calls, ScriptCall, pack_list, text
 from tickr._broker.scripts import Script, load_script
 from tickr._broker.types import (
+    CronTick,
     DequeuedTask,
+    Enqueued,
     EnqueueItem,
-    EnqueueOutcome,
     FinishOp,
+    HandedTask,
     HeartbeatReport,
+    LeftWaiters,
+    WatchedTask,
+    enqueued,
 )
 
 __all__ = ["RECOVER_BATCH", "STATS_TTL_SECONDS", "Serving"]
@@ -52,7 +57,7 @@ _WATCH = load_script("watch")
 def _handed(element: bytes) -> DequeuedTask:
     """A task from an inbox: "<id> <msg>", never retried yet."""
     task_id, _, msg = bytes(element).partition(b" ")
-    return task_id.decode(), msg, 0
+    return DequeuedTask(task_id.decode(), msg, 0)
 
 
 def _dequeued(reply: Sequence[Any], queue: str) -> list[DequeuedTask]:
@@ -65,7 +70,7 @@ def _dequeued(reply: Sequence[Any], queue: str) -> list[DequeuedTask]:
     for i in range(0, len(reply), 3):
         row = reply[i : i + 3]
         try:
-            tasks.append((text(row[0]), row[1], int(row[2])))
+            tasks.append(DequeuedTask(text(row[0]), row[1], int(row[2])))
         except (ValueError, TypeError, IndexError, UnicodeDecodeError) as exc:
             logger.error(
                 "a task of %r cannot be read (%s): %r; leaving it to recovery", queue, exc, row[:1]
@@ -112,19 +117,15 @@ class Serving(Calls):
         )
         return _ENQUEUE, key_names, args
 
-    @staticmethod
-    def _outcome(reply: int | bytes) -> EnqueueOutcome:
-        return reply if isinstance(reply, int) else reply.decode()
-
-    async def enqueue(self, queue: str, item: EnqueueItem) -> EnqueueOutcome:
+    async def enqueue(self, queue: str, item: EnqueueItem) -> Enqueued:
         """Add one task to `queue` (see lua/enqueue.lua for the outcome)."""
         script, keys, args = self._enqueue_call(queue, (item,))
         replies = await self._eval(script, keys, args)
-        return self._outcome(replies[0])
+        return enqueued(replies[0])
 
     async def enqueue_many(
         self, batches: Sequence[tuple[str, Sequence[EnqueueItem]]]
-    ) -> list[list[EnqueueOutcome]]:
+    ) -> list[list[Enqueued]]:
         """Add batches of tasks, each batch to one queue, in one round trip.
 
         Returns the outcomes per batch, in order.
@@ -136,9 +137,9 @@ class Serving(Calls):
                 chunk = items[start : start + _ENQUEUE_CHUNK]
                 calls.append(self._enqueue_call(queue, chunk))
                 shape.append((batch_index, len(chunk)))
-        outcomes: list[list[EnqueueOutcome]] = [[] for _ in batches]
+        outcomes: list[list[Enqueued]] = [[] for _ in batches]
         for (batch_index, _size), replies in zip(shape, await self._eval_many(calls), strict=True):
-            outcomes[batch_index].extend(self._outcome(reply) for reply in replies)
+            outcomes[batch_index].extend(map(enqueued, replies))
         return outcomes
 
     # ------------------------------------------------------------------ periodic tasks
@@ -153,11 +154,8 @@ class Serving(Calls):
         now_ms: int,
         history: int,
         state_ttl_ms: int,
-    ) -> tuple[bool, EnqueueOutcome, int]:
-        """Enqueue one tick unless a scheduler did (see lua/cron_tick.lua).
-
-        Returns (whether this call claimed the tick, the enqueue outcome, last tick).
-        """
+    ) -> CronTick:
+        """Enqueue one tick unless a scheduler did (see lua/cron_tick.lua)."""
         keys = self.keys(queue)
         claimed, outcome, last = await self._eval(
             _CRON_TICK,
@@ -185,7 +183,9 @@ class Serving(Calls):
                 self.clock.now_ms(),  # leases run on Redis' time, whatever the scheduler's clock
             ),
         )
-        return bool(claimed), self._outcome(outcome), int(last)
+        if not claimed:
+            return CronTick(False, None, int(last))
+        return CronTick(True, enqueued(outcome), int(last))
 
     async def cron_last_ticks(self, entries: Sequence[tuple[str, str]]) -> list[int | None]:
         """The last enqueued tick (ms) of each (queue, entry id), None for a new entry."""
@@ -239,31 +239,25 @@ class Serving(Calls):
             [("ZADD", self.keys(queue).waiters, until_ms, waiter) for queue in queues]
         )
 
-    async def leave_waiters(
-        self, queues: Sequence[str], waiter: str, owner: str
-    ) -> tuple[list[tuple[str, DequeuedTask]], list[str]]:
-        """End a server's registrations, and take what was handed to it meanwhile.
-
-        Returns the tasks taken from the inboxes, and the queues whose registration was
-        gone (used by a hand-off, or lapsed) while their inbox had nothing left.
-        """
+    async def leave_waiters(self, queues: Sequence[str], waiter: str, owner: str) -> LeftWaiters:
+        """End a server's registrations, and take what was handed to it meanwhile."""
         commands: list[tuple[Any, ...]] = [("ZREM", self.keys(q).waiters, waiter) for q in queues]
         commands += [("LPOP", self.keys(q).inbox(owner), _INBOX_TAKE) for q in queues]
         replies = await self._pipeline(commands)
-        handed: list[tuple[str, DequeuedTask]] = []
+        handed: list[HandedTask] = []
         used: list[str] = []
         for queue, removed, elements in zip(
             queues, replies[: len(queues)], replies[len(queues) :], strict=True
         ):
             taken = [element for element in elements or () if element]
-            handed.extend((queue, _handed(element)) for element in taken)
+            handed.extend(HandedTask(queue, _handed(element)) for element in taken)
             if not removed and not taken:
                 used.append(queue)
-        return handed, used
+        return LeftWaiters(handed, used)
 
     async def take_handed(
         self, queues: Sequence[str], owner: str, timeout_s: float
-    ) -> tuple[str, DequeuedTask] | None:
+    ) -> HandedTask | None:
         """Wait up to `timeout_s` for a task handed to `owner`; (queue, task) or None.
 
         Blocks on a connection of its own (BLPOP), never on the commands' connection.
@@ -272,7 +266,7 @@ class Serving(Calls):
         reply = await self._call_blocking(timeout_s, "BLPOP", *inboxes, timeout_s)
         if reply is None or not reply[1]:
             return None  # timed out, or woken by `wake_inbox`
-        return inboxes[text(reply[0])], _handed(reply[1])
+        return HandedTask(inboxes[text(reply[0])], _handed(reply[1]))
 
     async def wake_inbox(self, queue: str, owner: str) -> None:
         """Make a `take_handed` of `owner` waiting now return at once (with nothing)."""
@@ -502,12 +496,10 @@ class Serving(Calls):
         )
         return int(code) > 0
 
-    async def watch_result(
-        self, queue: str, task_id: str
-    ) -> tuple[str, bytes | None, bytes | None] | None:
-        """Mark a waiter on the task and read (state, result, error); None if missing."""
+    async def watch_result(self, queue: str, task_id: str) -> WatchedTask | None:
+        """Mark a waiter on the task and read its state and outcome; None if missing."""
         reply = await self._eval(_WATCH, (self.keys(queue).task(task_id),), ())
         if reply is None:
             return None
         state, result, error = reply
-        return text(state or b""), result, error
+        return WatchedTask(text(state or b""), result, error)
