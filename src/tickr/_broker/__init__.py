@@ -7,6 +7,7 @@
 from tickr._broker.broker import Broker
 from tickr._broker.connection import RedisClient, resolve_url
 from tickr._broker.events import Event, EventKind, EventListener, EventSink
+from tickr._broker.keys import HANDED_WINDOW_LEASES
 from tickr._broker.sync_renewer import SyncRenewer
 from tickr._broker.types import (
     OP_ARCHIVE,
@@ -29,6 +30,7 @@ from tickr._broker.types import (
 )
 
 __all__ = [
+    "HANDED_WINDOW_LEASES",
     "OP_ARCHIVE",
     "OP_COMPLETE",
     "OP_REQUEUE",

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from tickr._broker.calls import Calls, ScriptCall, pack_list, text
+from tickr._broker.keys import HANDED_WINDOW_LEASES, INBOX_TTL_MS
 from tickr._broker.scripts import Script, load_script
 from tickr._broker.types import (
     CronTick,
@@ -39,7 +40,6 @@ RECOVER_BATCH: Final = 500
 
 _ENQUEUE_CHUNK: Final = 500
 _INBOX_TAKE: Final = 1000
-_INBOX_TTL_MS: Final = 3_600_000
 
 _ENQUEUE = load_script("enqueue")
 _DEQUEUE = load_script("dequeue")
@@ -105,6 +105,8 @@ class Serving(Calls):
             pack_list(items),
             keys.inbox_prefix,
             self.clock.now_ms(),
+            INBOX_TTL_MS,
+            HANDED_WINDOW_LEASES,
         ]
         key_names = (
             keys.pending,
@@ -181,6 +183,8 @@ class Serving(Calls):
                 pack_list(item),
                 keys.inbox_prefix,
                 self.clock.now_ms(),  # leases run on Redis' time, whatever the scheduler's clock
+                INBOX_TTL_MS,
+                HANDED_WINDOW_LEASES,
             ),
         )
         if not claimed:
@@ -271,7 +275,7 @@ class Serving(Calls):
     async def wake_inbox(self, queue: str, owner: str) -> None:
         """Make a `take_handed` of `owner` waiting now return at once (with nothing)."""
         inbox = self.keys(queue).inbox(owner)
-        await self._pipeline([("RPUSH", inbox, b""), ("PEXPIRE", inbox, _INBOX_TTL_MS)])
+        await self._pipeline([("RPUSH", inbox, b""), ("PEXPIRE", inbox, INBOX_TTL_MS)])
 
     async def reclaim(self, queue: str, owner: str, lease_expiry_ms: int) -> list[DequeuedTask]:
         """The tasks a `dequeue` call with this lease expiry gave `owner` (see reclaim.lua)."""
