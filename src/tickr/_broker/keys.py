@@ -9,8 +9,12 @@ Per queue, with ``P = "<ns>:{<ns>:<queue>}:"``:
 =======================  ======  ==========================================================
 key                      type    contents
 =======================  ======  ==========================================================
-P t:<id>                 hash    one task: msg, state, pri, mr (max retries), pm, retried,
-                                 err, owner, due, failed_at, result, done, uk, w, cancel
+P t:<id>                 hash    one task: msg (msgpack, immutable), state, pri, mr (max
+                                 retries), pm (pending member), retried, owner, dq (lease
+                                 expiry of the dequeue that took it), due, err, failed_at,
+                                 done (completion time), result, uk (unique digest), tok
+                                 (token of the call that chose the id), w (a client
+                                 waits), cancel
 P pending                zset    score -priority, member <12 hex seq><id>: strict priority,
                                  FIFO among equal priority (members sort by seq)
 P active                 zset    task id -> lease expiry (ms)
