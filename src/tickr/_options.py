@@ -12,6 +12,7 @@ import os
 from datetime import datetime, timedelta
 from typing import Any, Final
 
+from tickr._broker import EnqueueItem
 from tickr._checks import (
     check_duration_ms,
     check_instant_ms,
@@ -119,7 +120,7 @@ class PreparedTask:
     def __init__(
         self,
         queue: str,
-        item: tuple[str, bytes, int, int, str, int, int, str],
+        item: EnqueueItem,
         spec: TaskSpec,
         timeout_ms: int | None,
         due_ms: int,
@@ -245,5 +246,5 @@ def prepare_task(
     scheduled = due_ms > now_ms
     enqueued_at = now if now is not None else datetime_from_ms(now_ms)
     due = due_ms if scheduled else 0
-    item = (task_id, msg, priority, due, digest, unique_ms or 0, max_retry, token)
+    item = EnqueueItem(task_id, msg, priority, due, digest, unique_ms or 0, max_retry, token)
     return PreparedTask(queue, item, spec, timeout_ms, due_ms, enqueued_at, retention_ms)

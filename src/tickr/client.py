@@ -10,7 +10,15 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from tickr._aio import ClosedOnExit, cancel_and_wait
-from tickr._broker import Broker, EnqueueOutcome, Event, EventKind, EventListener, RedisClient
+from tickr._broker import (
+    Broker,
+    Enqueued,
+    EnqueueOutcome,
+    Event,
+    EventKind,
+    EventListener,
+    RedisClient,
+)
 from tickr._checks import check_int, check_name, check_seconds, check_task, check_url
 from tickr._options import (
     DEFAULT_MAX_PAYLOAD_BYTES,
@@ -299,14 +307,15 @@ class Client(ClosedOnExit):
 
 
 def _interpret(
-    prepared: PreparedTask, outcome: EnqueueOutcome
+    prepared: PreparedTask, enqueued: Enqueued
 ) -> TaskInfo | TaskIDConflict | DuplicateTask:
     info = prepared.info
-    if outcome == 1 or outcome == 2:
+    outcome = enqueued.outcome
+    if outcome is EnqueueOutcome.PENDING or outcome is EnqueueOutcome.SCHEDULED:
         return info
-    if outcome == 0:
+    if outcome is EnqueueOutcome.ID_TAKEN:
         return TaskIDConflict(info.id, info.queue)
-    return DuplicateTask(info.type, info.queue, str(outcome) or None)
+    return DuplicateTask(info.type, info.queue, enqueued.live_id)
 
 
 def _decode_result(result: bytes | None) -> Any:

@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any, Final
 
 from tickr._aio import ClosedOnExit
-from tickr._broker import Broker, RedisClient
+from tickr._broker import Broker, RedisClient, enqueued
 from tickr._checks import check_int, check_name, check_state, check_task, check_url
 from tickr._options import DEFAULT_QUEUE
 from tickr._records import task_info
@@ -420,13 +420,7 @@ def _server_info(record: dict[str, Any]) -> ServerInfo:
 
 
 def _tick_outcome(outcome: Any) -> str:
-    if outcome == 1:
-        return "pending"
-    if outcome == 2:
-        return "scheduled"
-    if outcome == 0:
-        return "conflict"
-    return "duplicate"
+    return enqueued(outcome).outcome.value
 
 
 def _event_tick(event: bytes | None) -> int | None:

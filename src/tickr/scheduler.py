@@ -26,7 +26,7 @@ from datetime import timedelta, tzinfo
 from typing import Any, Final, Literal
 
 from tickr._aio import call_hook, first_of
-from tickr._broker import Broker, RedisClient
+from tickr._broker import Broker, EnqueueOutcome, RedisClient
 from tickr._checks import (
     check_callable,
     check_int,
@@ -463,7 +463,7 @@ class Scheduler(Service):
         task = entry.task
         spec = TaskSpec(task.type, task.payload, **task.options)
         prepared = prepare_task(spec, now_ms=int(now * 1000), max_payload_bytes=self._max_payload)
-        claimed, outcome, _last = await broker.cron_tick(
+        claim = await broker.cron_tick(
             entry.queue,
             entry.id,
             int(tick * 1000),
@@ -472,15 +472,18 @@ class Scheduler(Service):
             history=self._history,
             state_ttl_ms=STATE_TTL_MS,
         )
-        if not claimed:
-            return
-        if outcome in (1, 2):
+        enqueued = claim.outcome
+        if enqueued is None:
+            return  # another scheduler claimed the tick
+        outcome = enqueued.outcome
+        if outcome is EnqueueOutcome.PENDING or outcome is EnqueueOutcome.SCHEDULED:
             logger.debug("entry %s: enqueued task %s", entry.id, prepared.info.id)
-        elif outcome == 0:
+        elif outcome is EnqueueOutcome.ID_TAKEN:
             await self._report(task, TaskIDConflict(prepared.info.id, entry.queue))
         else:
             logger.info("entry %s: tick skipped, an equal unique task is live", entry.id)
-            await self._report(task, DuplicateTask(task.type, entry.queue, str(outcome)))
+            live_id = enqueued.live_id
+            await self._report(task, DuplicateTask(task.type, entry.queue, live_id))
 
     async def _heartbeat(self, broker: Broker, now: float) -> None:
         record = self._record(

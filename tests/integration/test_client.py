@@ -64,14 +64,15 @@ async def test_a_resent_identical_enqueue_is_not_a_conflict(
     client: tickr.Client, raw_redis: aredis.Redis, namespace: str
 ) -> None:
     """A retry after a lost reply re-sends the very same message: it must succeed."""
-    from tickr._broker import Broker
+    from tickr._broker import Broker, Enqueued, EnqueueOutcome
     from tickr._options import TaskSpec, prepare_task
     from tickr._time import now_ms
 
     prepared = prepare_task(TaskSpec("t", 1, task_id="x"), now_ms=now_ms(), max_payload_bytes=1000)
     async with Broker.connect(None, raw_redis, namespace) as broker:
-        assert await broker.enqueue("default", prepared.item) == 1
-        assert await broker.enqueue("default", prepared.item) == 1
+        pending = Enqueued(EnqueueOutcome.PENDING)
+        assert await broker.enqueue("default", prepared.item) == pending
+        assert await broker.enqueue("default", prepared.item) == pending
         assert (await broker.queue_sizes("default"))["pending"] == 1
 
 

@@ -4,38 +4,56 @@
 `keys` names every key, and `events` turns pub/sub notifications into events.
 """
 
-from tickr._broker.broker import (
+from tickr._broker.broker import Broker
+from tickr._broker.connection import RedisClient, resolve_url
+from tickr._broker.events import Event, EventKind, EventListener, EventSink
+from tickr._broker.keys import HANDED_WINDOW_LEASES
+from tickr._broker.sync_renewer import SyncRenewer
+from tickr._broker.types import (
     OP_ARCHIVE,
     OP_COMPLETE,
     OP_REQUEUE,
     OP_RETRY,
-    Broker,
+    CronTick,
+    DailyCounts,
     DequeuedTask,
+    Enqueued,
     EnqueueItem,
     EnqueueOutcome,
     FinishOp,
+    HandedTask,
     HeartbeatReport,
+    LeftWaiters,
+    QueueStats,
+    WatchedTask,
+    enqueued,
 )
-from tickr._broker.connection import RedisClient, resolve_url
-from tickr._broker.events import Event, EventKind, EventListener, EventSink
-from tickr._broker.sync_renewer import SyncRenewer
 
 __all__ = [
+    "HANDED_WINDOW_LEASES",
     "OP_ARCHIVE",
     "OP_COMPLETE",
     "OP_REQUEUE",
     "OP_RETRY",
     "Broker",
+    "CronTick",
+    "DailyCounts",
     "DequeuedTask",
     "EnqueueItem",
     "EnqueueOutcome",
+    "Enqueued",
     "Event",
     "EventKind",
     "EventListener",
     "EventSink",
     "FinishOp",
+    "HandedTask",
     "HeartbeatReport",
+    "LeftWaiters",
+    "QueueStats",
     "RedisClient",
     "SyncRenewer",
+    "WatchedTask",
+    "enqueued",
     "resolve_url",
 ]

@@ -6,42 +6,56 @@ queue live in one cluster slot and each Lua script touches one slot.  Namespace-
 
 Per queue, with ``P = "<ns>:{<ns>:<queue>}:"``:
 
-=====================  ======  ==========================================================
-key                    type    contents
-=====================  ======  ==========================================================
-P t:<id>               hash    one task: msg, state, pri, mr (max retries), pm, retried,
-                               err, owner, due, failed_at, result, done, uk, w, cancel
-P pending              zset    score -priority, member <12 hex seq><id>: strict priority,
-                               FIFO among equal priority (members sort by seq)
-P active               zset    task id -> lease expiry (ms)
-P scheduled            zset    task id -> due time (ms)
-P retry                zset    task id -> due time (ms)
-P archived             zset    task id -> archive time (ms)
-P completed            zset    task id -> expiry of the kept result (ms)
-P seq                  string  counter giving pending members their FIFO order
-P paused               string  present while the queue is paused
-P idle                 string  present while some server found the queue empty
-P waiters              zset    idle servers ("<lease ms> <server id>" -> registration
-                               expiry ms) that take a new task directly (hand-off)
-P inbox:<server>       list    tasks handed to that server ("<id> <msg>"), read with BLPOP
-P u:<digest>           string  unique lock: id of the live task holding it
-P cron:<entry>         string  last tick (ms) of a periodic task enqueued here
-P cron:<entry>:history list    recent ticks of that entry (msgpack events), capped
-P processed / failed   string  all-time counters
-P processed:<day>      string  daily counters (UTC day, kept 90 days)
-P events               pubsub  "p" pending work, "s" earlier due time, "c<id>" cancel
-P done                 pubsub  id of a finished task somebody waits on
-=====================  ======  ==========================================================
+=======================  ======  ==========================================================
+key                      type    contents
+=======================  ======  ==========================================================
+P t:<id>                 hash    one task: msg (msgpack, immutable), state, pri, mr (max
+                                 retries), pm (pending member), retried, owner, dq (lease
+                                 expiry of the dequeue that took it), due, err, failed_at,
+                                 done (completion time), result, uk (unique digest), tok
+                                 (token of the call that chose the id), w (a client
+                                 waits), cancel
+P pending                zset    score -priority, member <12 hex seq><id>: strict priority,
+                                 FIFO among equal priority (members sort by seq)
+P active                 zset    task id -> lease expiry (ms)
+P scheduled              zset    task id -> due time (ms)
+P retry                  zset    task id -> due time (ms)
+P archived               zset    task id -> archive time (ms)
+P completed              zset    task id -> expiry of the kept result (ms)
+P seq                    string  counter giving pending members their FIFO order
+P paused                 string  present while the queue is paused
+P idle                   string  present while some server found the queue empty
+P waiters                zset    idle servers ("<lease ms> <server id>" -> registration
+                                 expiry ms) that take a new task directly (hand-off)
+P inbox:<server>         list    tasks handed to that server ("<id> <msg>"), read with BLPOP
+P inbox:<server>:handed  zset    recent hand-offs to that server (id -> when), renewed by
+                                 its lease thread while its loop is blocked
+P u:<digest>             string  unique lock: id of the live task holding it
+P cron:<entry>           string  last tick (ms) of a periodic task enqueued here
+P cron:<entry>:history    list    recent ticks of that entry (msgpack events), capped
+P processed / failed     string  all-time counters
+P processed:<day>        string  daily counters (UTC day, kept 90 days)
+P events                 pubsub  "p" pending work, "s" earlier due time, "c<id>" cancel
+P done                   pubsub  id of a finished task somebody waits on
+=======================  ======  ==========================================================
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["NamespaceKeys", "QueueKeys"]
+__all__ = ["HANDED_WINDOW_LEASES", "INBOX_TTL_MS", "NamespaceKeys", "QueueKeys"]
 
 PENDING_SEQ_WIDTH: Final = 12
 """Hex digits of the sequence prefix of a pending member (see pending above)."""
+
+INBOX_TTL_MS: Final = 3_600_000
+"""Lifetime of an inbox and of its handed set, from their last write (scripts get it as
+an argument)."""
+
+HANDED_WINDOW_LEASES: Final = 10
+"""A handed set keeps, and the lease thread renews, the hand-offs of the last this many
+lease lengths (scripts get it as an argument)."""
 
 
 class QueueKeys:

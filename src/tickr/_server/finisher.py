@@ -71,19 +71,19 @@ class Finisher(Loop):
 
     def complete(self, job: Job, retention_ms: int, result: bytes) -> None:
         """The task succeeded; keep it (and its result) for `retention_ms` if positive."""
-        self._add(job, (OP_COMPLETE, job.id, retention_ms, result, job.retried))
+        self._add(job, FinishOp(OP_COMPLETE, job.id, retention_ms, result, job.retried))
 
     def retry(self, job: Job, due_ms: int, error: str) -> None:
         """The attempt failed; run the task again at `due_ms`."""
-        self._add(job, (OP_RETRY, job.id, due_ms, error_text(error), job.retried))
+        self._add(job, FinishOp(OP_RETRY, job.id, due_ms, error_text(error), job.retried))
 
     def archive(self, job: Job, error: str) -> None:
         """The task failed for good."""
-        self._add(job, (OP_ARCHIVE, job.id, 0, error_text(error), job.retried))
+        self._add(job, FinishOp(OP_ARCHIVE, job.id, 0, error_text(error), job.retried))
 
     def requeue(self, job: Job) -> None:
         """Give the task back to the front of pending, without counting an attempt."""
-        self._add(job, (OP_REQUEUE, job.id, 0, b"", job.retried))
+        self._add(job, FinishOp(OP_REQUEUE, job.id, 0, b"", job.retried))
 
     # Writing --------------------------------------------------------------
 
@@ -184,7 +184,7 @@ class Finisher(Loop):
         what = "result cannot be stored" if kind == OP_COMPLETE else "outcome cannot be stored"
         error = error_text(f"{what}: Redis refused it: {exc}")
         try:
-            archive = (OP_ARCHIVE, task_id, 0, error, retried)
+            archive = FinishOp(OP_ARCHIVE, task_id, 0, error, retried)
             return (await self._finish(queue, [archive], now, day))[0]
         except RedisUnavailable:
             raise

@@ -24,7 +24,7 @@ import threading
 import time
 from typing import Final
 
-from tickr._broker import SyncRenewer
+from tickr._broker import HANDED_WINDOW_LEASES, SyncRenewer
 from tickr._server.context import ServerContext
 from tickr._server.job import StopReason
 from tickr._server.processor import Processor
@@ -38,9 +38,6 @@ logger = logging.getLogger("tickr.server.leases")
 TICK_SECONDS: Final = 0.5
 _LOOP_LATE: Final = 1.5 * TICK_SECONDS
 """A loop whose tick is this late is stuck: handed tasks may wait unread."""
-HANDED_WINDOW_LEASES: Final = 10
-"""Hand-offs are renewed for this many lease lengths at most (lib/enqueue_task.lua keeps
-them as long)."""
 
 
 class LeaseKeeper:

@@ -8,6 +8,7 @@
 -- ARGV[4] the tick (ms)    ARGV[5] now (ms)    ARGV[6] history length kept
 -- ARGV[7] lifetime of the entry's state (ms)    ARGV[8] the task, msgpack-encoded (one item
 --   as in enqueue.lua)    ARGV[9] inbox key prefix    ARGV[10] real time (ms), for leases
+-- ARGV[11] inbox lifetime (ms)    ARGV[12] lease lengths a hand-off is recorded for
 -- Returns {claimed (1/0), outcome (as enqueue.lua; '' when not claimed), last tick (ms)}.
 --@include wake_pending
 --@include zset_head
@@ -24,7 +25,8 @@ local item = cmsgpack.unpack(ARGV[8])
 local scheduled_head = zset_head(KEYS[2])
 local handoff = nil
 if redis.call('ZCARD', KEYS[1]) == 0 and redis.call('EXISTS', KEYS[9]) == 0 then
-  handoff = {waiters = KEYS[7], active = KEYS[8], inbox_prefix = ARGV[9], now = tonumber(ARGV[10])}
+  handoff = {waiters = KEYS[7], active = KEYS[8], inbox_prefix = ARGV[9], now = tonumber(ARGV[10]),
+    inbox_ttl = ARGV[11], handed_leases = tonumber(ARGV[12])}
 end
 local outcome, written, handed = enqueue_task(KEYS[1], KEYS[2], ARGV[1], ARGV[2],
   redis.call('INCR', KEYS[3]), item, handoff)

@@ -5,7 +5,8 @@
 -- ARGV[4] the tasks, msgpack-encoded: an array of eight-value arrays
 --   {id, msg, priority, due (ms; 0 = runnable now), unique digest ('' = none), unique ttl (ms),
 --    max retries, token (see lib/enqueue_task.lua)}
--- ARGV[5] inbox key prefix    ARGV[6] now (ms)
+-- ARGV[5] inbox key prefix    ARGV[6] now (ms)    ARGV[7] inbox lifetime (ms)
+-- ARGV[8] lease lengths a hand-off is recorded for (keys.py HANDED_WINDOW_LEASES)
 -- A task runnable now may be handed to an idle server (see lib/enqueue_task.lua).
 -- Returns one outcome per task (see lib/enqueue_task.lua):
 --   1 pending, 2 scheduled, 0 the id is taken by a different task,
@@ -19,7 +20,8 @@ local task_prefix, unique_prefix, events = ARGV[1], ARGV[2], ARGV[3]
 local items = cmsgpack.unpack(ARGV[4])
 local handoff = nil
 if redis.call('ZCARD', KEYS[1]) == 0 and redis.call('EXISTS', KEYS[7]) == 0 then
-  handoff = {waiters = KEYS[5], active = KEYS[6], inbox_prefix = ARGV[5], now = tonumber(ARGV[6])}
+  handoff = {waiters = KEYS[5], active = KEYS[6], inbox_prefix = ARGV[5], now = tonumber(ARGV[6]),
+    inbox_ttl = ARGV[7], handed_leases = tonumber(ARGV[8])}
 end
 local results = {}
 local added_pending = false

@@ -1,7 +1,7 @@
 -- Extend the leases of tasks handed to a server whose event loop is blocked: they were
 -- popped from its inbox into a BLPOP reply the loop has not read, so the server does not
 -- know them yet and renew.lua cannot name them.  enqueue_task.lua records each hand-off
--- in a sorted set (score: when), kept for ten lease lengths.
+-- in a sorted set (score: when), kept for HANDED_WINDOW_LEASES lease lengths (keys.py).
 -- KEYS[1] active zset    KEYS[2] the server's handed set
 -- ARGV[1] task key prefix    ARGV[2] owner (server id)    ARGV[3] new lease expiry (ms)
 -- ARGV[4] only hand-offs at or after this time (ms) are renewed; older entries go

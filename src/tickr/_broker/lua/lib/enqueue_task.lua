@@ -3,7 +3,8 @@
 -- ('' = none), unique ttl (ms), max retries, token}.  The token identifies the call that
 -- chose the id: '' when the id is a fresh random one, so that it is the call's own.
 -- `seq` is the FIFO number the task gets if it becomes pending.
--- `handoff` (or nil) = {waiters, active, inbox_prefix, now}, given only while the queue
+-- `handoff` (or nil) = {waiters, active, inbox_prefix, now, inbox_ttl (ms),
+-- handed_leases (lease lengths a hand-off is recorded for)}, given only while the queue
 -- has nothing pending and is not paused: a task runnable now then goes straight to an
 -- idle server registered in `waiters`, active under its lease and pushed on its inbox
 -- list, which the server reads with BLPOP; one round trip fewer than publishing a
@@ -54,12 +55,13 @@ local function enqueue_task(pending_key, scheduled_key, task_prefix, unique_pref
       redis.call('ZADD', handoff.active, handoff.now + lease_ms, id)
       local inbox = handoff.inbox_prefix .. owner
       redis.call('RPUSH', inbox, id .. ' ' .. msg)
-      redis.call('PEXPIRE', inbox, 3600000)
+      redis.call('PEXPIRE', inbox, handoff.inbox_ttl)
       -- Recorded for renew_handed.lua (the key as QueueKeys.handed builds it).
       local handed = inbox .. ':handed'
-      redis.call('ZREMRANGEBYSCORE', handed, '-inf', '(' .. (handoff.now - 10 * lease_ms))
+      redis.call('ZREMRANGEBYSCORE', handed, '-inf',
+        '(' .. (handoff.now - handoff.handed_leases * lease_ms))
       redis.call('ZADD', handed, handoff.now, id)
-      redis.call('PEXPIRE', handed, 3600000)
+      redis.call('PEXPIRE', handed, handoff.inbox_ttl)
       return 1, true, true
     end
   end

@@ -1,0 +1,289 @@
+"""The operator path: what the Inspector and the CLI read and change.
+
+Queue listings and counters, task pages and records, an operator's run, archive or
+delete of tasks, pausing, purging a queue, the registered processes and the
+scheduler's history.  Each method builds one call (or one round trip of calls) and
+reads its reply; how it is sent is `Calls`' business.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, timedelta
+from typing import Any, Final
+
+from redis.exceptions import ResponseError
+
+from tickr._broker.calls import Calls, text
+from tickr._broker.keys import PENDING_SEQ_WIDTH
+from tickr._broker.scripts import load_script
+from tickr._broker.types import DailyCounts, QueueStats
+from tickr.errors import TickrError
+from tickr.values import TASK_STATES
+
+__all__ = ["DAMAGED_RECORD", "Admin"]
+
+DAMAGED_RECORD: Final = b"corrupt task record: not a hash"
+"""The error shown for a task whose key holds another type (until a script sets it aside)."""
+
+_ADMIN_BATCH: Final = 1000
+_MEMORY_SAMPLES: Final = 5
+_STATE_SETS: Final[tuple[str, ...]] = TASK_STATES
+_STATS_DAYS_KEPT: Final = 91
+
+_ADMIN = load_script("admin")
+_BULK = load_script("bulk")
+_PURGE = load_script("purge")
+_UNPAUSE = load_script("unpause")
+
+
+def _fields(reply: Any) -> dict[str, bytes] | None:
+    """A HGETALL reply as a dict; None for a missing hash."""
+    if not reply:
+        return None
+    if isinstance(reply, dict):
+        return {text(name): value for name, value in reply.items()}
+    return {text(reply[i]): reply[i + 1] for i in range(0, len(reply), 2)}
+
+
+class Admin(Calls):
+    """The broker's operator path (see the module docstring)."""
+
+    # ------------------------------------------------------------------ Redis
+
+    async def redis_settings(self) -> dict[str, str]:
+        """What Redis says of its eviction policy and persistence.
+
+        Keys: redis_version, maxmemory_policy, aof_enabled ("0"/"1"), and save (the
+        RDB snapshot points, or "unknown" when CONFIG is not allowed, as on many managed
+        services).
+        """
+        server, memory, persistence = await self._pipeline(
+            [("INFO", "server"), ("INFO", "memory"), ("INFO", "persistence")]
+        )
+        fields: dict[str, str] = {}
+        for section in (server, memory, persistence):
+            for line in text(section).splitlines():
+                name, _, value = line.partition(":")
+                fields[name.strip()] = value.strip()
+        settings = {
+            "redis_version": fields.get("redis_version", "unknown"),
+            "maxmemory_policy": fields.get("maxmemory_policy", "unknown"),
+            "aof_enabled": fields.get("aof_enabled", "unknown"),
+            "save": "unknown",
+        }
+        try:
+            reply = await self._command("CONFIG", "GET", "save")
+            if isinstance(reply, list) and len(reply) == 2:
+                settings["save"] = text(reply[1])
+        except TickrError:
+            pass  # CONFIG is disabled or renamed
+        return settings
+
+    # ------------------------------------------------------------------ processes
+
+    async def registered(self, kind: str, now_ms: int) -> list[bytes]:
+        """The records of every "server" or "scheduler" registered and not expired."""
+        _, registry = self._registry(kind, "")
+        ids = await self._command("ZRANGEBYSCORE", registry, now_ms, "+inf")
+        if not ids:
+            return []
+        records = await self._command("MGET", *(self._registry(kind, text(i))[0] for i in ids))
+        return [record for record in records if record]
+
+    async def cron_latest_events(self, entries: Sequence[tuple[str, str]]) -> list[bytes | None]:
+        """The newest tick event of each (queue, entry id), None when it never ran."""
+        if not entries:
+            return []
+        return await self._pipeline(
+            [("LINDEX", self.keys(queue).cron_history(entry_id), 0) for queue, entry_id in entries]
+        )
+
+    async def cron_history(self, queue: str, entry_id: str, limit: int) -> list[bytes]:
+        """The most recent tick events of an entry, newest first (msgpack each)."""
+        return list(
+            await self._command("LRANGE", self.keys(queue).cron_history(entry_id), 0, limit - 1)
+        )
+
+    # ------------------------------------------------------------------ queues
+
+    async def has_queue(self, queue: str) -> bool:
+        """Whether the namespace's queue registry has `queue`."""
+        return bool(await self._command("SISMEMBER", self.namespace_keys.queues, queue))
+
+    async def queues(self) -> list[str]:
+        """Every queue name recorded in the namespace, sorted."""
+        members = await self._command("SMEMBERS", self.namespace_keys.queues)
+        return sorted(text(member) for member in members)
+
+    async def pause(self, queue: str) -> None:
+        """Stop servers from taking tasks of `queue`."""
+        await self._command("SET", self.keys(queue).paused, b"1")
+
+    async def unpause(self, queue: str) -> bool:
+        """Let servers take tasks of `queue` again; returns whether it was paused."""
+        keys = self.keys(queue)
+        return bool(await self._eval(_UNPAUSE, (keys.paused, keys.idle), (keys.events_channel,)))
+
+    async def queue_sizes(self, queue: str) -> dict[str, int]:
+        """The number of tasks in each state, and whether the queue is paused (0/1)."""
+        keys = self.keys(queue)
+        replies = await self._pipeline(
+            [("ZCARD", getattr(keys, state)) for state in _STATE_SETS] + [("EXISTS", keys.paused)]
+        )
+        sizes = dict(zip(_STATE_SETS, (int(reply) for reply in replies), strict=False))
+        sizes["paused"] = int(replies[-1])
+        return sizes
+
+    async def queue_stats(self, queue: str, days: Sequence[str]) -> QueueStats:
+        """Sizes, daily counters (per day of `days`) and the next task, in one round trip."""
+        keys = self.keys(queue)
+        commands: list[tuple[Any, ...]] = [("ZCARD", getattr(keys, s)) for s in _STATE_SETS]
+        commands.append(("EXISTS", keys.paused))
+        commands.append(("ZRANGE", keys.pending, 0, 0))
+        for day in days:
+            commands.append(("MGET", keys.processed_on(day), keys.failed_on(day)))
+        replies = await self._pipeline(commands)
+        count = len(_STATE_SETS)
+        sizes = dict(zip(_STATE_SETS, (int(reply) for reply in replies[:count]), strict=True))
+        sizes["paused"] = int(replies[count])
+        head = replies[count + 1]
+        next_id = head[0][PENDING_SEQ_WIDTH:] if head else None
+        daily = [
+            DailyCounts(int(processed or 0), int(failed or 0))
+            for processed, failed in replies[count + 2 :]
+        ]
+        return QueueStats(sizes, daily, next_id)
+
+    async def queue_memory(self, queue: str, tasks: int) -> int:
+        """Approximate bytes used by a queue.
+
+        Its sets, plus a few sampled task records scaled to `tasks`: two round trips,
+        however large the queue.
+        """
+        keys = self.keys(queue)
+        sets = [getattr(keys, state) for state in _STATE_SETS]
+        replies = await self._pipeline(
+            [("MEMORY", "USAGE", key, "SAMPLES", 5) for key in sets]
+            + [("ZRANDMEMBER", key, _MEMORY_SAMPLES) for key in sets]
+        )
+        total = sum(int(reply or 0) for reply in replies[: len(sets)])
+        sampled: list[str] = []
+        for state, members in zip(_STATE_SETS, replies[len(sets) :], strict=True):
+            for member in members or ():
+                task_id = text(member)
+                sampled.append(task_id[PENDING_SEQ_WIDTH:] if state == "pending" else task_id)
+        if sampled and tasks:
+            sizes = await self._pipeline(
+                [("MEMORY", "USAGE", keys.task(task_id)) for task_id in sampled[:_MEMORY_SAMPLES]]
+            )
+            measured = [int(size) for size in sizes if size is not None]
+            if measured:
+                total += sum(measured) * tasks // len(measured)
+        return total
+
+    # ------------------------------------------------------------------ tasks
+
+    def _admin_call(self, queue: str, now_ms: int) -> tuple[list[str], list[Any]]:
+        keys = self.keys(queue)
+        return (
+            [
+                keys.pending,
+                keys.scheduled,
+                keys.retry,
+                keys.archived,
+                keys.completed,
+                keys.seq,
+                keys.idle,
+            ],
+            [keys.task_prefix, keys.unique_prefix, keys.events_channel, keys.done_channel, now_ms],
+        )
+
+    async def manage(self, queue: str, op: str, task_id: str, now_ms: int) -> tuple[int, str]:
+        """Delete, run or archive one task (see lua/lib/manage_task.lua).
+
+        Returns (1 done, 0 not possible in its state, -1 no such task; its state).
+        """
+        keys, args = self._admin_call(queue, now_ms)
+        code, state = await self._eval(_ADMIN, keys, [*args, op, task_id])
+        return int(code), text(state)
+
+    async def manage_all(self, queue: str, op: str, state: str, now_ms: int) -> int:
+        """Apply `op` to every task in `state`, a batch per call; returns how many."""
+        keys, args = self._admin_call(queue, now_ms)
+        total = 0
+        while True:
+            done, left = await self._eval(_BULK, keys, [*args, op, state, _ADMIN_BATCH])
+            total += int(done)
+            if not int(done) or not int(left):
+                return total
+
+    async def purge_queue(self, queue: str, today: date) -> None:
+        """Delete a queue: every task in every state, its counters and its name."""
+        keys = self.keys(queue)
+        sets = (keys.pending, keys.active, keys.scheduled, keys.retry, keys.archived)
+        while await self._eval(
+            _PURGE,
+            (*sets, keys.completed),
+            (keys.task_prefix, keys.unique_prefix, _ADMIN_BATCH),
+        ):
+            pass
+        days = [(today - timedelta(days=offset)).isoformat() for offset in range(_STATS_DAYS_KEPT)]
+        await self._pipeline(
+            [
+                ("DEL", keys.seq, keys.paused, keys.idle, keys.waiters),
+                ("DEL", keys.processed, keys.failed),
+                ("DEL", *(keys.processed_on(day) for day in days)),
+                ("DEL", *(keys.failed_on(day) for day in days)),
+                ("SREM", self.namespace_keys.queues, queue),
+            ]
+        )
+
+    async def list_tasks(
+        self, queue: str, state: str, offset: int, count: int
+    ) -> list[tuple[str, dict[str, bytes] | None]]:
+        """A page of a state's tasks with their fields, in the state's listing order.
+
+        Pending in run order, active by lease, scheduled and retry by due time, archived
+        and completed newest first.  O(log N + count), however large the queue.
+        """
+        keys = self.keys(queue)
+        command = "ZREVRANGE" if state in ("archived", "completed") else "ZRANGE"
+        members = await self._command(command, getattr(keys, state), offset, offset + count - 1)
+        ids = [
+            text(member)[PENDING_SEQ_WIDTH:] if state == "pending" else text(member)
+            for member in members
+        ]
+        if not ids:
+            return []
+        records = await self._records([keys.task(task_id) for task_id in ids])
+        for record in records:
+            if record is not None and "msg" not in record and "err" in record:
+                record.setdefault("state", state.encode())
+        return list(zip(ids, records, strict=True))
+
+    async def _records(self, keys: Sequence[str]) -> list[dict[str, bytes] | None]:
+        """The fields of task hashes; a key of another type reads as a record of its damage."""
+
+        async def send() -> list[dict[str, bytes] | None]:
+            replies = await self._executor.execute_many([("HGETALL", key) for key in keys])
+            records: list[dict[str, bytes] | None] = []
+            for reply in replies:
+                if isinstance(reply, ResponseError) and str(reply).startswith("WRONGTYPE"):
+                    records.append({"err": DAMAGED_RECORD})
+                elif isinstance(reply, Exception):
+                    raise reply
+                else:
+                    records.append(_fields(reply))
+            return records
+
+        return list(await self._call(send))
+
+    # ------------------------------------------------------------------ single tasks
+
+    async def get_task(self, queue: str, task_id: str) -> dict[str, bytes] | None:
+        """Every field of a task's hash, or None when there is no such task.
+
+        A key of another type reads as ``{"err": DAMAGED_RECORD}``, without a state.
+        """
+        return (await self._records([self.keys(queue).task(task_id)]))[0]
