@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 import redis.asyncio as aredis
@@ -34,6 +34,18 @@ async def in_state(client: tickr.Client, task_id: str, state: str) -> bool:
         return False
 
 
+def echo_counting(
+    runs: collections.Counter[int],
+) -> Callable[[tickr.Task], Awaitable[object]]:
+    """A handler that counts each run of a task by its payload and returns the payload."""
+
+    async def handler(task: tickr.Task) -> object:
+        runs[task.payload] += 1
+        return task.payload
+
+    return handler
+
+
 async def enqueue_batch(client: tickr.Client) -> list[str]:
     return [(await client.enqueue("t", n, retention=60)).id for n in range(BATCH)]
 
@@ -58,10 +70,7 @@ async def test_a_pending_record_of_another_type_is_archived_alone(
     damage: str,
 ) -> None:
     runs: collections.Counter[int] = collections.Counter()
-
-    async def handler(task: tickr.Task) -> object:
-        runs[task.payload] += 1
-        return task.payload
+    handler = echo_counting(runs)
 
     ids = await enqueue_batch(client)
     bad = ids[3]
@@ -89,10 +98,7 @@ async def test_a_due_task_with_a_damaged_record_is_archived_alone(
 ) -> None:
     """The forwarder moves the healthy due tasks of the queue; the damaged one is set aside."""
     runs: collections.Counter[int] = collections.Counter()
-
-    async def handler(task: tickr.Task) -> object:
-        runs[task.payload] += 1
-        return task.payload
+    handler = echo_counting(runs)
 
     ids = [(await client.enqueue("t", n, delay=0.3, retention=60)).id for n in range(BATCH)]
     bad, gone = ids[2], ids[5]
@@ -120,10 +126,7 @@ async def test_a_pending_task_with_a_corrupt_retry_count_is_archived_alone(
     running_server: ServerFactory,
 ) -> None:
     runs: collections.Counter[int] = collections.Counter()
-
-    async def handler(task: tickr.Task) -> object:
-        runs[task.payload] += 1
-        return task.payload
+    handler = echo_counting(runs)
 
     ids = await enqueue_batch(client)
     bad = ids[5]
