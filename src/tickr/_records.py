@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from tickr._checks import check_task
 from tickr._serialization import MessageDecodeError, decode_message, decode_value
 from tickr._time import datetime_from_ms, now_ms
+from tickr.errors import TaskNotFound
 from tickr.values import TASK_STATES, TaskInfo, TaskState
 
-__all__ = ["task_info"]
+if TYPE_CHECKING:
+    from tickr._broker import Broker
+
+__all__ = ["read_task", "task_info"]
 
 
 def _int(value: bytes | None, default: int = 0) -> int:
@@ -69,3 +74,18 @@ def task_info(queue: str, task_id: str, fields: dict[str, bytes]) -> TaskInfo:
         enqueued_at=datetime_from_ms(message.enqueued_ms),
         retention=message.retention_ms / 1000,
     )
+
+
+async def read_task(broker: Broker, task_id: str, queue: str) -> TaskInfo:
+    """Read one task's record and decode it (`Client.get_task`, `Inspector.get_task`).
+
+    Raises:
+        TaskNotFound: If the queue has no task with this id.
+        TypeError, ValueError: For an invalid task id or queue name.
+        RedisUnavailable: If Redis cannot be reached.
+    """
+    check_task(task_id, queue)
+    fields = await broker.get_task(queue, task_id)
+    if fields is None:
+        raise TaskNotFound(task_id, queue)
+    return task_info(queue, task_id, fields)

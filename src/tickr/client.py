@@ -29,7 +29,7 @@ from tickr._options import (
     TaskSpec,
     prepare_task,
 )
-from tickr._records import task_info
+from tickr._records import read_task
 from tickr._serialization import MessageDecodeError, decode_value
 from tickr._time import datetime_from_ms
 from tickr.errors import DuplicateTask, TaskFailed, TaskIDConflict, TaskNotFound
@@ -212,11 +212,7 @@ class Client(ClosedOnExit):
             TypeError, ValueError: For an invalid task id or queue name.
             RedisUnavailable: If Redis cannot be reached.
         """
-        check_task(task_id, queue)
-        fields = await self._broker.get_task(queue, task_id)
-        if fields is None:
-            raise TaskNotFound(task_id, queue)
-        return task_info(queue, task_id, fields)
+        return await read_task(self._broker, task_id, queue)
 
     async def result(
         self, task_id: str, queue: str = DEFAULT_QUEUE, timeout: float | None = None

@@ -9,7 +9,7 @@ from tickr._aio import ClosedOnExit
 from tickr._broker import Broker, RedisClient, enqueued
 from tickr._checks import check_int, check_name, check_state, check_task, check_url
 from tickr._options import DEFAULT_QUEUE
-from tickr._records import task_info
+from tickr._records import read_task, task_info
 from tickr._serialization import MessageDecodeError, decode_value
 from tickr._time import datetime_from_ms, utc_day
 from tickr.errors import (
@@ -245,11 +245,7 @@ class Inspector(ClosedOnExit):
             TypeError, ValueError: For an invalid task id or queue name.
             RedisUnavailable: If Redis cannot be reached.
         """
-        check_task(task_id, queue)
-        fields = await self._broker.get_task(queue, task_id)
-        if fields is None:
-            raise TaskNotFound(task_id, queue)
-        return task_info(queue, task_id, fields)
+        return await read_task(self._broker, task_id, queue)
 
     async def list_tasks(
         self, queue: str, state: TaskState, *, page: int = 1, page_size: int = 30

@@ -8,7 +8,7 @@ from typing import Any, TypeVar, overload
 from tickr._checks import check_text, is_async_callable
 from tickr.task import Task
 
-__all__ = ["CallNext", "Handler", "Middleware", "ServeMux", "no_handler_message"]
+__all__ = ["CallNext", "Handler", "Middleware", "ServeMux"]
 
 Handler = Callable[[Task], Awaitable[Any]]
 """An async function taking a `Task`; its return value becomes the task's result."""
@@ -22,7 +22,7 @@ Middleware = Callable[[Task, CallNext], Awaitable[Any]]
 HandlerT = TypeVar("HandlerT", bound=Handler)
 
 
-def no_handler_message(task_type: str) -> str:
+def _no_handler_message(task_type: str) -> str:
     """The error recorded on a task whose type no handler matches."""
     return f"no handler for task type {task_type!r}"
 
@@ -129,5 +129,5 @@ class ServeMux:
         """
         handler = self.handler_for(task.type)
         if handler is None:
-            raise LookupError(no_handler_message(task.type))
+            raise LookupError(_no_handler_message(task.type))
         return await handler(task)

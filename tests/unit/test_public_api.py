@@ -75,7 +75,7 @@ PUBLIC_MODULES = {
         "TickrError",
     },
     "tickr.inspector": {"BULK_STATES", "MAX_PAGE", "MAX_PAGE_SIZE", "Inspector"},
-    "tickr.mux": {"CallNext", "Handler", "Middleware", "ServeMux", "no_handler_message"},
+    "tickr.mux": {"CallNext", "Handler", "Middleware", "ServeMux"},
     "tickr.options": {"TaskSpec"},
     "tickr.schedule": {
         "CronSchedule", "IntervalSchedule", "Schedule", "parse_duration", "parse_schedule", "zone",

@@ -29,6 +29,7 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from tickr._aio import Backoff
 from tickr._broker.keys import QueueKeys
 from tickr._broker.wire import WireSettings, open_connection, pack
 
@@ -49,8 +50,6 @@ IDLE_PING_SECONDS: Final = 30.0
 """A silent subscription is checked with a PING this often."""
 PONG_TIMEOUT_SECONDS: Final = 10.0
 """A subscription that does not answer a PING this fast is dropped and re-made."""
-_BACKOFF_START: Final = 0.05
-_BACKOFF_CAP: Final = 2.0
 
 
 class EventKind(enum.Enum):
@@ -140,7 +139,7 @@ class EventListener:
 
         The backoff starts over once a subscription has been confirmed again.
         """
-        backoff = _BACKOFF_START
+        backoff = Backoff()
         while True:
             self._subscribed_since_failure = False
             try:
@@ -148,18 +147,18 @@ class EventListener:
             except Exception as exc:
                 self.connected.clear()
                 self._confirmed.clear()
+                if self._subscribed_since_failure:
+                    backoff.reset()
+                pause = backoff.next()
                 if isinstance(exc, _CONNECTION_ERRORS):
                     logger.warning(
-                        "lost the pub/sub connection (%s); reconnecting in %.2fs", exc, backoff
+                        "lost the pub/sub connection (%s); reconnecting in %.2fs", exc, pause
                     )
                 else:
                     logger.error(
-                        "the pub/sub listener failed; reconnecting in %.2fs", backoff, exc_info=exc
+                        "the pub/sub listener failed; reconnecting in %.2fs", pause, exc_info=exc
                     )
-                if self._subscribed_since_failure:
-                    backoff = _BACKOFF_START
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, _BACKOFF_CAP)
+                await asyncio.sleep(pause)
 
     def on_subscribed(self, channel: str) -> None:
         """The subscription to `channel` is confirmed (again)."""

@@ -31,7 +31,7 @@ from tickr._server.job import Job, StopReason
 from tickr._server.supervisor import Supervisor
 from tickr.backoff import RetryDelay, exponential_backoff
 from tickr.errors import SkipRetry
-from tickr.mux import CallNext, no_handler_message
+from tickr.mux import CallNext, _no_handler_message
 from tickr.task import Task
 
 __all__ = ["ErrorHandler", "Processor"]
@@ -303,7 +303,7 @@ class Processor:
             return
         handler = self._resolve(message.type)
         if handler is None:
-            await self._fail(job, task, LookupError(no_handler_message(message.type)), final=True)
+            await self._fail(job, task, LookupError(_no_handler_message(message.type)), final=True)
             return
         if message.deadline_ms is not None and message.deadline_ms <= started:
             await self._fail(job, task, TimeoutError("deadline exceeded"), final=True)
