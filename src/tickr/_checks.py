@@ -202,12 +202,17 @@ def check_seconds(value: float | timedelta, name: str) -> float:
         TypeError: If `value` is neither a number nor a timedelta (a bool is refused).
         ValueError: If it is negative, infinite, NaN or over `MAX_SECONDS` (1000 years).
     """
-    if isinstance(value, timedelta):
+    kind = type(value)
+    if kind is float or kind is int:  # the common case first: a bool's type is bool
+        result = float(value)  # type: ignore[arg-type]
+    elif isinstance(value, timedelta):
         result = value.total_seconds()
     elif isinstance(value, int | float) and not isinstance(value, bool):
         result = float(value)
     else:
         raise TypeError(f"{name} must be seconds (int or float) or a timedelta, not {value!r}")
+    if 0 <= result <= MAX_SECONDS:  # false for NaN and infinities too
+        return result
     if not math.isfinite(result):
         raise ValueError(f"{name} must be a finite duration, not {value!r}")
     if result < 0:
@@ -239,6 +244,8 @@ def check_duration_ms(value: float | timedelta, name: str) -> int:
         TypeError: If `value` is neither a number nor a timedelta.
         ValueError: If it is negative, infinite, NaN or over `MAX_SECONDS` (1000 years).
     """
+    if type(value) is int and 0 <= value <= MAX_SECONDS:  # whole seconds: nothing to convert
+        return value * 1000
     return int(check_seconds(value, name) * 1000)
 
 
@@ -249,7 +256,9 @@ def check_positive_ms(value: float | timedelta, name: str) -> int:
         TypeError: If `value` is neither a number nor a timedelta.
         ValueError: If it is under 1 ms, negative, infinite, NaN or over 1000 years.
     """
-    ms = check_duration_ms(value, name)
+    if type(value) is int and 0 < value <= MAX_SECONDS:
+        return value * 1000
+    ms = int(check_seconds(value, name) * 1000)
     if ms <= 0:
         raise ValueError(f"{name} must be positive, got {value!r}")
     return ms
