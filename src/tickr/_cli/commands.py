@@ -220,23 +220,22 @@ async def queue_history(args: Namespace, inspector: Inspector) -> int:
 
 async def queue_pause(args: Namespace, inspector: Inspector) -> int:
     """Pause a queue: servers stop taking its tasks."""
-    info = await inspector.queue_info(args.queue)
-    if info.paused:
-        out(f"queue {args.queue!r} was already paused")
-        return 0
-    await inspector.pause(args.queue)
-    out(f"paused queue {args.queue!r}")
-    return 0
+    return await _set_paused(args.queue, inspector, paused=True)
 
 
 async def queue_unpause(args: Namespace, inspector: Inspector) -> int:
     """Unpause a queue: servers take its tasks again."""
-    info = await inspector.queue_info(args.queue)
-    if not info.paused:
-        out(f"queue {args.queue!r} was not paused")
+    return await _set_paused(args.queue, inspector, paused=False)
+
+
+async def _set_paused(queue: str, inspector: Inspector, *, paused: bool) -> int:
+    verb = "paused" if paused else "unpaused"
+    info = await inspector.queue_info(queue)
+    if info.paused == paused:
+        out(f"queue {queue!r} was {'already' if paused else 'not'} paused")
         return 0
-    await inspector.unpause(args.queue)
-    out(f"unpaused queue {args.queue!r}")
+    await (inspector.pause(queue) if paused else inspector.unpause(queue))
+    out(f"{verb} queue {queue!r}")
     return 0
 
 
