@@ -46,7 +46,11 @@ async def client(url: str, namespace: str) -> AsyncIterator[tickr.Client]:
 @pytest.fixture
 async def raw_redis(url: str) -> AsyncIterator[aredis.Redis]:
     """Direct access to Redis, for tests that inspect or damage stored state."""
-    connection = aredis.Redis.from_url(url)
+    connection: Any
+    if url.startswith(("redis+cluster://", "rediss+cluster://")):
+        connection = aredis.RedisCluster.from_url("redis://" + url.split("://", 1)[1].split(",")[0])
+    else:
+        connection = aredis.Redis.from_url(url)
     yield connection
     await connection.aclose()
 

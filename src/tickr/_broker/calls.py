@@ -21,19 +21,24 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Final, Self
 
 import msgpack
-from redis.asyncio import Redis
+from redis.crc import key_slot
 from redis.exceptions import (
     ClusterDownError,
+    ClusterError,
     NoScriptError,
     OutOfMemoryError,
     ReadOnlyError,
+    RedisClusterException,
+    RedisError,
     ResponseError,
+    SlotNotCoveredError,
     TryAgainError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from tickr._broker.connection import resolve_url
+from tickr._broker.cluster import ClusterExecutor
+from tickr._broker.connection import RedisClient, resolve_url
 from tickr._broker.events import (
     EventListener,
     EventSink,
@@ -86,6 +91,7 @@ _TRANSIENT_REPLIES: Final = (
     "CLUSTERDOWN",
     "OOM",
     "MISCONF",
+    "NOREPLICAS",
 )
 # redis-py turns some of those replies into classes of their own, without the prefix.
 _TRANSIENT_CLASSES: Final = (ReadOnlyError, OutOfMemoryError, TryAgainError, ClusterDownError)
@@ -125,7 +131,7 @@ class Calls:
         """Redis' time, on which every instant Tickr stores is stamped and compared."""
 
     @classmethod
-    def connect(cls, url: str | None, redis: Redis | None, namespace: str) -> Self:
+    def connect(cls, url: str | None, redis: RedisClient | None, namespace: str) -> Self:
         """A broker on `redis` if given, else on connections Tickr opens for `url`.
 
         Raises:
@@ -154,6 +160,18 @@ class Calls:
             keys = self._queue_keys[queue] = QueueKeys(self.namespace, queue)
         return keys
 
+    def slot_groups(self, queues: Sequence[str]) -> list[list[str]]:
+        """The queues grouped so that one multi-key command may span each group.
+
+        On one Redis that is all of them; on a Cluster, the queues of one slot.
+        """
+        if not isinstance(self._executor, ClusterExecutor):
+            return [list(queues)]
+        groups: dict[int, list[str]] = {}
+        for queue in queues:
+            groups.setdefault(key_slot(self.keys(queue).pending.encode()), []).append(queue)
+        return list(groups.values())
+
     def _registry(self, kind: str, process_id: str) -> tuple[str, str]:
         """The record key of a "server" or "scheduler", and the registry of its kind."""
         keys = self.namespace_keys
@@ -181,6 +199,8 @@ class Calls:
         transport: Transport
         if isinstance(executor, RedisPyExecutor):
             transport = RedisPyTransport(executor.redis)
+        elif isinstance(executor, ClusterExecutor):
+            transport = WireTransport(executor.pubsub_settings)
         else:
             assert isinstance(executor, Wire)
             transport = WireTransport(executor.settings)
@@ -203,19 +223,27 @@ class Calls:
                 raise _unavailable(exc) from exc
             except RedisUnavailable:
                 raise
-            except _CONNECTION_ERRORS as exc:
-                if attempt + 1 == attempts:
-                    raise _unavailable(exc) from exc
-            except ResponseError as exc:
-                if not _transient(exc):
-                    raise TickrError(f"Redis refused a command: {exc}") from exc
-                if str(exc).startswith("READONLY"):
-                    self._executor.reset()  # connected to a demoted primary: reconnect
-                if attempt + 1 == attempts:
-                    raise RedisUnavailable(f"Redis cannot serve now: {exc}") from exc
+            except (*_CONNECTION_ERRORS, RedisError, RedisClusterException) as exc:
+                failure = self._failure(exc)
+                if not isinstance(failure, RedisUnavailable) or attempt + 1 == attempts:
+                    raise failure from exc
             await asyncio.sleep(delay)
             delay *= 2
         raise AssertionError("unreachable")
+
+    def _failure(self, exc: Exception) -> TickrError:
+        """What a failed attempt becomes: RedisUnavailable if another try may succeed."""
+        if isinstance(exc, _CONNECTION_ERRORS):
+            return _unavailable(exc)
+        if isinstance(exc, ResponseError):
+            if not _transient(exc):
+                return TickrError(f"Redis refused a command: {exc}")
+            if str(exc).startswith("READONLY"):
+                self._executor.reset()  # connected to a demoted primary: reconnect
+            return RedisUnavailable(f"Redis cannot serve now: {exc}")
+        if isinstance(exc, ClusterError | SlotNotCoveredError):  # the slot map is changing
+            return RedisUnavailable(f"Redis Cluster cannot serve now: {exc}")
+        return TickrError(f"the Redis client failed: {exc}")
 
     async def _command(self, *args: Any) -> Any:
         return await self._call(lambda: self._executor.execute(*args))

@@ -191,16 +191,22 @@ class EventListener:
 
 
 class WireTransport:
-    """A subscription on a connection of Tickr's own (see wire.py)."""
+    """A subscription on a connection of Tickr's own (see wire.py).
 
-    def __init__(self, settings: WireSettings) -> None:
+    Args:
+        settings: Where to connect, or a function asked before each connection (a
+            cluster's nodes in turn, Sentinel's current primary).
+    """
+
+    def __init__(self, settings: WireSettings | Callable[[], WireSettings]) -> None:
         self._settings = settings
         self._write: Callable[[bytes], None] | None = None
         self._heard: asyncio.Future[None] | None = None
 
     async def serve(self, listener: EventListener, channels: Sequence[str]) -> None:
         """Subscribe and dispatch until the connection fails (see `Transport`)."""
-        protocol = await open_connection(self._settings)
+        settings = self._settings if isinstance(self._settings, WireSettings) else self._settings()
+        protocol = await open_connection(settings)
         loop = asyncio.get_running_loop()
 
         def on_reply(reply: Any) -> None:

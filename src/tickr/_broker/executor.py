@@ -1,10 +1,12 @@
-"""How the broker sends commands: the pipelined wire, or redis-py when it must.
+"""How the broker sends commands: the pipelined wire, or redis-py's clients.
 
-`Wire` (wire.py) serves every URL, and every client given to Tickr whose settings it can
-reproduce: plain TCP or unix-socket connections, with a password or ACL user and a
-database; Tickr then opens connections of its own with those settings.  Anything else
-(TLS-configured clients, cluster clients, credential providers, custom connection
-classes) is used as given, through redis-py, for commands and pub/sub alike.
+`Wire` (wire.py) serves every one-Redis URL, and every client given to Tickr whose
+settings it can reproduce: plain TCP or unix-socket connections, with a password or ACL
+user and a database; Tickr then opens connections of its own with those settings.  A
+Cluster (a ``redis+cluster://`` URL or a given `RedisCluster`) goes through
+`ClusterExecutor` (cluster.py), Sentinel through sentinel.py.  Anything else
+(TLS-configured clients, credential providers, custom connection classes) is used as
+given, through redis-py, for commands and pub/sub alike.
 """
 
 from __future__ import annotations
@@ -12,10 +14,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final, Protocol
 
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.connection import Connection, UnixDomainSocketConnection
 from redis.client import NEVER_DECODE
 
+from tickr._broker.cluster import ClusterExecutor, cluster_client
+from tickr._broker.connection import (
+    ClusterTarget,
+    RedisClient,
+    SentinelTarget,
+    parse_multi_host_url,
+)
+from tickr._broker.sentinel import sentinel_executor
 from tickr._broker.wire import Wire, WireSettings
 
 __all__ = ["Executor", "RedisPyExecutor", "executor_for"]
@@ -91,14 +101,21 @@ def _settings_of(redis: Redis) -> WireSettings | None:
     return None
 
 
-def executor_for(url: str | None, redis: Redis | None) -> Executor:
+def executor_for(url: str | None, redis: RedisClient | None) -> Executor:
     """The executor for a URL (already resolved) or a given client.
 
     Raises:
         ValueError: If the URL is not a redis URL.
     """
+    if isinstance(redis, RedisCluster):
+        return ClusterExecutor(redis, owned=False)
     if redis is None:
         assert url is not None
+        target = parse_multi_host_url(url)
+        if isinstance(target, ClusterTarget):
+            return ClusterExecutor(cluster_client(target), owned=True)
+        if isinstance(target, SentinelTarget):
+            return sentinel_executor(target)
         return Wire(WireSettings.from_url(url))
     settings = _settings_of(redis)
     return Wire(settings) if settings is not None else RedisPyExecutor(redis)

@@ -34,7 +34,7 @@ from redis.asyncio.connection import parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import InvalidResponse, NoScriptError, ResponseError
 
-__all__ = ["Protocol", "Wire", "WireSettings", "open_connection", "pack"]
+__all__ = ["Protocol", "Wire", "WireSettings", "open_connection", "pack", "ssl_context_for"]
 
 CONNECT_TIMEOUT: Final = 5.0
 _CRLF: Final = b"\r\n"
@@ -79,7 +79,7 @@ class WireSettings:
         context = None
         tls = {name: value for name, value in options.items() if str(name).startswith("ssl_")}
         if url.startswith("rediss://"):
-            context = _ssl_context(tls)
+            context = ssl_context_for(tls)
         return cls(
             host=options.get("host") or "127.0.0.1",
             port=int(options.get("port") or 6379),
@@ -92,7 +92,7 @@ class WireSettings:
         )
 
 
-def _ssl_context(options: Mapping[str, Any]) -> ssl.SSLContext:
+def ssl_context_for(options: Mapping[str, Any]) -> ssl.SSLContext:
     """A TLS context from a rediss:// URL's query.
 
     Understood: ssl_ca_certs, ssl_cert_reqs, ssl_check_hostname, and a client

@@ -10,7 +10,8 @@ what was handed meanwhile (`leave`).
 Each registration holds one free worker, so a server never holds more tasks than it has
 workers: a registration used up whose task neither came back from `leave` nor reached
 the inbox loop was taken by a BLPOP whose reply is still on its way, and its worker is
-owed to that task until the BLPOP returns (`available`).
+owed to that task until the BLPOP returns (`available`).  On a Cluster there is one
+BLPOP per slot group of queues (see inbox.py), and the workers owed are counted per group.
 """
 
 from __future__ import annotations
@@ -43,26 +44,31 @@ class HandOff:
         self.waiter = ctx.waiter
         self.registered: list[str] = []
         """The queues where this server is registered as a waiter."""
-        self._inbox_replies = 0
-        self._owed = 0
-        self._owed_until = 0
+        self._group_of = {
+            queue: index
+            for index, group in enumerate(ctx.broker.slot_groups(ctx.names))
+            for queue in group
+        }
+        self._inbox_replies = [0] * (max(self._group_of.values(), default=0) + 1)
+        self._owed: dict[int, tuple[int, int]] = {}  # group -> (workers owed, replies then)
 
     def available(self) -> int:
         """Free workers, less those owed to handed tasks still on their way."""
-        if self._owed and self._inbox_replies != self._owed_until:
-            self._owed = 0  # the BLPOP that carried them has returned
-        return self._processor.free - self._owed
+        for group, (_count, replies_then) in list(self._owed.items()):
+            if self._inbox_replies[group] != replies_then:
+                del self._owed[group]  # the BLPOP that carried them has returned
+        return self._processor.free - sum(count for count, _ in self._owed.values())
 
-    def inbox_replied(self, queue: str | None) -> None:
-        """The inbox's BLPOP returned, with a task of `queue` or with nothing (None).
+    def inbox_replied(self, group: int, queue: str | None) -> None:
+        """A BLPOP of the inbox returned, with a task of `queue` or with nothing (None).
 
-        A task uses up this server's registration in its queue; an error counts as
-        nothing.
+        `group` is the index of its slot group.  A task uses up this server's
+        registration in its queue; an error counts as nothing.
         """
-        self._inbox_replies += 1
+        self._inbox_replies[group] += 1
         if queue in self.registered:
             self.registered.remove(queue)
-        if queue is not None or self._owed:
+        if queue is not None or group in self._owed:
             self._wake()
 
     async def join(self) -> None:
@@ -81,15 +87,18 @@ class HandOff:
         if not self.registered:
             return
         registered = list(self.registered)  # `inbox_replied()` may shrink it meanwhile
-        replies_before = self._inbox_replies
+        replies_before = list(self._inbox_replies)
         handed, used = await self._broker.leave_waiters(registered, self.waiter, self._owner)
         # A registration used up, whose task neither came back here nor reached the
         # inbox loop yet, was handed a task that a BLPOP took and is still replying with
         # (or it had lapsed).  Until that BLPOP returns, its worker is spoken for.
-        on_their_way = [queue for queue in used if queue in self.registered]
-        if on_their_way and self._inbox_replies == replies_before:
-            self._owed = len(on_their_way)
-            self._owed_until = replies_before
+        on_their_way: dict[int, int] = {}
+        for queue in used:
+            group = self._group_of[queue]
+            if queue in self.registered and self._inbox_replies[group] == replies_before[group]:
+                on_their_way[group] = on_their_way.get(group, 0) + 1
+        for group, count in on_their_way.items():
+            self._owed[group] = (count, replies_before[group])
         self.registered = []
         for queue, task in handed:
             self._processor.submit(queue, [task])

@@ -3,7 +3,9 @@
 An idle server registers as a waiter (see handoff.py); an enqueue that finds it then
 makes the task active under its lease and pushes it on the server's inbox list in the
 same script.  This loop waits on the inboxes of all its queues with BLPOP, on a
-connection of its own, so the task arrives in the reply: no wake-up, no dequeue.
+connection of its own, so the task arrives in the reply: no wake-up, no dequeue.  On a
+Cluster one BLPOP cannot span slots, so there is one BLPOP per group of queues that
+share a slot (`Broker.slot_groups`), each on its node.
 
 BLPOP waits at most WAIT_SECONDS, and the loop is never cancelled while one is in flight
 (a task it popped would be dropped): `stop()` pushes an empty element on the inbox, so
@@ -48,7 +50,7 @@ class Inbox(Loop):
         self._processor = processor
         self._handoff = handoff
         self._owner = ctx.owner
-        self._queues = ctx.names
+        self._groups = ctx.broker.slot_groups(ctx.names)
         self._stopping = asyncio.Event()
 
     async def stop(self) -> None:
@@ -61,10 +63,13 @@ class Inbox(Loop):
         if not self.started:
             return
         self._stopping.set()
-        try:
-            await self._broker.wake_inbox(self._queues[0], self._owner)
-        except Exception as exc:  # noqa: BLE001 - then the BLPOP ends by its timeout
-            logger.info("could not wake the inbox (%s)", exc)
+        woken = await asyncio.gather(
+            *(self._broker.wake_inbox(group[0], self._owner) for group in self._groups),
+            return_exceptions=True,
+        )
+        for failure in woken:
+            if isinstance(failure, Exception):  # then its BLPOP ends by its timeout
+                logger.info("could not wake the inbox (%s)", failure)
         await self._end(WAIT_SECONDS + FETCH_GRACE)
         try:
             await self._handoff.leave()
@@ -73,23 +78,32 @@ class Inbox(Loop):
 
     async def run(self) -> None:
         """Receive handed tasks until stopped."""
+        if len(self._groups) == 1:
+            await self._receive(0, self._groups[0])
+            return
+        async with asyncio.TaskGroup() as group_tasks:
+            for index, queues in enumerate(self._groups):
+                group_tasks.create_task(self._receive(index, queues))
+
+    async def _receive(self, group: int, queues: list[str]) -> None:
+        """Receive the tasks handed in one slot group's queues until stopped."""
         backoff = Backoff()
         while not self._stopping.is_set():
             try:
-                handed = await self._broker.take_handed(self._queues, self._owner, WAIT_SECONDS)
+                handed = await self._broker.take_handed(queues, self._owner, WAIT_SECONDS)
                 backoff.reset()
             except Exception as exc:  # noqa: BLE001 - the inbox must outlive any failure
-                self._handoff.inbox_replied(None)
+                self._handoff.inbox_replied(group, None)
                 delay = backoff.next()
                 log_failure(logger, "read the inbox", exc, delay)
                 await asyncio.sleep(delay)
                 continue
             if handed is None:
-                self._handoff.inbox_replied(None)
+                self._handoff.inbox_replied(group, None)
                 continue
             queue, task = handed
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug("task %s of %r handed to this server", task[0], queue)
             self._processor.submit(queue, [task])
-            self._handoff.inbox_replied(queue)
+            self._handoff.inbox_replied(group, queue)
             await asyncio.sleep(0)  # let a worker start the task before the next BLPOP

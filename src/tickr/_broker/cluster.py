@@ -1,0 +1,131 @@
+"""Redis Cluster: commands through redis-py's cluster client, pub/sub on any node.
+
+redis-py's `RedisCluster` keeps the slot map (discovery, MOVED and ASK, a refresh after
+a failover or a resharding), and every Tickr command names keys of one queue only (one
+hash tag, so one slot), so each command goes to the one node that owns it.  What Tickr
+adds here:
+
+- **Scripts on every primary.**  ``SCRIPT LOAD`` goes to all primaries; a primary
+  promoted after a failover has no scripts (the script cache is not replicated), answers
+  NOSCRIPT, and the broker loads them again (see calls.py).
+- **One command's failure stays its own.**  A batch is sent as concurrent commands, and
+  each reply or error (a node down included) comes back in place, so one failing shard
+  does not fail the others' commands.
+- **Pub/sub on one node.**  A classic ``PUBLISH`` reaches the subscribers of every node of
+  the cluster, so the event listener subscribes on any one node, and moves to another
+  when that one fails.  (Sharded pub/sub would need Redis 7 and a subscription per
+  shard; the scripts publish only when a queue goes from idle to busy, so the cluster
+  bus carries little.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Sequence
+from typing import Any, Final
+
+from redis.asyncio import RedisCluster
+from redis.asyncio.cluster import ClusterNode
+from redis.client import NEVER_DECODE
+from redis.exceptions import RedisError
+
+from tickr._broker.connection import ClusterTarget
+from tickr._broker.wire import WireSettings, ssl_context_for
+
+__all__ = ["ClusterExecutor", "cluster_client"]
+
+_RAW: Final = {NEVER_DECODE: True}
+_SOCKET_TIMEOUT: Final = 30.0
+"""redis-py's socket timeout; the broker bounds every call itself (COMMAND_TIMEOUT)."""
+
+
+def cluster_client(target: ClusterTarget) -> RedisCluster:
+    """A redis-py cluster client for a ``redis+cluster://`` URL's target."""
+    options: dict[str, Any] = {
+        "startup_nodes": [ClusterNode(host, port) for host, port in target.seeds],
+        "username": target.username,
+        "password": target.password,
+        "require_full_coverage": False,  # the healthy shards keep serving
+        "socket_timeout": _SOCKET_TIMEOUT,
+        "socket_connect_timeout": 5.0,
+        "socket_keepalive": True,
+        "protocol": 2,
+    }
+    if target.tls:
+        options["ssl"] = True
+        for name, value in target.ssl_options.items():
+            options[name] = value
+    return RedisCluster(**options)
+
+
+class ClusterExecutor:
+    """Sends commands to a Redis Cluster (see the module's docstring).
+
+    Args:
+        cluster: The redis-py cluster client.
+        owned: Whether Tickr made it (and so closes it).
+    """
+
+    def __init__(self, cluster: RedisCluster, *, owned: bool) -> None:
+        self.cluster = cluster
+        self._owned = owned
+        self._node_turn = itertools.count()
+
+    async def execute(self, *args: Any) -> Any:
+        """Send one command to the node that owns its keys; error replies are raised."""
+        if len(args) == 3 and args[0] == "SCRIPT" and args[1] == "LOAD":
+            return await self.cluster.execute_command("SCRIPT LOAD", args[2])
+        return await self.cluster.execute_command(*args, **_RAW)
+
+    async def execute_many(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        """Send commands at once, each to its node; every reply or error comes back in place.
+
+        A failed node's commands get its connection error; the other nodes' commands
+        are unaffected.
+        """
+        if len(commands) == 1:
+            return [await self._one(commands[0])]
+        return list(await asyncio.gather(*(self._one(command) for command in commands)))
+
+    async def _one(self, command: Sequence[Any]) -> Any:
+        try:
+            return await self.execute(*command)
+        except RedisError as exc:
+            return exc
+        except OSError as exc:
+            return exc
+
+    def reset(self) -> None:
+        """Nothing to forget: redis-py replaces broken connections itself."""
+
+    async def aclose(self) -> None:
+        """Close the client if Tickr made it."""
+        if self._owned:
+            await self.cluster.aclose()
+
+    def sibling(self) -> ClusterExecutor:
+        """The same client: each node's pool gives a blocking command its own connection."""
+        return self
+
+    def pubsub_settings(self) -> WireSettings:
+        """Where to subscribe next: the cluster's nodes in turn, primaries first."""
+        nodes = self.cluster.get_primaries() + self.cluster.get_replicas()
+        if not nodes:
+            nodes = list(self.cluster.startup_nodes)
+        node = nodes[next(self._node_turn) % len(nodes)]
+        kwargs = node.connection_kwargs
+        ssl_options = {
+            name: value
+            for name, value in kwargs.items()
+            if name.startswith("ssl_") and name not in ("ssl_context",) and value is not None
+        }
+        tls = node.connection_class.__name__ == "SSLConnection"
+        return WireSettings(
+            host=node.host,
+            port=int(node.port),
+            username=kwargs.get("username"),
+            password=kwargs.get("password"),
+            ssl_context=ssl_context_for(ssl_options) if tls else None,
+            ssl_options=ssl_options if tls else None,
+        )
