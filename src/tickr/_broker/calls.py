@@ -263,18 +263,20 @@ class Calls:
 
         return await self._call(send, attempts=attempts)
 
-    async def _eval_many(self, calls: Sequence[ScriptCall]) -> list[Any]:
+    async def _eval_many(self, calls: Sequence[ScriptCall], *, partial: bool = False) -> list[Any]:
         """Run several script calls in one round trip (not a transaction).
 
         Calls that failed because Redis did not know the script did not run; they are
-        run again once the script is loaded.  Other errors are raised.
+        run again once the script is loaded.  Other errors are raised, or with `partial`
+        returned in place (on a Cluster, a node that cannot be reached fails only its
+        own calls); a lone call's error is raised either way.
         """
         if len(calls) == 1:
             script, keys, args = calls[0]
             return [await self._eval(script, keys, args)]
-        return list(await self._call(lambda: self._run_scripts(calls)))
+        return list(await self._call(lambda: self._run_scripts(calls, partial)))
 
-    async def _run_scripts(self, calls: Sequence[ScriptCall]) -> list[Any]:
+    async def _run_scripts(self, calls: Sequence[ScriptCall], partial: bool = False) -> list[Any]:
         results: list[Any] = [None] * len(calls)
         todo = list(range(len(calls)))
         for _attempt in range(2):
@@ -288,10 +290,10 @@ class Calls:
             for index, reply in zip(todo, replies, strict=True):
                 if isinstance(reply, NoScriptError):
                     missing.append(index)
-                elif isinstance(reply, Exception):
+                elif isinstance(reply, Exception) and not partial:
                     raise reply
                 else:
-                    results[index] = reply
+                    results[index] = self._failure(reply) if isinstance(reply, Exception) else reply
             if not missing:
                 return results
             for name in {calls[index][0].name for index in missing}:
@@ -308,6 +310,16 @@ class Calls:
             return list(replies)
 
         return list(await self._call(send))
+
+    async def _pipeline_partial(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """Send commands at once; each reply in place, an error reply as its exception.
+
+        On a Cluster a node that cannot be reached fails only its own commands.
+
+        Raises:
+            RedisUnavailable: If Redis (one Redis: its connection) cannot be reached.
+        """
+        return list(await self._call(lambda: self._executor.execute_many(commands)))
 
     async def _call_blocking(self, timeout_s: float, *args: Any) -> Any:
         """Send a blocking command (BLPOP) once, on a connection of its own.

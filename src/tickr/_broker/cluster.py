@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from redis.asyncio import RedisCluster
@@ -65,15 +65,48 @@ class ClusterExecutor:
     Args:
         cluster: The redis-py cluster client.
         owned: Whether Tickr made it (and so closes it).
+        remake: Makes a new client like it; an owned client is remade when used from
+            another event loop (its connections belong to the loop that opened them).
     """
 
-    def __init__(self, cluster: RedisCluster, *, owned: bool) -> None:
+    def __init__(
+        self,
+        cluster: RedisCluster,
+        *,
+        owned: bool,
+        remake: Callable[[], RedisCluster] | None = None,
+    ) -> None:
         self.cluster = cluster
         self._owned = owned
+        self._remake = remake
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._node_turn = itertools.count()
+        self._discovered = False
+        self._discovering = asyncio.Lock()
+
+    def _follow_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            if self._loop is not None and self._owned and self._remake is not None:
+                self.cluster = self._remake()  # the old one's connections die with their loop
+                self._discovered = False
+                self._discovering = asyncio.Lock()
+            self._loop = loop
+
+    async def _discover(self) -> None:
+        # redis-py's RedisCluster must discover the cluster before concurrent use:
+        # commands racing its first discovery fail on a half-made connection.
+        async with self._discovering:
+            if not self._discovered:
+                await self.cluster.initialize()
+                self._discovered = True
 
     async def execute(self, *args: Any) -> Any:
         """Send one command to the node that owns its keys; error replies are raised."""
+        if self._loop is not asyncio.get_running_loop():
+            self._follow_loop()
+        if not self._discovered:
+            await self._discover()
         if len(args) == 3 and args[0] == "SCRIPT" and args[1] == "LOAD":
             return await self.cluster.execute_command("SCRIPT LOAD", args[2])
         return await self.cluster.execute_command(*args, **_RAW)
@@ -100,8 +133,14 @@ class ClusterExecutor:
         """Nothing to forget: redis-py replaces broken connections itself."""
 
     async def aclose(self) -> None:
-        """Close the client if Tickr made it."""
-        if self._owned:
+        """Close the client if Tickr made it.
+
+        Connections of another event loop (one `asyncio.run` may have closed) cannot be
+        closed from this one: they are let go.
+        """
+        if not self._owned:
+            return
+        if self._loop is None or self._loop is asyncio.get_running_loop():
             await self.cluster.aclose()
 
     def sibling(self) -> ClusterExecutor:

@@ -113,7 +113,10 @@ def executor_for(url: str | None, redis: RedisClient | None) -> Executor:
         assert url is not None
         target = parse_multi_host_url(url)
         if isinstance(target, ClusterTarget):
-            return ClusterExecutor(cluster_client(target), owned=True)
+            cluster_target = target
+            return ClusterExecutor(
+                cluster_client(target), owned=True, remake=lambda: cluster_client(cluster_target)
+            )
         if isinstance(target, SentinelTarget):
             return sentinel_executor(target)
         return Wire(WireSettings.from_url(url))

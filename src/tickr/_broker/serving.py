@@ -28,6 +28,7 @@ from tickr._broker.types import (
     WatchedTask,
     enqueued,
 )
+from tickr.errors import TickrError
 
 __all__ = ["RECOVER_BATCH", "STATS_TTL_SECONDS", "Serving"]
 
@@ -233,31 +234,40 @@ class Serving(Calls):
         """How a server is registered as a waiter: its lease length and its id."""
         return f"{lease_ms} {owner}"
 
-    async def join_waiters(self, queues: Sequence[str], waiter: str, until_ms: int) -> None:
+    async def join_waiters(self, queues: Sequence[str], waiter: str, until_ms: int) -> list[str]:
         """Register an idle server as a waiter in each queue, until `until_ms`.
 
         Heartbeats extend the registration.  The next task enqueued to an empty queue is
-        handed to the server directly (see lua/lib/enqueue_task.lua).
+        handed to the server directly (see lua/lib/enqueue_task.lua).  Returns the
+        queues where it failed (on a Cluster, those of a node that cannot be reached).
+
+        Raises:
+            RedisUnavailable: If Redis cannot be reached at all.
         """
-        await self._pipeline(
+        replies = await self._pipeline_partial(
             [("ZADD", self.keys(queue).waiters, until_ms, waiter) for queue in queues]
         )
+        return [q for q, reply in zip(queues, replies, strict=True) if isinstance(reply, Exception)]
 
     async def leave_waiters(self, queues: Sequence[str], waiter: str, owner: str) -> LeftWaiters:
         """End a server's registrations, and take what was handed to it meanwhile."""
         commands: list[tuple[Any, ...]] = [("ZREM", self.keys(q).waiters, waiter) for q in queues]
         commands += [("LPOP", self.keys(q).inbox(owner), _INBOX_TAKE) for q in queues]
-        replies = await self._pipeline(commands)
+        replies = await self._pipeline_partial(commands)
         handed: list[HandedTask] = []
         used: list[str] = []
+        failed: list[str] = []
         for queue, removed, elements in zip(
             queues, replies[: len(queues)], replies[len(queues) :], strict=True
         ):
+            if isinstance(removed, Exception) or isinstance(elements, Exception):
+                failed.append(queue)
+                continue
             taken = [element for element in elements or () if element]
             handed.extend(HandedTask(queue, _handed(element)) for element in taken)
             if not removed and not taken:
                 used.append(queue)
-        return LeftWaiters(handed, used)
+        return LeftWaiters(handed, used, failed)
 
     async def take_handed(
         self, queues: Sequence[str], owner: str, timeout_s: float
@@ -383,7 +393,11 @@ class Serving(Calls):
         """Renew `owner`'s leases and take back expired ones, in one round trip.
 
         `held` maps queue -> ids of tasks `owner` holds (see lua/renew.lua); every queue
-        of `queues` is searched for expired leases (see lua/recover.lua).
+        of `queues` is searched for expired leases (see lua/recover.lua).  A queue whose
+        calls failed is named in the report's `failed` (its leases stand as they were).
+
+        Raises:
+            RedisUnavailable: If Redis cannot be reached at all.
         """
         calls: list[ScriptCall] = []
         renewed = [queue for queue, ids in held.items() if ids]
@@ -393,14 +407,20 @@ class Serving(Calls):
             calls.append((_RENEW, (keys.active,), args))
         recover_args = (now_ms, day, archive_max_size, archive_max_age_ms, waiter, wait_until_ms)
         calls.extend(self._recover_call(queue, *recover_args) for queue in queues)
-        replies = await self._eval_many(calls)
+        replies = await self._eval_many(calls, partial=True)
         report = HeartbeatReport()
-        for queue, (lost, cancelled) in zip(renewed, replies, strict=False):
+        for queue, reply in zip(renewed, replies, strict=False):
+            if isinstance(reply, TickrError):
+                report.failed[queue] = reply
+                continue
+            lost, cancelled = reply
             report.lost[queue] = [text(task_id) for task_id in lost]
             report.cancelled[queue] = [text(task_id) for task_id in cancelled]
-        for queue, (retried, archived, earliest, unreceived) in zip(
-            queues, replies[len(renewed) :], strict=True
-        ):
+        for queue, reply in zip(queues, replies[len(renewed) :], strict=True):
+            if isinstance(reply, TickrError):
+                report.failed[queue] = reply
+                continue
+            retried, archived, earliest, unreceived = reply
             report.recovered[queue] = (int(retried), int(archived))
             report.unreceived[queue] = int(unreceived)
             if earliest >= 0 and (

@@ -1,7 +1,7 @@
 """The values that cross the broker's boundary: what callers send and what calls return.
 
-A leaf module: it imports nothing else from Tickr.  The tuples sent to a script keep the
-order of the script's fields (msgpack packs a NamedTuple as an array), so positional
+A leaf module: it imports nothing else from Tickr but its errors.  The tuples sent to a
+script keep the order of the script's fields (msgpack packs a NamedTuple as an array), so positional
 construction and unpacking keep working.
 """
 
@@ -10,6 +10,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from typing import Final, NamedTuple
+
+from tickr.errors import TickrError
 
 __all__ = [
     "OP_ARCHIVE",
@@ -123,6 +125,9 @@ class LeftWaiters(NamedTuple):
     used: list[str]
     """Queues whose registration was gone (used by a hand-off, or lapsed) while their
     inbox had nothing left."""
+    failed: list[str]
+    """Queues whose node could not be reached (on a Cluster): their registration may
+    remain until it lapses, and what is handed there comes through the inbox."""
 
 
 OP_COMPLETE: Final = b"c"
@@ -159,6 +164,8 @@ class HeartbeatReport:
     """Tasks handed to a server that never took them: back to pending, not counted."""
     earliest_lease_ms: int | None = None
     """The earliest lease expiry left in the queues, if any task is active."""
+    failed: dict[str, TickrError] = field(default_factory=dict)
+    """Queues whose calls failed (on a Cluster: their node cannot serve), and why."""
 
 
 class DailyCounts(NamedTuple):

@@ -20,6 +20,7 @@ from tickr._server.failures import log_failure
 from tickr._server.handoff import HandOff
 from tickr._server.part import Loop
 from tickr._server.processor import Processor
+from tickr._server.quarantine import Quarantine
 from tickr.errors import RedisUnavailable
 
 __all__ = ["Fetcher"]
@@ -56,6 +57,7 @@ class Fetcher(Loop):
         self._stopping = asyncio.Event()
         self._last_expiry = 0
         self._unconfirmed: list[tuple[str, int]] = []
+        self._sick = Quarantine()
         self.handoff = HandOff(ctx, processor, self.wake)
         """This server's registrations as a waiter (see handoff.py)."""
         self.taking = False
@@ -104,7 +106,7 @@ class Fetcher(Loop):
             finally:
                 self.taking = False
             if exhausted and not self._stopping.is_set():
-                await wait_event(self._wake, SAFETY_RECHECK_SECONDS)
+                await wait_event(self._wake, self._idle_wait())
 
     async def _take(self, queue: str, count: int) -> list[DequeuedTask]:
         """One dequeue, under a lease expiry no other call of this server uses.
@@ -121,9 +123,18 @@ class Fetcher(Loop):
             raise
 
     async def _reclaim_unconfirmed(self) -> None:
-        while self._unconfirmed:
-            queue, expiry = self._unconfirmed[0]
-            tasks = await self._broker.reclaim(queue, self._owner, expiry)
+        """Take back what dequeues whose reply was lost took (queues set aside wait)."""
+        left: list[tuple[str, int]] = []
+        for queue, expiry in self._unconfirmed:
+            if not self._sick.ready(queue):
+                left.append((queue, expiry))
+                continue
+            try:
+                tasks = await self._broker.reclaim(queue, self._owner, expiry)
+            except RedisUnavailable as exc:
+                left.append((queue, expiry))
+                log_failure(logger, f"reclaim tasks of {queue!r}", exc, self._sick.failed(queue))
+                continue
             if tasks:
                 logger.info(
                     "reclaimed %d task(s) of %r taken by a dequeue whose reply was lost",
@@ -131,23 +142,48 @@ class Fetcher(Loop):
                     queue,
                 )
                 self._processor.submit(queue, tasks)
-            self._unconfirmed.pop(0)
+        self._unconfirmed = left
 
     async def _round(self, wanted: int) -> bool:
-        """Fetch up to `wanted` tasks; returns whether every queue came back short."""
-        candidates = list(self._queues)
+        """Fetch up to `wanted` tasks; returns whether every queue came back short.
+
+        A queue whose dequeue fails for want of Redis (on a Cluster: of its node) is set
+        aside for its own backoff and the round goes on with the others; when every
+        queue failed, the error is raised.
+        """
+        candidates = [queue for queue in self._queues if self._sick.ready(queue)]
         remaining = wanted
+        failure: RedisUnavailable | None = None
         while remaining > 0 and candidates:
             for queue, count in self._plan(candidates, remaining):
                 if self._stopping.is_set():
                     return False
-                tasks = await self._take(queue, count)
+                try:
+                    tasks = await self._take(queue, count)
+                except RedisUnavailable as exc:
+                    failure = exc
+                    delay = self._sick.failed(queue)
+                    log_failure(logger, f"fetch tasks of {queue!r}", exc, delay)
+                    candidates.remove(queue)
+                    continue
+                self._sick.recovered(queue)
                 if tasks:
                     self._processor.submit(queue, tasks)
                     remaining -= len(tasks)
                 if len(tasks) < count:
                     candidates.remove(queue)
+        if failure is not None and remaining == wanted and not self._healthy():
+            raise failure
         return not candidates
+
+    def _healthy(self) -> bool:
+        """Whether some queue of this server is not set aside."""
+        return any(self._sick.ready(queue) for queue in self._queues)
+
+    def _idle_wait(self) -> float:
+        """How long an idle fetcher sleeps without a wake-up: until a sick queue's retry."""
+        retry_in = self._sick.next_ready_in()
+        return SAFETY_RECHECK_SECONDS if retry_in is None else min(retry_in, SAFETY_RECHECK_SECONDS)
 
     def _plan(self, candidates: list[str], wanted: int) -> list[tuple[str, int]]:
         """How many tasks to ask of which queue.

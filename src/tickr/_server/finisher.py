@@ -2,9 +2,11 @@
 
 Workers hand it an outcome and move on; the finisher sends everything that accumulated
 while its previous write was in flight in one round trip.  Under load this batches
-hundreds of outcomes per script call, and when idle it writes at once.  A write that
-failed because Redis was unavailable is retried with backoff: the outcomes stay
-buffered, and the tasks stay held (their leases renewed) until Redis has recorded them.
+hundreds of outcomes per script call, and when idle it writes at once.  Each queue's outcomes
+go in a script call of their own, all at once.  A write that failed because Redis was
+unavailable is retried with backoff, per queue (on a Cluster a failing node delays only
+its own queues): the outcomes stay buffered, and the tasks stay held (their leases
+renewed) until Redis has recorded them.
 A write Redis refused (a result too large for it, say) is retried one outcome at a
 time, so that only the outcome at fault is lost: a refused success becomes an archive
 with the error, and an outcome refused even then is dropped, leaving its task to
@@ -18,12 +20,13 @@ import logging
 from collections.abc import Sequence
 from typing import Final
 
-from tickr._aio import Backoff, within
+from tickr._aio import wait_event, within
 from tickr._broker import OP_ARCHIVE, OP_COMPLETE, OP_REQUEUE, OP_RETRY, Broker, FinishOp
 from tickr._server.context import ServerContext
 from tickr._server.failures import log_failure
 from tickr._server.job import Job
 from tickr._server.part import Loop
+from tickr._server.quarantine import Quarantine
 from tickr._time import utc_day
 from tickr.errors import RedisUnavailable, TickrError
 
@@ -56,6 +59,7 @@ class Finisher(Loop):
         self._pending = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._sick = Quarantine()
 
     # Outcomes -------------------------------------------------------------
 
@@ -89,53 +93,65 @@ class Finisher(Loop):
 
     async def run(self) -> None:
         """Write outcomes as they come, until cancelled."""
-        backoff = Backoff()
         while True:
-            await self._pending.wait()
-            try:
-                await self._write_once()
-                backoff.reset()
-            except Exception as exc:  # noqa: BLE001 - outcomes are kept and written later
-                delay = backoff.next()
-                log_failure(logger, "record task outcomes", exc, delay)
-                await asyncio.sleep(delay)
+            await wait_event(self._pending, self._sick.next_ready_in())
+            await self._write_once()
 
     async def _write_once(self) -> None:
+        """Write the buffered outcomes of every queue not set aside, each queue at once.
+
+        A queue whose write failed because Redis is unavailable (on a Cluster: its node)
+        keeps its outcomes and is set aside for its own backoff; the other queues'
+        writes go on.
+        """
         self._pending.clear()
-        buffers, self._buffers = self._buffers, {}
-        if not buffers:
-            self._idle.set()
+        due = {q: ops for q, ops in self._buffers.items() if self._sick.ready(q)}
+        if not due:
+            if not self._buffers:
+                self._idle.set()
             return
+        for queue in due:
+            del self._buffers[queue]
         now = self._broker.clock.now_ms()
         try:
-            await self._write(buffers, now)
-        except BaseException:
-            for queue, ops in buffers.items():  # keep them, oldest first, for the next try
-                self._buffers[queue] = ops + self._buffers.get(queue, [])
-            self._pending.set()
-            raise
+            outcomes = await asyncio.gather(
+                *(self._write(queue, ops, now) for queue, ops in due.items()),
+                return_exceptions=True,
+            )
+        finally:
+            for queue, ops in due.items():  # what is left unwritten goes back, oldest first
+                if ops:
+                    self._buffers[queue] = ops + self._buffers.get(queue, [])
+        for queue, outcome in zip(due, outcomes, strict=True):
+            if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
+                raise outcome  # a cancellation
+            if isinstance(outcome, Exception):
+                delay = self._sick.failed(queue)
+                log_failure(logger, f"record task outcomes of {queue!r}", outcome, delay)
+            else:
+                self._sick.recovered(queue)
         if not self._buffers:
             self._idle.set()
 
-    async def _write(self, buffers: dict[str, list[FinishOp]], now: int) -> None:
+    async def _write(self, queue: str, ops: list[FinishOp], now: int) -> None:
+        """Write one queue's outcomes; those written leave `ops` (emptied on success)."""
         day = utc_day(now)
-        for queue, ops in list(buffers.items()):
-            try:
-                applied = await self._finish(queue, ops, now, day)
-            except RedisUnavailable:
-                raise
-            except TickrError as exc:
-                logger.error(
-                    "Redis refused %d outcome(s) of %r (%s); writing them one by one",
-                    len(ops),
-                    queue,
-                    exc,
-                )
-                await self._write_one_by_one(queue, buffers, now, day)
-                continue
-            for op, code in zip(ops, applied, strict=True):
-                self._recorded(queue, op, code)
-            del buffers[queue]
+        try:
+            applied = await self._finish(queue, ops, now, day)
+        except RedisUnavailable:
+            raise
+        except TickrError as exc:
+            logger.error(
+                "Redis refused %d outcome(s) of %r (%s); writing them one by one",
+                len(ops),
+                queue,
+                exc,
+            )
+            await self._write_one_by_one(queue, ops, now, day)
+            return
+        for op, code in zip(ops, applied, strict=True):
+            self._recorded(queue, op, code)
+        ops.clear()
 
     async def _finish(self, queue: str, ops: Sequence[FinishOp], now: int, day: str) -> list[int]:
         return await self._broker.finish(
@@ -148,15 +164,12 @@ class Finisher(Loop):
             archive_max_age_ms=self._archive_max_age_ms,
         )
 
-    async def _write_one_by_one(
-        self, queue: str, buffers: dict[str, list[FinishOp]], now: int, day: str
-    ) -> None:
+    async def _write_one_by_one(self, queue: str, ops: list[FinishOp], now: int, day: str) -> None:
         """Write a queue's refused batch an outcome at a time, isolating the bad ones.
 
-        Written outcomes leave `buffers` as they go, so that a retry after Redis went
-        away re-sends only the rest.
+        Written outcomes leave `ops` as they go, so that a retry after Redis went away
+        re-sends only the rest.
         """
-        ops = buffers[queue]
         while ops:
             op = ops[0]
             try:
@@ -167,7 +180,6 @@ class Finisher(Loop):
                 code = await self._write_refused(queue, op, now, day, exc)
             ops.pop(0)
             self._recorded(queue, op, code)
-        del buffers[queue]
 
     async def _write_refused(
         self, queue: str, op: FinishOp, now: int, day: str, exc: TickrError

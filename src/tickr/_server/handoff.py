@@ -78,9 +78,12 @@ class HandOff:
             return
         queues = self._queues[:slots]
         self.registered = list(queues)  # before the call: a task may be handed during it
-        await self._broker.join_waiters(
+        failed = await self._broker.join_waiters(
             queues, self.waiter, self._broker.clock.now_ms() + self._waiter_ttl_ms
         )
+        for queue in failed:
+            if queue in self.registered:
+                self.registered.remove(queue)
 
     async def leave(self) -> None:
         """End the registrations, and run what was handed over meanwhile."""
@@ -88,7 +91,9 @@ class HandOff:
             return
         registered = list(self.registered)  # `inbox_replied()` may shrink it meanwhile
         replies_before = list(self._inbox_replies)
-        handed, used = await self._broker.leave_waiters(registered, self.waiter, self._owner)
+        handed, used, _failed = await self._broker.leave_waiters(
+            registered, self.waiter, self._owner
+        )
         # A registration used up, whose task neither came back here nor reached the
         # inbox loop yet, was handed a task that a BLPOP took and is still replying with
         # (or it had lapsed).  Until that BLPOP returns, its worker is spoken for.

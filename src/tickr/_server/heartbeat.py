@@ -130,6 +130,12 @@ class Heartbeat(Loop):
             "server", self._owner, self._record(), now, ttl_ms, self._queues
         )
         self._act_on(report)
+        if report.failed:
+            queue, failure = next(iter(report.failed.items()))
+            raise type(failure)(
+                f"the heartbeat failed in {sorted(report.failed)} (the other queues are "
+                f"served): {queue!r}: {failure}"
+            )
 
     def _act_on(self, report: HeartbeatReport) -> None:
         for queue, task_ids in report.lost.items():

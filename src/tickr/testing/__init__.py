@@ -107,6 +107,11 @@ class RedisServer:
         """The redis-server process id while it runs."""
         return None if self._process is None else self._process.pid
 
+    @property
+    def running(self) -> bool:
+        """Whether the process runs (it may not answer yet)."""
+        return self._process is not None and self._process.poll() is None
+
     def _command(self, directory: str) -> list[str]:
         command = [self.binary, "--bind", "127.0.0.1", "--dir", directory, "--save", ""]
         if self._unix_socket:
