@@ -8,7 +8,11 @@ from typing import Any
 import redis.asyncio as aredis
 from redis.asyncio.cluster import ClusterNode
 
-from tickr._broker.connection import ClusterTarget, SentinelTarget, parse_multi_host_url
+from tickr._broker.connection import (
+    ClusterTarget,
+    SentinelTarget,
+    parse_multi_host_url,
+)
 
 __all__ = [
     "TOPOLOGY_SCHEMES",

@@ -28,7 +28,7 @@ from typing import Any, Final
 from redis.asyncio import RedisCluster
 from redis.asyncio.cluster import ClusterNode
 from redis.client import NEVER_DECODE
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from tickr._broker.connection import ClusterTarget
 from tickr._broker.wire import WireSettings, ssl_context_for
@@ -101,6 +101,21 @@ class ClusterExecutor:
                 await self.cluster.initialize()
                 self._discovered = True
 
+    async def _load_script(self, source: bytes | str) -> Any:
+        """Load a script on every primary that answers (a dead one gets it on its return)."""
+        replies = await asyncio.gather(
+            *(
+                self.cluster.execute_command("SCRIPT LOAD", source, target_nodes=node)
+                for node in self.cluster.get_primaries()
+            ),
+            return_exceptions=True,
+        )
+        loaded = [reply for reply in replies if not isinstance(reply, BaseException)]
+        if not loaded:
+            failure = next((r for r in replies if isinstance(r, BaseException)), None)
+            raise failure or RedisClusterException("no primary to load a script on")
+        return loaded[0]
+
     async def execute(self, *args: Any) -> Any:
         """Send one command to the node that owns its keys; error replies are raised."""
         if self._loop is not asyncio.get_running_loop():
@@ -108,7 +123,7 @@ class ClusterExecutor:
         if not self._discovered:
             await self._discover()
         if len(args) == 3 and args[0] == "SCRIPT" and args[1] == "LOAD":
-            return await self.cluster.execute_command("SCRIPT LOAD", args[2])
+            return await self._load_script(args[2])
         return await self.cluster.execute_command(*args, **_RAW)
 
     async def execute_many(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
@@ -124,9 +139,7 @@ class ClusterExecutor:
     async def _one(self, command: Sequence[Any]) -> Any:
         try:
             return await self.execute(*command)
-        except RedisError as exc:
-            return exc
-        except OSError as exc:
+        except (RedisError, RedisClusterException, OSError) as exc:
             return exc
 
     def reset(self) -> None:

@@ -2,8 +2,8 @@
 
 Workers hand it an outcome and move on; the finisher sends everything that accumulated
 while its previous write was in flight in one round trip.  Under load this batches
-hundreds of outcomes per script call, and when idle it writes at once.  Each queue's outcomes
-go in a script call of their own, all at once.  A write that failed because Redis was
+hundreds of outcomes per script call, and when idle it writes at once.  Each queue's
+outcomes go in a script call of their own, all at once.  A write that failed because Redis was
 unavailable is retried with backoff, per queue (on a Cluster a failing node delays only
 its own queues): the outcomes stay buffered, and the tasks stay held (their leases
 renewed) until Redis has recorded them.
@@ -114,24 +114,27 @@ class Finisher(Loop):
             del self._buffers[queue]
         now = self._broker.clock.now_ms()
         try:
-            outcomes = await asyncio.gather(
-                *(self._write(queue, ops, now) for queue, ops in due.items()),
-                return_exceptions=True,
-            )
+            if len(due) == 1:  # the common case: no task needed to run it
+                await self._write_or_set_aside(*next(iter(due.items())), now)
+            else:
+                await asyncio.gather(
+                    *(self._write_or_set_aside(queue, ops, now) for queue, ops in due.items())
+                )
         finally:
             for queue, ops in due.items():  # what is left unwritten goes back, oldest first
                 if ops:
                     self._buffers[queue] = ops + self._buffers.get(queue, [])
-        for queue, outcome in zip(due, outcomes, strict=True):
-            if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
-                raise outcome  # a cancellation
-            if isinstance(outcome, Exception):
-                delay = self._sick.failed(queue)
-                log_failure(logger, f"record task outcomes of {queue!r}", outcome, delay)
-            else:
-                self._sick.recovered(queue)
         if not self._buffers:
             self._idle.set()
+
+    async def _write_or_set_aside(self, queue: str, ops: list[FinishOp], now: int) -> None:
+        """Write one queue's outcomes; if that fails, set the queue aside for its backoff."""
+        try:
+            await self._write(queue, ops, now)
+        except Exception as exc:  # noqa: BLE001 - the outcomes are kept and written later
+            log_failure(logger, f"record task outcomes of {queue!r}", exc, self._sick.failed(queue))
+        else:
+            self._sick.recovered(queue)
 
     async def _write(self, queue: str, ops: list[FinishOp], now: int) -> None:
         """Write one queue's outcomes; those written leave `ops` (emptied on success)."""

