@@ -51,6 +51,10 @@ def find_valkey_server() -> str:
     )
 
 
+def _text(reply: Any) -> str:
+    return reply.decode() if isinstance(reply, bytes) else str(reply)
+
+
 def _ask(node: redis.Redis, *args: object) -> Any:
     """One command to one node (redis-py leaves execute_command untyped)."""
     return node.execute_command(*args)  # type: ignore[no-untyped-call]
@@ -123,18 +127,23 @@ class ClusterServers:
             low = index * per_primary
             high = SLOTS if index == self._primaries - 1 else low + per_primary
             _ask(self.client(node), "CLUSTER", "ADDSLOTS", *range(low, high))
-        self._wait(lambda: self._known_to_all(len(self.nodes)), "the nodes to meet")
+        ids = {_text(_ask(self.client(node), "CLUSTER", "MYID")) for node in self.nodes}
+        self._wait(lambda: self._known_to_all(ids), "the nodes to meet")
         for index, node in enumerate(self.nodes[self._primaries :]):
             primary = self.nodes[index % self._primaries]
-            primary_id = _ask(self.client(primary), "CLUSTER", "MYID")
+            primary_id = _text(_ask(self.client(primary), "CLUSTER", "MYID"))
             _ask(self.client(node), "CLUSTER", "REPLICATE", primary_id)
         self.wait_healthy()
 
-    def _known_to_all(self, count: int) -> bool:
+    def _known_to_all(self, ids: set[str]) -> bool:
+        """Whether every node knows every other by its real id, past the handshake."""
         for node in self.nodes:
-            listing = _ask(self.client(node), "CLUSTER", "NODES")
-            text = listing.decode() if isinstance(listing, bytes) else str(listing)
-            if len([line for line in text.splitlines() if line.strip()]) < count:
+            known = set()
+            for line in _text(_ask(self.client(node), "CLUSTER", "NODES")).splitlines():
+                fields = line.split()
+                if len(fields) > 2 and "handshake" not in fields[2]:
+                    known.add(fields[0])
+            if not ids <= known:
                 return False
         return True
 
@@ -163,9 +172,7 @@ class ClusterServers:
         for node in self.nodes:
             if not node.running:
                 continue
-            info = _ask(self.client(node), "CLUSTER", "INFO")
-            text = info.decode() if isinstance(info, bytes) else str(info)
-            if "cluster_state:ok" not in text:
+            if "cluster_state:ok" not in _text(_ask(self.client(node), "CLUSTER", "INFO")):
                 return False
             role = _ask(self.client(node), "ROLE")
             if role[0] in (b"slave", "slave") and role[3] not in (b"connected", "connected"):
