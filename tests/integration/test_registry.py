@@ -6,6 +6,8 @@ import os
 import socket
 
 import pytest
+import redis.asyncio as aredis
+from redis.asyncio.connection import Connection, ConnectionPool
 
 import tickr
 from tests.conftest import ServerFactory
@@ -98,3 +100,34 @@ async def test_a_safe_redis_gets_no_warning(
         await server.shutdown()
         await serving
     assert not [record for record in caplog.records if "Redis" in record.getMessage()]
+
+
+class _OwnConnection(Connection):
+    """A connection class Tickr cannot reproduce: the client is used as given."""
+
+
+async def test_risky_settings_are_warned_about_through_a_client_used_as_given(
+    namespace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """redis-py parses INFO into a dict: the checks read that too, not only raw text."""
+
+    async def handler(task: tickr.Task) -> None:
+        return None
+
+    risky = RedisServer(extra_args=["--maxmemory-policy", "allkeys-lru"])
+    with risky as redis_server, caplog.at_level(logging.INFO, logger="tickr"):
+        pool = ConnectionPool(connection_class=_OwnConnection, port=redis_server.port)
+        given = aredis.Redis(connection_pool=pool)
+        try:
+            server = tickr.Server(redis=given, namespace=namespace)
+            serving = asyncio.create_task(server.serve(handler))
+            await server.wait_ready()
+            await server.shutdown()
+            await serving
+        finally:
+            await given.aclose()
+            await pool.disconnect()
+    messages = [record.getMessage() for record in caplog.records]
+    assert not any("could not read Redis' settings" in message for message in messages)
+    assert any("maxmemory-policy is allkeys-lru" in message for message in messages)
+    assert any("persistence is off" in message for message in messages)

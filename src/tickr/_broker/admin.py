@@ -8,6 +8,8 @@ reads its reply; how it is sent is `Calls`' business.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any, Final
@@ -15,10 +17,11 @@ from typing import Any, Final
 from redis.exceptions import ResponseError
 
 from tickr._broker.calls import Calls, text
+from tickr._broker.cluster import ClusterExecutor
 from tickr._broker.keys import PENDING_SEQ_WIDTH
 from tickr._broker.scripts import load_script
 from tickr._broker.types import DailyCounts, QueueStats
-from tickr.errors import TickrError
+from tickr.errors import RedisUnavailable, TickrError
 from tickr.values import TASK_STATES
 
 __all__ = ["DAMAGED_RECORD", "Admin"]
@@ -46,39 +49,83 @@ def _fields(reply: Any) -> dict[str, bytes] | None:
     return {text(reply[i]): reply[i + 1] for i in range(0, len(reply), 2)}
 
 
+def _text_fields(reply: Any) -> dict[str, str]:
+    """An INFO section or a CONFIG GET reply as text fields, raw or parsed by redis-py."""
+    if isinstance(reply, bytes | str):
+        fields = {}
+        for line in text(reply).splitlines():
+            name, _, value = line.partition(":")
+            fields[name.strip()] = value.strip()
+        return fields
+    if isinstance(reply, list):  # CONFIG GET: name, value, ...
+        return {text(reply[i]): text(reply[i + 1]) for i in range(0, len(reply) - 1, 2)}
+    if isinstance(reply, dict):
+        return {
+            text(name): text(value) if isinstance(value, bytes) else str(value)
+            for name, value in reply.items()
+        }
+    return {}
+
+
 class Admin(Calls):
     """The broker's operator path (see the module docstring)."""
 
     # ------------------------------------------------------------------ Redis
 
-    async def redis_settings(self) -> dict[str, str]:
-        """What Redis says of its eviction policy and persistence.
+    async def redis_settings(self) -> list[dict[str, str]]:
+        """What each Redis node says of its version, eviction policy and persistence.
 
-        Keys: redis_version, maxmemory_policy, aof_enabled ("0"/"1"), and save (the
-        RDB snapshot points, or "unknown" when CONFIG is not allowed, as on many managed
-        services).
+        One dict per node (one for one Redis; each primary of a Cluster), with keys
+        redis_version, maxmemory_policy, aof_enabled ("0"/"1"), and save (the RDB
+        snapshot points, or "unknown" when CONFIG is not allowed, as on many managed
+        services).  Replies parsed by redis-py's clients are read as well as raw ones.
         """
-        server, memory, persistence = await self._pipeline(
-            [("INFO", "server"), ("INFO", "memory"), ("INFO", "persistence")]
+        nodes = await self._every_node(
+            ("INFO", "server"), ("INFO", "memory"), ("INFO", "persistence")
         )
-        fields: dict[str, str] = {}
-        for section in (server, memory, persistence):
-            for line in text(section).splitlines():
-                name, _, value = line.partition(":")
-                fields[name.strip()] = value.strip()
-        settings = {
-            "redis_version": fields.get("redis_version", "unknown"),
-            "maxmemory_policy": fields.get("maxmemory_policy", "unknown"),
-            "aof_enabled": fields.get("aof_enabled", "unknown"),
-            "save": "unknown",
-        }
-        try:
-            reply = await self._command("CONFIG", "GET", "save")
-            if isinstance(reply, list) and len(reply) == 2:
-                settings["save"] = text(reply[1])
-        except TickrError:
-            pass  # CONFIG is disabled or renamed
+        saves: dict[str, dict[str, str]] = {}
+        with contextlib.suppress(TickrError):  # CONFIG is disabled or renamed
+            saves = await self._every_node(("CONFIG", "GET", "save"))
+        settings = []
+        for node, fields in nodes.items():
+            save = saves.get(node, {})
+            settings.append(
+                {
+                    "redis_version": fields.get("redis_version", "unknown"),
+                    "maxmemory_policy": fields.get("maxmemory_policy", "unknown"),
+                    "aof_enabled": fields.get("aof_enabled", "unknown"),
+                    "save": save.get("save", "unknown"),
+                }
+            )
         return settings
+
+    async def _every_node(self, *commands: tuple[Any, ...]) -> dict[str, dict[str, str]]:
+        """The fields that `commands` (INFO sections, CONFIG GET) answer, by node.
+
+        One Redis is one node (named ""); on a Cluster, every primary.
+
+        Raises:
+            TickrError: If a command is refused (on a Cluster: by every primary).
+        """
+        nodes: dict[str, dict[str, str]] = {}
+        executor = self._executor
+        if not isinstance(executor, ClusterExecutor):
+            for reply in await self._pipeline(list(commands)):
+                nodes.setdefault("", {}).update(_text_fields(reply))
+            return nodes
+        for command in commands:
+            replies = await self._call(functools.partial(executor.on_every_primary, *command))
+            answered = {n: r for n, r in replies.items() if not isinstance(r, Exception)}
+            if not answered:
+                failures = [r for r in replies.values() if isinstance(r, Exception)]
+                raise (
+                    self._failure(failures[0])
+                    if failures
+                    else RedisUnavailable("Redis Cluster has no primary to ask")
+                )
+            for node, reply in answered.items():
+                nodes.setdefault(node, {}).update(_text_fields(reply))
+        return nodes
 
     # ------------------------------------------------------------------ processes
 

@@ -41,33 +41,49 @@ async def check_redis(broker: Broker) -> None:
         RedisUnavailable: If Redis cannot be reached.
     """
     try:
-        settings = await broker.redis_settings()
+        nodes = await broker.redis_settings()
     except RedisUnavailable:
         raise
     except Exception as exc:  # noqa: BLE001 - the other checks are not worth failing for
         logger.info("could not read Redis' settings (%s)", exc)
         return
+    warnings: dict[str, int] = {}
+    for settings in nodes:
+        for warning in _node_warnings(settings):
+            warnings[warning] = warnings.get(warning, 0) + 1
+    for warning, count in warnings.items():
+        if len(nodes) > 1:
+            warning = f"{warning} (on {count} of {len(nodes)} nodes)"
+        logger.warning("%s", warning)
+
+
+def _node_warnings(settings: dict[str, str]) -> list[str]:
+    """What endangers tasks on one node.
+
+    Raises:
+        TickrError: If the node runs a Redis older than `MINIMUM_REDIS_VERSION`.
+    """
     problem = version_problem(settings["redis_version"])
     if problem is not None:
         raise TickrError(problem)
+    warnings = []
     policy = settings["maxmemory_policy"]
     if policy not in ("noeviction", "unknown"):
-        logger.warning(
-            "Redis' maxmemory-policy is %s: when memory runs out Redis may evict Tickr's "
-            "keys and lose tasks; use noeviction",
-            policy,
+        warnings.append(
+            f"Redis' maxmemory-policy is {policy}: when memory runs out Redis may evict "
+            "Tickr's keys and lose tasks; use noeviction"
         )
     if settings["aof_enabled"] != "0":
-        return
+        return warnings
     snapshots = settings["save"]
     if snapshots in ("", '""'):
-        logger.warning(
+        warnings.append(
             "Redis persistence is off (no AOF, no snapshots): a Redis restart loses every "
             "task; set appendonly yes"
         )
     else:
-        logger.warning(
+        warnings.append(
             "Redis' append-only file is off: a Redis crash loses what was written since "
-            "the last snapshot (save %s); set appendonly yes",
-            snapshots,
+            f"the last snapshot (save {snapshots}); set appendonly yes"
         )
+    return warnings
