@@ -19,7 +19,14 @@ from tickr._broker import (
     EventListener,
     RedisClient,
 )
-from tickr._checks import check_int, check_name, check_seconds, check_task, check_url
+from tickr._checks import (
+    check_int,
+    check_name,
+    check_positive_ms,
+    check_seconds,
+    check_task,
+    check_url,
+)
 from tickr._options import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     DEFAULT_MAX_RETRY,
@@ -40,6 +47,7 @@ __all__ = ["Client"]
 logger = logging.getLogger("tickr.client")
 
 _REGISTER_AGAIN: Final = 60.0
+MAX_WAIT_REPLICAS: Final = 1000
 
 
 class Client(ClosedOnExit):
@@ -50,10 +58,14 @@ class Client(ClosedOnExit):
         redis: An existing `redis.asyncio.Redis` to use instead (never closed by Tickr).
         namespace: Prefix of every key.
         max_payload_bytes: Largest encoded payload accepted (default 512 KiB).
+        wait_replicas: With N > 0, `enqueue` and `enqueue_many` return only once N
+            replicas have the tasks (Redis ``WAIT``), so that an acknowledged task
+            survives a failover; else they raise `RedisUnavailable`.
+        wait_timeout: How long (seconds, or a timedelta) to wait for those replicas.
 
     Raises:
         TypeError: For a setting of the wrong type.
-        ValueError: For an invalid URL, namespace or limit.
+        ValueError: For an invalid URL, namespace, limit or timeout.
     """
 
     def __init__(
@@ -63,12 +75,18 @@ class Client(ClosedOnExit):
         redis: RedisClient | None = None,
         namespace: str = "tickr",
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        wait_replicas: int = 0,
+        wait_timeout: float | timedelta = 1.0,
     ) -> None:
         check_url(url)
         check_name(namespace, "namespace")
         check_int(max_payload_bytes, "max_payload_bytes", 1)
+        check_int(wait_replicas, "wait_replicas", 0, MAX_WAIT_REPLICAS)
+        self._wait_timeout_ms = check_positive_ms(wait_timeout, "wait_timeout")
         self.namespace = namespace
         self.max_payload_bytes = max_payload_bytes
+        self.wait_replicas = wait_replicas
+        """Replicas that must have a task before `enqueue` returns (0: do not wait)."""
         self._broker = Broker.connect(url, redis, namespace)
         self._registered_queues: dict[str, float] = {}
         self._listener: EventListener | None = None
@@ -128,7 +146,10 @@ class Client(ClosedOnExit):
             ValueError: For an argument out of range (empty type, negative delay, both
                 delay and at, naive datetime, deadline in the past, payload over
                 `max_payload_bytes`...).
-            RedisUnavailable: If Redis cannot be reached.
+            RedisUnavailable: If Redis cannot be reached, or fewer than `wait_replicas`
+                replicas confirmed the task within `wait_timeout`: it may have been
+                stored all the same, so retry with the same `task_id` (a
+                `TaskIDConflict` then says that the first try stored it).
         """
         spec = TaskSpec(
             type, payload, queue=queue, priority=priority, delay=delay, at=at,
@@ -139,7 +160,12 @@ class Client(ClosedOnExit):
             spec, now_ms=await self._broker.time_ms(), max_payload_bytes=self.max_payload_bytes
         )
         await self._register_queues((prepared.queue,))
-        outcome = await self._broker.enqueue(prepared.queue, prepared.item)
+        outcome = await self._broker.enqueue(
+            prepared.queue,
+            prepared.item,
+            replicas=self.wait_replicas,
+            timeout_ms=self._wait_timeout_ms,
+        )
         result = _interpret(prepared, outcome)
         if isinstance(result, TaskInfo):
             return result
@@ -180,7 +206,11 @@ class Client(ClosedOnExit):
             (queue, [prepared[i].item for i in indexes]) for queue, indexes in by_queue.items()
         ]
         results: list[TaskInfo | TaskIDConflict | DuplicateTask] = [None] * len(prepared)  # type: ignore[list-item]
-        storing = asyncio.ensure_future(self._broker.enqueue_many(batches))
+        storing = asyncio.ensure_future(
+            self._broker.enqueue_many(
+                batches, replicas=self.wait_replicas, timeout_ms=self._wait_timeout_ms
+            )
+        )
         await asyncio.sleep(0)  # the request goes out; build the infos while Redis works
         for task in prepared:
             task.info  # noqa: B018 - built now, on purpose

@@ -307,3 +307,34 @@ async def test_redis_down_raises_redis_unavailable(namespace: str) -> None:
             await client.enqueue("t")
         with pytest.raises(ConnectionError):
             await client.get_task("x")
+
+
+@pytest.mark.single_redis
+async def test_wait_replicas_without_replicas_raises_redis_unavailable(
+    url: str, namespace: str
+) -> None:
+    async with tickr.Client(url, namespace=namespace, wait_replicas=1, wait_timeout=0.05) as client:
+        with pytest.raises(tickr.RedisUnavailable, match="0 of 1 replicas confirmed"):
+            await client.enqueue("t", task_id="lonely")
+        with pytest.raises(tickr.RedisUnavailable, match="retry with the same task_id"):
+            await client.enqueue_many([tickr.TaskSpec("t", n) for n in range(3)])
+        # The task was stored all the same: a retry with its id says so.
+        async with tickr.Client(url, namespace=namespace) as plain:
+            with pytest.raises(tickr.TaskIDConflict):
+                await plain.enqueue("t", task_id="lonely")
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        ({"wait_replicas": -1}, ValueError),
+        ({"wait_replicas": "1"}, TypeError),
+        ({"wait_replicas": True}, TypeError),
+        ({"wait_timeout": 0}, ValueError),
+        ({"wait_timeout": float("nan")}, ValueError),
+        ({"wait_timeout": "1"}, TypeError),
+    ],
+)
+def test_wait_settings_are_checked(options: dict[str, Any], error: type[Exception]) -> None:
+    with pytest.raises(error):
+        tickr.Client("redis://127.0.0.1:1/0", **options)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Iterator
 
@@ -82,3 +83,22 @@ async def test_an_idle_server_starts_a_task_on_any_node_without_waiting_for_a_re
 
 async def _ran(ran: list[str], queue: str) -> bool:
     return queue in ran
+
+
+async def test_the_start_up_checks_read_every_primary(
+    cluster: ClusterServers, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The test cluster keeps no AOF and no snapshots: every primary is warned about."""
+
+    async def handler(task: tickr.Task) -> None:
+        return None
+
+    with caplog.at_level(logging.INFO, logger="tickr"):
+        server = tickr.Server(cluster.url, namespace=f"test-{uuid.uuid4().hex[:8]}")
+        serving = asyncio.create_task(server.serve(handler))
+        await server.wait_ready()
+        await server.shutdown()
+        await serving
+    messages = [record.getMessage() for record in caplog.records]
+    assert not any("could not read Redis' settings" in message for message in messages)
+    assert any("persistence is off" in m and "(on 3 of 3 nodes)" in m for m in messages)

@@ -85,7 +85,7 @@ PUBLIC_MODULES = {
     "tickr.server": {"Server"},
     "tickr.task": {"Task"},
     "tickr.testing": {"ManualClock", "RedisServer", "drain", "find_redis_server"},
-    "tickr.testing.topology": {"ClusterServers", "find_valkey_server"},
+    "tickr.testing.topology": {"ClusterServers", "SentinelServers", "find_valkey_server"},
     "tickr.testing.pytest_plugin": {
         "tickr_client", "tickr_namespace", "tickr_redis_server", "tickr_redis_url",
     },

@@ -50,8 +50,9 @@ from tickr._broker.executor import Executor, RedisPyExecutor, executor_for
 from tickr._broker.keys import NamespaceKeys, QueueKeys
 from tickr._broker.redis_clock import RedisClock
 from tickr._broker.scripts import Script, load_script
+from tickr._broker.sentinel import SentinelWire
 from tickr._broker.sync_renewer import SyncRenewer
-from tickr._broker.wire import Wire
+from tickr._broker.wire import Wire, open_connection
 from tickr.errors import RedisUnavailable, TickrError
 
 __all__ = ["CLOCK_READING_AGE", "COMMAND_TIMEOUT", "Calls", "ScriptCall", "pack_list", "text"]
@@ -185,8 +186,12 @@ class Calls:
         None when the broker's connection settings cannot be reproduced; leases are then
         renewed on the event loop.
         """
-        if isinstance(self._executor, Wire):
-            return SyncRenewer(self._executor.settings, self.keys, self.clock)
+        executor = self._executor
+        if isinstance(executor, SentinelWire):
+            return SyncRenewer(executor.locator.settings, self.keys, self.clock)
+        if isinstance(executor, Wire):
+            settings = executor.settings
+            return SyncRenewer(lambda: settings, self.keys, self.clock)
         return None
 
     def listener(self, sink: EventSink) -> EventListener:
@@ -200,10 +205,14 @@ class Calls:
         if isinstance(executor, RedisPyExecutor):
             transport = RedisPyTransport(executor.redis)
         elif isinstance(executor, ClusterExecutor):
-            transport = WireTransport(executor.pubsub_settings)
+            cluster = executor
+            transport = WireTransport(lambda: open_connection(cluster.pubsub_settings()))
+        elif isinstance(executor, SentinelWire):
+            transport = WireTransport(executor.locator.connect)
         else:
             assert isinstance(executor, Wire)
-            transport = WireTransport(executor.settings)
+            settings = executor.settings
+            transport = WireTransport(lambda: open_connection(settings))
         return EventListener(transport, sink, self.keys)
 
     # ------------------------------------------------------------------ sending
@@ -276,11 +285,42 @@ class Calls:
             return [await self._eval(script, keys, args)]
         return list(await self._call(lambda: self._run_scripts(calls, partial)))
 
-    async def _run_scripts(self, calls: Sequence[ScriptCall], partial: bool = False) -> list[Any]:
+    async def _eval_replicated(
+        self, calls: Sequence[ScriptCall], replicas: int, timeout_ms: int
+    ) -> list[Any]:
+        """Run script calls and return once `replicas` replicas have their writes.
+
+        Raises:
+            RedisUnavailable: If fewer replicas confirm within `timeout_ms` (the writes
+                may still exist), or Redis cannot be reached.
+        """
+        acknowledged: list[int] = []
+
+        async def send(commands: list[tuple[Any, ...]]) -> list[Any]:
+            replies, count = await self._executor.execute_replicated(commands, replicas, timeout_ms)
+            acknowledged.append(count)
+            return replies
+
+        results = await self._call(lambda: self._run_scripts(calls, send=send))
+        if min(acknowledged) < replicas:
+            raise RedisUnavailable(
+                f"only {min(acknowledged)} of {replicas} replicas confirmed the write within "
+                f"{timeout_ms / 1000:g}s; it may still have been stored: retry with the same "
+                "task_id"
+            )
+        return list(results)
+
+    async def _run_scripts(
+        self,
+        calls: Sequence[ScriptCall],
+        partial: bool = False,
+        send: Callable[[list[tuple[Any, ...]]], Awaitable[list[Any]]] | None = None,
+    ) -> list[Any]:
         results: list[Any] = [None] * len(calls)
         todo = list(range(len(calls)))
+        execute_many = send or self._executor.execute_many
         for _attempt in range(2):
-            replies = await self._executor.execute_many(
+            replies = await execute_many(
                 [
                     ("EVALSHA", calls[i][0].sha, len(calls[i][1]), *calls[i][1], *calls[i][2])
                     for i in todo

@@ -28,7 +28,14 @@ from typing import Any, Final
 from redis.asyncio import RedisCluster
 from redis.asyncio.cluster import ClusterNode
 from redis.client import NEVER_DECODE
-from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import (
+    AskError,
+    ClusterError,
+    MovedError,
+    RedisClusterException,
+    RedisError,
+    ResponseError,
+)
 
 from tickr._broker.connection import ClusterTarget
 from tickr._broker.wire import WireSettings, ssl_context_for
@@ -57,6 +64,13 @@ def cluster_client(target: ClusterTarget) -> RedisCluster:
         for name, value in target.ssl_options.items():
             options[name] = value
     return RedisCluster(**options)
+
+
+def _first_key(command: Sequence[Any]) -> Any:
+    """The first key of an EVALSHA (every key of one Tickr call shares a slot)."""
+    if command[0] in ("EVALSHA", "EVAL") and int(command[2]) > 0:
+        return command[3]
+    raise ValueError(f"cannot route {command[0]!r} with WAIT on a cluster")
 
 
 class ClusterExecutor:
@@ -141,6 +155,99 @@ class ClusterExecutor:
             return await self.execute(*command)
         except (RedisError, RedisClusterException, OSError) as exc:
             return exc
+
+    async def on_every_primary(self, *args: Any) -> dict[str, Any]:
+        """Send one command to every primary; each reply (or error) by node name."""
+        if self._loop is not asyncio.get_running_loop():
+            self._follow_loop()
+        if not self._discovered:
+            await self._discover()
+        primaries = self.cluster.get_primaries()
+        replies = await asyncio.gather(
+            *(self.cluster.execute_command(*args, target_nodes=node) for node in primaries),
+            return_exceptions=True,
+        )
+        for reply in replies:
+            if isinstance(reply, BaseException) and not isinstance(reply, Exception):
+                raise reply
+        return {node.name: reply for node, reply in zip(primaries, replies, strict=True)}
+
+    async def execute_replicated(
+        self, commands: Sequence[Sequence[Any]], replicas: int, timeout_ms: int
+    ) -> tuple[list[Any], int]:
+        """Send each node's commands and a WAIT on one connection to that node.
+
+        WAIT counts the replicas that have a connection's writes, so the writes and the
+        WAIT share a connection; redis-py's cluster client would spread them.  A command
+        whose slot moved meanwhile comes back as a `ClusterError` (the slot map is
+        refreshed first), which the broker retries.
+        """
+        if self._loop is not asyncio.get_running_loop():
+            self._follow_loop()
+        if not self._discovered:
+            await self._discover()
+        by_node: dict[str, tuple[ClusterNode, list[int]]] = {}
+        replies: list[Any] = [None] * len(commands)
+        acknowledged = replicas
+        for index, command in enumerate(commands):
+            node = self.cluster.get_node_from_key(_first_key(command))
+            if node is None:
+                replies[index] = ClusterError("no node serves the slot now")
+                acknowledged = 0
+                continue
+            by_node.setdefault(node.name, (node, []))[1].append(index)
+        outcomes = await asyncio.gather(
+            *(
+                self._on_node(node, [commands[i] for i in indexes], replicas, timeout_ms)
+                for node, indexes in by_node.values()
+            ),
+            return_exceptions=True,
+        )
+        for (_node, indexes), outcome in zip(by_node.values(), outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                if not isinstance(outcome, Exception):
+                    raise outcome
+                for index in indexes:
+                    replies[index] = outcome
+                acknowledged = 0
+                continue
+            node_replies, node_acknowledged = outcome
+            for index, reply in zip(indexes, node_replies, strict=True):
+                replies[index] = reply
+            acknowledged = min(acknowledged, node_acknowledged)
+        if any(isinstance(reply, MovedError | AskError) for reply in replies):
+            await self.cluster.nodes_manager.initialize()
+            replies = [
+                ClusterError(f"the slot moved: {reply}")
+                if isinstance(reply, MovedError | AskError)
+                else reply
+                for reply in replies
+            ]
+        return replies, acknowledged
+
+    async def _on_node(
+        self, node: ClusterNode, commands: Sequence[Sequence[Any]], replicas: int, timeout_ms: int
+    ) -> tuple[list[Any], int]:
+        connection = node.acquire_connection()
+        try:
+            await connection.send_packed_command(
+                connection.pack_commands([*commands, ("WAIT", replicas, timeout_ms)])
+            )
+            replies: list[Any] = []
+            for _ in range(len(commands) + 1):
+                try:
+                    replies.append(await connection.read_response(disable_decoding=True))
+                except ResponseError as exc:
+                    replies.append(exc)
+        except BaseException:
+            await connection.disconnect()
+            raise
+        finally:
+            node.release(connection)
+        acknowledged = replies.pop()
+        if isinstance(acknowledged, Exception):
+            raise acknowledged
+        return replies, int(acknowledged)
 
     def reset(self) -> None:
         """Nothing to forget: redis-py replaces broken connections itself."""

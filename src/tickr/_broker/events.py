@@ -21,7 +21,7 @@ import contextlib
 import enum
 import logging
 from asyncio import FIRST_COMPLETED
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, NamedTuple, Protocol
 
 from redis.asyncio import Redis
@@ -31,7 +31,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tickr._aio import Backoff
 from tickr._broker.keys import QueueKeys
-from tickr._broker.wire import WireSettings, open_connection, pack
+from tickr._broker.wire import Protocol as WireProtocol
+from tickr._broker.wire import pack
 
 __all__ = [
     "Event",
@@ -39,6 +40,7 @@ __all__ = [
     "EventListener",
     "EventSink",
     "RedisPyTransport",
+    "Subscriber",
     "Transport",
     "WireTransport",
 ]
@@ -77,10 +79,20 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+class Subscriber(Protocol):
+    """What a transport feeds: confirmations of subscriptions and messages."""
+
+    def on_subscribed(self, channel: str) -> None:
+        """The subscription to `channel` is confirmed (again)."""
+
+    def on_message(self, channel: str, data: bytes) -> None:
+        """A message arrived on `channel`."""
+
+
 class Transport(Protocol):
     """Carries one subscription for an `EventListener`."""
 
-    async def serve(self, listener: EventListener, channels: Sequence[str]) -> None:
+    async def serve(self, listener: Subscriber, channels: Sequence[str]) -> None:
         """Connect, subscribe to `channels` and feed the listener.
 
         Raises a connection error when the connection fails; never returns otherwise.
@@ -194,19 +206,18 @@ class WireTransport:
     """A subscription on a connection of Tickr's own (see wire.py).
 
     Args:
-        settings: Where to connect, or a function asked before each connection (a
+        connect: Opens the connection, anew for each `serve` (one Redis's settings, a
             cluster's nodes in turn, Sentinel's current primary).
     """
 
-    def __init__(self, settings: WireSettings | Callable[[], WireSettings]) -> None:
-        self._settings = settings
+    def __init__(self, connect: Callable[[], Awaitable[WireProtocol]]) -> None:
+        self._connect = connect
         self._write: Callable[[bytes], None] | None = None
         self._heard: asyncio.Future[None] | None = None
 
-    async def serve(self, listener: EventListener, channels: Sequence[str]) -> None:
+    async def serve(self, listener: Subscriber, channels: Sequence[str]) -> None:
         """Subscribe and dispatch until the connection fails (see `Transport`)."""
-        settings = self._settings if isinstance(self._settings, WireSettings) else self._settings()
-        protocol = await open_connection(settings)
+        protocol = await self._connect()
         loop = asyncio.get_running_loop()
 
         def on_reply(reply: Any) -> None:
@@ -255,7 +266,7 @@ class RedisPyTransport:
         self._redis = redis
         self._pubsub: PubSub | None = None
 
-    async def serve(self, listener: EventListener, channels: Sequence[str]) -> None:
+    async def serve(self, listener: Subscriber, channels: Sequence[str]) -> None:
         """Subscribe and dispatch until the connection fails (see `Transport`)."""
         pubsub = self._redis.pubsub()
         self._pubsub = pubsub

@@ -16,6 +16,7 @@ from typing import Any, Final, Protocol
 
 from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.connection import Connection, UnixDomainSocketConnection
+from redis.asyncio.sentinel import SentinelConnectionPool, SentinelManagedConnection
 from redis.client import NEVER_DECODE
 
 from tickr._broker.cluster import ClusterExecutor, cluster_client
@@ -25,7 +26,7 @@ from tickr._broker.connection import (
     SentinelTarget,
     parse_multi_host_url,
 )
-from tickr._broker.sentinel import sentinel_executor
+from tickr._broker.sentinel import SentinelLocator, SentinelWire, sentinel_hosts
 from tickr._broker.wire import Wire, WireSettings
 
 __all__ = ["Executor", "RedisPyExecutor", "executor_for"]
@@ -41,6 +42,15 @@ class Executor(Protocol):
 
     async def execute_many(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
         """Send commands in one round trip; error replies are returned in place."""
+
+    async def execute_replicated(
+        self, commands: Sequence[Sequence[Any]], replicas: int, timeout_ms: int
+    ) -> tuple[list[Any], int]:
+        """Send commands, then ``WAIT replicas timeout_ms`` on the same connection(s).
+
+        Returns each reply or error reply in place, and how many replicas confirmed
+        them all (the fewest over the nodes written to).
+        """
 
     def reset(self) -> None:
         """Forget the current connection (after a timeout)."""
@@ -69,6 +79,13 @@ class RedisPyExecutor:
             pipe.execute_command(*command, **_RAW)
         return list(await pipe.execute(raise_on_error=False))
 
+    async def execute_replicated(
+        self, commands: Sequence[Sequence[Any]], replicas: int, timeout_ms: int
+    ) -> tuple[list[Any], int]:
+        """Send commands and a WAIT in one pipeline (one connection)."""
+        replies = await self.execute_many([*commands, ("WAIT", replicas, timeout_ms)])
+        return replies[:-1], _acknowledged(replies[-1])
+
     def reset(self) -> None:
         """Nothing to forget: redis-py replaces broken connections itself."""
 
@@ -78,6 +95,13 @@ class RedisPyExecutor:
     def sibling(self) -> Executor:
         """The same client: its pool gives a blocking command a connection of its own."""
         return self
+
+
+def _acknowledged(reply: Any) -> int:
+    """WAIT's reply: the number of replicas; an error reply is raised."""
+    if isinstance(reply, Exception):
+        raise reply
+    return int(reply)
 
 
 def _settings_of(redis: Redis) -> WireSettings | None:
@@ -101,6 +125,29 @@ def _settings_of(redis: Redis) -> WireSettings | None:
     return None
 
 
+def _sentinel_target_of(redis: Redis) -> SentinelTarget | None:
+    """The Sentinel service of a plain-TCP client made by ``Sentinel.master_for(...)``."""
+    pool = redis.connection_pool
+    if not isinstance(pool, SentinelConnectionPool) or not pool.is_master:
+        return None
+    if pool.connection_class is not SentinelManagedConnection:
+        return None  # TLS or a custom class: used as given
+    kwargs = pool.connection_kwargs
+    if kwargs.get("credential_provider") is not None:
+        return None
+    manager = pool.sentinel_manager
+    sentinel_kwargs = manager.sentinel_kwargs or {}
+    return SentinelTarget(
+        sentinels=sentinel_hosts(manager.sentinels),
+        service=pool.service_name,
+        db=int(kwargs.get("db") or 0),
+        username=kwargs.get("username"),
+        password=kwargs.get("password"),
+        sentinel_username=sentinel_kwargs.get("username"),
+        sentinel_password=sentinel_kwargs.get("password"),
+    )
+
+
 def executor_for(url: str | None, redis: RedisClient | None) -> Executor:
     """The executor for a URL (already resolved) or a given client.
 
@@ -118,7 +165,10 @@ def executor_for(url: str | None, redis: RedisClient | None) -> Executor:
                 cluster_client(target), owned=True, remake=lambda: cluster_client(cluster_target)
             )
         if isinstance(target, SentinelTarget):
-            return sentinel_executor(target)
+            return SentinelWire(SentinelLocator(target))
         return Wire(WireSettings.from_url(url))
+    sentinel = _sentinel_target_of(redis)
+    if sentinel is not None:
+        return SentinelWire(SentinelLocator(sentinel))
     settings = _settings_of(redis)
     return Wire(settings) if settings is not None else RedisPyExecutor(redis)

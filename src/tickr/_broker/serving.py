@@ -120,18 +120,38 @@ class Serving(Calls):
         )
         return _ENQUEUE, key_names, args
 
-    async def enqueue(self, queue: str, item: EnqueueItem) -> Enqueued:
-        """Add one task to `queue` (see lua/enqueue.lua for the outcome)."""
+    async def enqueue(
+        self, queue: str, item: EnqueueItem, *, replicas: int = 0, timeout_ms: int = 0
+    ) -> Enqueued:
+        """Add one task to `queue` (see lua/enqueue.lua for the outcome).
+
+        With `replicas`, returns only once that many replicas have it.
+
+        Raises:
+            RedisUnavailable: If Redis cannot be reached, or fewer replicas confirmed
+                the task within `timeout_ms`.
+        """
         script, keys, args = self._enqueue_call(queue, (item,))
-        replies = await self._eval(script, keys, args)
+        if replicas:
+            (replies,) = await self._eval_replicated([(script, keys, args)], replicas, timeout_ms)
+        else:
+            replies = await self._eval(script, keys, args)
         return enqueued(replies[0])
 
     async def enqueue_many(
-        self, batches: Sequence[tuple[str, Sequence[EnqueueItem]]]
+        self,
+        batches: Sequence[tuple[str, Sequence[EnqueueItem]]],
+        *,
+        replicas: int = 0,
+        timeout_ms: int = 0,
     ) -> list[list[Enqueued]]:
         """Add batches of tasks, each batch to one queue, in one round trip.
 
-        Returns the outcomes per batch, in order.
+        Returns the outcomes per batch, in order; with `replicas`, once that many
+        replicas have them.
+
+        Raises:
+            RedisUnavailable: As `enqueue`.
         """
         calls = []
         shape: list[tuple[int, int]] = []  # (batch index, items in this call)
@@ -141,7 +161,11 @@ class Serving(Calls):
                 calls.append(self._enqueue_call(queue, chunk))
                 shape.append((batch_index, len(chunk)))
         outcomes: list[list[Enqueued]] = [[] for _ in batches]
-        for (batch_index, _size), replies in zip(shape, await self._eval_many(calls), strict=True):
+        if replicas:
+            stored = await self._eval_replicated(calls, replicas, timeout_ms)
+        else:
+            stored = await self._eval_many(calls)
+        for (batch_index, _size), replies in zip(shape, stored, strict=True):
             outcomes[batch_index].extend(map(enqueued, replies))
         return outcomes
 

@@ -35,36 +35,32 @@ class SyncRenewer:
     """Extends leases with blocking calls; safe to use from one thread at a time."""
 
     def __init__(
-        self, settings: WireSettings, keys_of: Callable[[str], QueueKeys], clock: RedisClock
+        self,
+        settings: Callable[[], WireSettings],
+        keys_of: Callable[[str], QueueKeys],
+        clock: RedisClock,
     ) -> None:
         self.clock = clock
         """The broker's reading of Redis' time, on which leases expire."""
-        options: dict[str, Any] = {
-            "db": settings.db,
-            "username": settings.username,
-            "password": settings.password,
-            "socket_timeout": _SOCKET_TIMEOUT,
-            "socket_connect_timeout": _SOCKET_TIMEOUT,
-            "protocol": 2,
-            # One quick retry at most: a renewal stuck for long is worse than a skipped
-            # one, as the next comes within a heartbeat interval.
-            "retry": Retry(NoBackoff(), 1),
-        }
-        if settings.path is not None:
-            options["unix_socket_path"] = settings.path
-        else:
-            options["host"] = settings.host
-            options["port"] = settings.port
-            options["socket_keepalive"] = True
-            if settings.ssl_context is not None:
-                options["ssl"] = True
-                options["ssl_cert_reqs"] = settings.ssl_context.verify_mode
-                options["ssl_check_hostname"] = settings.ssl_context.check_hostname
-                for name in ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile"):
-                    if settings.ssl_options.get(name):
-                        options[name] = settings.ssl_options[name]
-        self._redis = redis.Redis(**options)
+        self._settings_of = settings
+        self._address: tuple[str, int, str | None] | None = None
+        self._redis: redis.Redis | None = None
         self._keys_of = keys_of
+
+    def _client(self) -> redis.Redis:
+        """The client of the current primary (Sentinel may have moved it)."""
+        try:
+            settings = self._settings_of()
+        except RedisConnectionError as exc:
+            raise RedisUnavailable(f"Redis is unavailable: {exc}") from exc
+        address = (settings.host, settings.port, settings.path)
+        if self._redis is not None and address == self._address:
+            return self._redis
+        if self._redis is not None:
+            self._redis.close()
+        self._address = address
+        self._redis = redis.Redis(**_options(settings))
+        return self._redis
 
     def renew(
         self, owner: str, lease_expiry_ms: int, held: Mapping[str, Sequence[str]]
@@ -119,7 +115,8 @@ class SyncRenewer:
         """
         try:
             for _attempt in range(2):
-                pipe = self._redis.pipeline(transaction=False)
+                client = self._client()
+                pipe = client.pipeline(transaction=False)
                 for keys, args in calls:
                     pipe.evalsha(script.sha, len(keys), *keys, *args)
                 replies = pipe.execute(raise_on_error=False)
@@ -128,14 +125,45 @@ class SyncRenewer:
                         if isinstance(reply, Exception):
                             raise reply
                     return list(replies)
-                self._redis.script_load(script.source)
+                client.script_load(script.source)
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             raise RedisUnavailable(f"Redis is unavailable: {exc}") from exc
         raise RedisUnavailable("Redis keeps losing its script cache")
 
     def close(self) -> None:
         """Close the connection."""
-        self._redis.close()
+        if self._redis is not None:
+            self._redis.close()
+            self._redis = None
+
+
+def _options(settings: WireSettings) -> dict[str, Any]:
+    """redis-py's options for a connection like the wire's."""
+    options: dict[str, Any] = {
+        "db": settings.db,
+        "username": settings.username,
+        "password": settings.password,
+        "socket_timeout": _SOCKET_TIMEOUT,
+        "socket_connect_timeout": _SOCKET_TIMEOUT,
+        "protocol": 2,
+        # One quick retry at most: a renewal stuck for long is worse than a skipped
+        # one, as the next comes within a heartbeat interval.
+        "retry": Retry(NoBackoff(), 1),
+    }
+    if settings.path is not None:
+        options["unix_socket_path"] = settings.path
+        return options
+    options["host"] = settings.host
+    options["port"] = settings.port
+    options["socket_keepalive"] = True
+    if settings.ssl_context is not None:
+        options["ssl"] = True
+        options["ssl_cert_reqs"] = settings.ssl_context.verify_mode
+        options["ssl_check_hostname"] = settings.ssl_context.check_hostname
+        for name in ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile"):
+            if settings.ssl_options.get(name):
+                options[name] = settings.ssl_options[name]
+    return options
 
 
 def _text(value: bytes | str) -> str:

@@ -339,9 +339,14 @@ class Wire:
     """
 
     def __init__(self, settings: WireSettings) -> None:
-        self.settings = settings
+        self._settings = settings
         self._protocol: Protocol | None = None
         self._connecting: asyncio.Future[Protocol] | None = None
+
+    @property
+    def settings(self) -> WireSettings:
+        """Where and how this wire connects."""
+        return self._settings
 
     async def execute(self, *args: Any) -> Any:
         """Send one command and return its reply.
@@ -369,6 +374,24 @@ class Wire:
                 results.append(exc)
         return results
 
+    async def execute_replicated(
+        self, commands: Sequence[Sequence[Any]], replicas: int, timeout_ms: int
+    ) -> tuple[list[Any], int]:
+        """Send commands and ``WAIT replicas timeout_ms`` in one write, on this connection.
+
+        WAIT holds the connection until the replicas confirm or the timeout passes, so
+        commands that other callers send meanwhile wait behind it.
+
+        Raises:
+            redis.exceptions.ConnectionError: If the connection fails.
+            redis.exceptions.ResponseError: If WAIT is refused.
+        """
+        replies = await self.execute_many([*commands, ("WAIT", replicas, timeout_ms)])
+        acknowledged = replies.pop()
+        if isinstance(acknowledged, Exception):
+            raise acknowledged
+        return replies, int(acknowledged)
+
     async def _ready(self) -> Protocol:
         protocol = self._protocol
         if protocol is not None and protocol.loop is not asyncio.get_running_loop():
@@ -389,8 +412,11 @@ class Wire:
     async def _connect(self) -> Protocol:
         if self._protocol is not None:
             self._protocol.abort()
-        self._protocol = await open_connection(self.settings)
+        self._protocol = await self._open()
         return self._protocol
+
+    async def _open(self) -> Protocol:
+        return await open_connection(self._settings)
 
     async def aclose(self) -> None:
         """Close the connection (commands in flight fail)."""

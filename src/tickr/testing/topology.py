@@ -1,8 +1,9 @@
-"""Real Redis topologies for tests: a Cluster of primaries with replicas.
+"""Real Redis topologies for tests: a Cluster of primaries with replicas, and Sentinel.
 
-Each node is a `RedisServer` process on a loopback port, with a short node timeout so
-that a failover takes a second or two.  The cluster is formed with CLUSTER MEET,
-ADDSLOTS and REPLICATE (no redis-cli needed), which works on Redis 6.2 and 7, and Valkey.
+Each node is a `RedisServer` process on a loopback port, with short timeouts so that a
+failover takes a second or two.  The cluster is formed with CLUSTER MEET, ADDSLOTS and
+REPLICATE (no redis-cli needed), which works on Redis 6.2 and 7, and Valkey; the
+sentinels are the same binary run with ``--sentinel``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import redis  # the launcher sets nodes up itself: it is no part of Tickr's Redi
 
 from tickr.testing import RedisServer, find_redis_server
 
-__all__ = ["ClusterServers", "find_valkey_server"]
+__all__ = ["ClusterServers", "SentinelServers", "find_valkey_server"]
 
 VALKEY_VARIABLE: Final = "TICKR_VALKEY_SERVER"
 SLOTS: Final = 16384
@@ -207,6 +208,226 @@ class ClusterServers:
         self._clients.clear()
         for node in self.nodes:
             node.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class _Sentinel(RedisServer):
+    """A redis-server in sentinel mode, watching one primary under one service name."""
+
+    def __init__(self, binary: str, service: str, primary_port: int, down_after_ms: int) -> None:
+        super().__init__(binary=binary)
+        self._conf = (
+            f"sentinel monitor {service} 127.0.0.1 {primary_port} 2\n"
+            f"sentinel down-after-milliseconds {service} {down_after_ms}\n"
+            f"sentinel failover-timeout {service} {max(3 * down_after_ms, 3000)}\n"
+            f"sentinel parallel-syncs {service} 1\n"
+        )
+
+    def _command(self, directory: str) -> list[str]:
+        conf = Path(directory, "sentinel.conf")
+        if not conf.exists():  # a restarted sentinel keeps what it learned
+            conf.write_text(self._conf)
+        return [
+            self.binary,
+            str(conf),
+            "--sentinel",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--dir",
+            directory,
+            "--daemonize",
+            "no",
+            "--logfile",
+            f"{directory}/redis.log",
+        ]
+
+
+class SentinelServers:
+    """One primary with `replicas` replicas, watched by `sentinels` sentinels (quorum 2).
+
+    Args:
+        replicas: Replicas of the primary.
+        sentinels: Sentinel processes; at least 2 (the quorum).
+        binary: The server to run, for data nodes and sentinels; default
+            `find_redis_server()`.
+        service: The service name the sentinels monitor.
+        down_after_ms: ``down-after-milliseconds``: how soon a silent primary is failed over.
+        extra_args: More ``--option value`` arguments for the data nodes.
+
+    `url` is the ``redis+sentinel://`` URL of the sentinels, for Tickr.  `nodes` are the
+    data nodes; which one is the primary changes with failovers (`primary()`).
+    """
+
+    def __init__(
+        self,
+        *,
+        replicas: int = 1,
+        sentinels: int = 3,
+        binary: str | None = None,
+        service: str = "tickr",
+        down_after_ms: int = 1000,
+        extra_args: Sequence[str] = (),
+    ) -> None:
+        if sentinels < 2:
+            raise ValueError("a quorum of 2 needs at least 2 sentinels")
+        self.binary = binary or find_redis_server()
+        self.service = service
+        self._replicas = replicas
+        self._sentinel_count = sentinels
+        self._down_after_ms = down_after_ms
+        self._extra_args = list(extra_args)
+        self.nodes: list[RedisServer] = []
+        self.sentinels: list[RedisServer] = []
+        self._clients: dict[int, redis.Redis] = {}
+        self.url = ""
+
+    def start(self) -> Self:
+        """Start the nodes and the sentinels; returns once the sentinels see every replica.
+
+        Raises:
+            RuntimeError: If a process does not start, or the set-up is not ready in 30 s.
+        """
+        try:
+            primary = RedisServer(binary=self.binary, extra_args=self._extra_args).start()
+            self.nodes.append(primary)
+            for _ in range(self._replicas):
+                replica_args = [*self._extra_args, "--replicaof", "127.0.0.1", str(primary.port)]
+                self.nodes.append(RedisServer(binary=self.binary, extra_args=replica_args).start())
+            for _ in range(self._sentinel_count):
+                sentinel = _Sentinel(self.binary, self.service, primary.port, self._down_after_ms)
+                self.sentinels.append(sentinel.start())
+            self.wait_healthy()
+        except BaseException:
+            self.stop()
+            raise
+        hosts = ",".join(f"127.0.0.1:{sentinel.port}" for sentinel in self.sentinels)
+        self.url = f"redis+sentinel://{hosts}/{self.service}"
+        return self
+
+    def client(self, node: RedisServer) -> redis.Redis:
+        """A plain client of one node or sentinel, kept until `stop()`."""
+        client = self._clients.get(node.port)
+        if client is None:
+            client = self._clients[node.port] = redis.Redis(
+                port=node.port, socket_timeout=5, protocol=2
+            )
+        return client
+
+    def primary(self) -> RedisServer:
+        """The node the first answering sentinel names as the primary.
+
+        Raises:
+            RuntimeError: If no sentinel answers.
+        """
+        for sentinel in self.sentinels:
+            if not sentinel.running:
+                continue
+            try:
+                reply = _ask(
+                    self.client(sentinel), "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.service
+                )
+            except redis.RedisError:
+                continue
+            port = int(reply[1])
+            return next(node for node in self.nodes if node.port == port)
+        raise RuntimeError("no sentinel answers")
+
+    def _healthy(self) -> bool:
+        primary = self.primary()
+        if not primary.running:
+            return False
+        role = _ask(self.client(primary), "ROLE")
+        if _text(role[0]) != "master":
+            return False
+        live_replicas = sum(1 for node in self.nodes if node is not primary and node.running)
+        if len(role[2]) < live_replicas:
+            return False
+        for sentinel in self.sentinels:
+            if not sentinel.running:
+                continue
+            state = _ask(self.client(sentinel), "SENTINEL", "MASTER", self.service)
+            fields = dict(zip(map(_text, state[::2]), map(_text, state[1::2]), strict=True))
+            if int(fields["port"]) != primary.port or fields["flags"] != "master":
+                return False
+            if int(fields["num-slaves"]) < live_replicas:
+                return False
+            if int(fields["num-other-sentinels"]) < self._sentinel_count - 1:
+                return False
+        return True
+
+    def wait_healthy(self, timeout: float = 30.0) -> None:
+        """Wait until the sentinels agree on a live primary that every live replica follows.
+
+        Raises:
+            RuntimeError: If that takes longer than `timeout` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if self._healthy():
+                    return
+            except (redis.RedisError, RuntimeError, KeyError, IndexError):
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"Sentinel did not get ready: waited {timeout:.0f}s")
+
+    def failover(self, timeout: float = 30.0) -> RedisServer:
+        """Ask a sentinel for a graceful failover; returns the primary it replaced.
+
+        A sentinel refuses while no replica is fit (NOGOODSLAVE) or a failover is under
+        way (INPROG): it is asked again until `timeout` seconds have passed.
+
+        Raises:
+            RuntimeError: If the sentinels keep refusing.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            old = self.primary()
+            sentinel = next(s for s in self.sentinels if s.running)
+            try:
+                _ask(self.client(sentinel), "SENTINEL", "FAILOVER", self.service)
+                return old
+            except redis.ResponseError as refused:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the sentinels refuse to fail over: {refused}") from None
+                time.sleep(0.1)
+
+    def wait_primary_other_than(self, old: RedisServer, timeout: float = 30.0) -> RedisServer:
+        """Wait until the sentinels name a primary other than `old`; returns it.
+
+        Raises:
+            RuntimeError: If they do not within `timeout` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                primary = self.primary()
+                if primary is not old:
+                    return primary
+            except (redis.RedisError, RuntimeError):
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"no new primary after {timeout:.0f}s")
+
+    def stop(self) -> None:
+        """Stop every process and delete its data."""
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
+        for process in [*self.sentinels, *self.nodes]:
+            process.stop()
 
     def __enter__(self) -> Self:
         return self.start()
