@@ -151,6 +151,12 @@ def pack(args: Sequence[Any]) -> bytes:
     return b"".join(parts)
 
 
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a reply's failure as seen (asyncio would log it as never retrieved)."""
+    if not future.cancelled():
+        future.exception()
+
+
 def _reply_error(message: str) -> ResponseError:
     if message.startswith("NOSCRIPT"):
         return NoScriptError(message)
@@ -367,11 +373,16 @@ class Wire:
         protocol = await self._ready()
         futures = protocol.send_many([pack(command) for command in commands])
         results: list[Any] = []
-        for future in futures:
-            try:
-                results.append(await future)
-            except ResponseError as exc:
-                results.append(exc)
+        try:
+            for future in futures:
+                try:
+                    results.append(await future)
+                except ResponseError as exc:
+                    results.append(exc)
+        except BaseException:
+            for future in futures:  # the connection failed them all: nobody reads them now
+                future.add_done_callback(_retrieve)
+            raise
         return results
 
     async def execute_replicated(

@@ -10,8 +10,9 @@ came back short the fetcher sleeps until such a wake-up: an idle server sends no
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from typing import Final
+from typing import Any, Final
 
 from tickr._aio import Backoff, wait_event
 from tickr._broker import Broker, DequeuedTask
@@ -29,6 +30,8 @@ logger = logging.getLogger("tickr.server.fetcher")
 
 FETCH_GRACE: Final = 12.0
 """Longest wait at shutdown for a dequeue in flight (above the broker's call timeout)."""
+STRAGGLER_SECONDS: Final = 0.05
+"""A round whose dequeues all take longer leaves them to land by themselves."""
 SAFETY_RECHECK_SECONDS: Final = 30.0
 """An idle fetcher looks again this often even without a wake-up (a safety net only)."""
 
@@ -58,6 +61,8 @@ class Fetcher(Loop):
         self._last_expiry = 0
         self._unconfirmed: list[tuple[str, int]] = []
         self._sick = Quarantine()
+        self._stragglers: dict[str, tuple[int, asyncio.Future[list[DequeuedTask]]]] = {}
+        self._reclaiming: dict[str, asyncio.Future[None]] = {}
         self.handoff = HandOff(ctx, processor, self.wake)
         """This server's registrations as a waiter (see handoff.py)."""
         self.taking = False
@@ -71,10 +76,14 @@ class Fetcher(Loop):
     async def stop(self) -> None:
         """Take nothing more, then end the loop.
 
-        A dequeue in flight gets up to `FETCH_GRACE` seconds: its reply may carry tasks.
+        Dequeues in flight get up to `FETCH_GRACE` seconds: their replies may carry tasks.
         """
         self._stopping.set()
         self._wake.set()
+        in_flight: list[asyncio.Future[Any]] = [take for _, take in self._stragglers.values()]
+        in_flight += self._reclaiming.values()
+        if in_flight:
+            await asyncio.wait(in_flight, timeout=FETCH_GRACE)
         await self._end(FETCH_GRACE if self.taking else 0)
 
     async def run(self) -> None:
@@ -87,14 +96,16 @@ class Fetcher(Loop):
             self._wake.clear()
             self.taking = True  # a round's replies must not be dropped: see stop()
             try:
-                await self._reclaim_unconfirmed()
+                self._reclaim_unconfirmed()
                 await self.handoff.leave()
-                wanted = self.handoff.available()
-                if wanted <= 0:  # the free workers are owed to handed tasks on their way
+                wanted = self.handoff.available() - self._straggling()
+                # The free workers are owed to handed tasks, or to dequeues, on their way.
+                if wanted <= 0:
                     await wait_event(self._wake, SAFETY_RECHECK_SECONDS)
                     continue
                 exhausted = await self._round(wanted)
-                if exhausted and not self._stopping.is_set():
+                # Idle, unless dequeues left behind may still bring tasks.
+                if exhausted and not self._stopping.is_set() and not self._stragglers:
                     await asyncio.sleep(0)  # workers start what came in before we write again
                     await self.handoff.join()
                 backoff.reset()
@@ -122,44 +133,82 @@ class Fetcher(Loop):
             self._unconfirmed.append((queue, expiry))
             raise
 
-    async def _reclaim_unconfirmed(self) -> None:
-        """Take back what dequeues whose reply was lost took (queues set aside wait)."""
+    def _reclaim_unconfirmed(self) -> None:
+        """Take back what dequeues whose reply was lost took, in the background.
+
+        One reclaim runs at a time per queue, and not before the queue's backoff has
+        passed; the round does not wait for it, so a failing node delays no other
+        queue.  What it takes back goes to the workers when it lands.
+        """
         left: list[tuple[str, int]] = []
+        due: dict[str, list[int]] = {}
         for queue, expiry in self._unconfirmed:
-            if not self._sick.ready(queue):
+            if queue in self._reclaiming or not self._sick.ready(queue):
                 left.append((queue, expiry))
-                continue
-            try:
-                tasks = await self._broker.reclaim(queue, self._owner, expiry)
-            except RedisUnavailable as exc:
-                left.append((queue, expiry))
-                log_failure(logger, f"reclaim tasks of {queue!r}", exc, self._sick.failed(queue))
-                continue
-            if tasks:
-                logger.info(
-                    "reclaimed %d task(s) of %r taken by a dequeue whose reply was lost",
-                    len(tasks),
-                    queue,
-                )
-                self._processor.submit(queue, tasks)
+            else:
+                due.setdefault(queue, []).append(expiry)
         self._unconfirmed = left
+        for queue, expiries in due.items():
+            self._reclaiming[queue] = asyncio.ensure_future(self._reclaim(queue, expiries))
+
+    async def _reclaim(self, queue: str, expiries: list[int]) -> None:
+        try:
+            for index, expiry in enumerate(expiries):
+                try:
+                    tasks = await self._broker.reclaim(queue, self._owner, expiry)
+                except RedisUnavailable as exc:
+                    self._unconfirmed.extend((queue, e) for e in expiries[index:])
+                    log_failure(
+                        logger, f"reclaim tasks of {queue!r}", exc, self._sick.failed(queue)
+                    )
+                    return
+                if tasks:
+                    logger.info(
+                        "reclaimed %d task(s) of %r taken by a dequeue whose reply was lost",
+                        len(tasks),
+                        queue,
+                    )
+                    self._processor.submit(queue, tasks)
+        finally:
+            del self._reclaiming[queue]
+            self.wake()
 
     async def _round(self, wanted: int) -> bool:
-        """Fetch up to `wanted` tasks; returns whether every queue came back short.
+        """Fetch up to `wanted` tasks; returns whether no queue is left to ask now.
 
-        A queue whose dequeue fails for want of Redis (on a Cluster: of its node) is set
-        aside for its own backoff and the round goes on with the others; when every
-        queue failed, the error is raised.
+        The dequeues of a round go out together, and the round goes on as soon as one
+        has answered: the others are left to land by themselves (their tasks go to the
+        workers then), so a slow or failing node (on a Cluster) delays no other queue.
+        A queue whose dequeue fails for want of Redis is set aside for its own backoff;
+        when every queue failed, the error is raised.
         """
-        candidates = [queue for queue in self._queues if self._sick.ready(queue)]
+        candidates = [
+            queue
+            for queue in self._queues
+            if self._sick.ready(queue) and queue not in self._stragglers
+        ]
         remaining = wanted
         failure: RedisUnavailable | None = None
         while remaining > 0 and candidates:
-            for queue, count in self._plan(candidates, remaining):
-                if self._stopping.is_set():
-                    return False
+            if self._stopping.is_set():
+                return False
+            plan = self._plan(candidates, remaining)
+            takes = {
+                queue: asyncio.ensure_future(self._take(queue, count)) for queue, count in plan
+            }
+            await asyncio.wait(
+                takes.values(), timeout=STRAGGLER_SECONDS, return_when=asyncio.FIRST_COMPLETED
+            )
+            for queue, count in plan:
+                take = takes[queue]
+                if not take.done():
+                    self._stragglers[queue] = (count, take)
+                    take.add_done_callback(functools.partial(self._straggler_landed, queue))
+                    candidates.remove(queue)
+                    remaining -= count
+                    continue
                 try:
-                    tasks = await self._take(queue, count)
+                    tasks = take.result()
                 except RedisUnavailable as exc:
                     failure = exc
                     delay = self._sick.failed(queue)
@@ -175,6 +224,28 @@ class Fetcher(Loop):
         if failure is not None and remaining == wanted and not self._healthy():
             raise failure
         return not candidates
+
+    def _straggling(self) -> int:
+        """How many tasks the dequeues left behind by their rounds may still bring."""
+        return sum(count for count, _ in self._stragglers.values())
+
+    def _straggler_landed(self, queue: str, take: asyncio.Future[list[DequeuedTask]]) -> None:
+        """A dequeue left behind by its round answered: its tasks go to the workers."""
+        del self._stragglers[queue]
+        self.wake()
+        if take.cancelled():
+            return
+        exc = take.exception()
+        if exc is None:
+            self._sick.recovered(queue)
+            tasks = take.result()
+            if tasks:
+                self._processor.submit(queue, tasks)
+        elif isinstance(exc, RedisUnavailable):
+            log_failure(logger, f"fetch tasks of {queue!r}", exc, self._sick.failed(queue))
+        else:
+            self._sick.failed(queue)
+            logger.error("fetching tasks of %r failed", queue, exc_info=exc)
 
     def _healthy(self) -> bool:
         """Whether some queue of this server is not set aside."""
