@@ -187,6 +187,8 @@ class Calls:
         renewed on the event loop.
         """
         executor = self._executor
+        if isinstance(executor, ClusterExecutor):
+            return SyncRenewer(None, self.keys, self.clock, cluster=executor.sync_client)
         if isinstance(executor, SentinelWire):
             return SyncRenewer(executor.locator.settings, self.keys, self.clock)
         if isinstance(executor, Wire):

@@ -27,7 +27,10 @@ from typing import Any, Final
 
 from redis.asyncio import RedisCluster
 from redis.asyncio.cluster import ClusterNode
+from redis.backoff import NoBackoff
 from redis.client import NEVER_DECODE
+from redis.cluster import ClusterNode as SyncClusterNode
+from redis.cluster import RedisCluster as SyncRedisCluster
 from redis.exceptions import (
     AskError,
     ClusterError,
@@ -36,6 +39,7 @@ from redis.exceptions import (
     RedisError,
     ResponseError,
 )
+from redis.retry import Retry
 
 from tickr._broker.connection import ClusterTarget
 from tickr._broker.wire import WireSettings, ssl_context_for
@@ -45,6 +49,8 @@ __all__ = ["ClusterExecutor", "cluster_client"]
 _RAW: Final = {NEVER_DECODE: True}
 _SOCKET_TIMEOUT: Final = 30.0
 """redis-py's socket timeout; the broker bounds every call itself (COMMAND_TIMEOUT)."""
+_SYNC_SOCKET_TIMEOUT: Final = 2.0
+"""The lease thread's socket timeouts (as on one Redis: see sync_renewer.py)."""
 
 
 def cluster_client(target: ClusterTarget) -> RedisCluster:
@@ -266,6 +272,33 @@ class ClusterExecutor:
     def sibling(self) -> ClusterExecutor:
         """The same client: each node's pool gives a blocking command its own connection."""
         return self
+
+    def sync_client(self) -> SyncRedisCluster:
+        """A blocking cluster client like this one, for the lease thread.
+
+        It starts from the nodes this client knows, with its credentials and TLS
+        settings, short timeouts and one quick retry: a renewal stuck for long is worse
+        than a skipped one.
+        """
+        nodes = self.cluster.get_nodes() or list(self.cluster.startup_nodes)
+        kwargs = nodes[0].connection_kwargs
+        options: dict[str, Any] = {
+            "startup_nodes": [SyncClusterNode(node.host, int(node.port)) for node in nodes],
+            "username": kwargs.get("username"),
+            "password": kwargs.get("password"),
+            "require_full_coverage": False,
+            "socket_timeout": _SYNC_SOCKET_TIMEOUT,
+            "socket_connect_timeout": _SYNC_SOCKET_TIMEOUT,
+            "socket_keepalive": True,
+            "protocol": 2,
+            "retry": Retry(NoBackoff(), 1),
+        }
+        if nodes[0].connection_class.__name__ == "SSLConnection":
+            options["ssl"] = True
+            for name, value in kwargs.items():
+                if name.startswith("ssl_") and name != "ssl_context" and value is not None:
+                    options[name] = value
+        return SyncRedisCluster(**options)
 
     def pubsub_settings(self) -> WireSettings:
         """Where to subscribe next: the cluster's nodes in turn, primaries first."""

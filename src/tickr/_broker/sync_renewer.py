@@ -13,8 +13,9 @@ from typing import Any, Final
 
 import redis
 from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
@@ -36,19 +37,26 @@ class SyncRenewer:
 
     def __init__(
         self,
-        settings: Callable[[], WireSettings],
+        settings: Callable[[], WireSettings] | None,
         keys_of: Callable[[str], QueueKeys],
         clock: RedisClock,
+        *,
+        cluster: Callable[[], RedisCluster] | None = None,
     ) -> None:
         self.clock = clock
         """The broker's reading of Redis' time, on which leases expire."""
         self._settings_of = settings
+        self._make_cluster = cluster
+        self._cluster: RedisCluster | None = None
         self._address: tuple[str, int, str | None] | None = None
         self._redis: redis.Redis | None = None
         self._keys_of = keys_of
+        self.failed: dict[str, str] = {}
+        """The queues whose last renewal failed (on a Cluster: on their node), and why."""
 
     def _client(self) -> redis.Redis:
         """The client of the current primary (Sentinel may have moved it)."""
+        assert self._settings_of is not None
         try:
             settings = self._settings_of()
         except RedisConnectionError as exc:
@@ -67,6 +75,9 @@ class SyncRenewer:
     ) -> dict[str, tuple[list[str], list[str]]]:
         """Extend `owner`'s leases; per queue (ids no longer held, ids to cancel).
 
+        A queue whose renewal failed (on a Cluster: its node) is left out, and named
+        in `failed`.
+
         Raises:
             RedisUnavailable: If Redis cannot be reached.
         """
@@ -78,10 +89,15 @@ class SyncRenewer:
             keys = self._keys_of(queue)
             calls.append(((keys.active,), (keys.task_prefix, owner, lease_expiry_ms, *held[queue])))
         replies = self._run(_RENEW, calls)
-        return {
-            queue: ([_text(i) for i in lost], [_text(i) for i in cancelled])
-            for queue, (lost, cancelled) in zip(queues, replies, strict=True)
-        }
+        self.failed = {}
+        report = {}
+        for queue, reply in zip(queues, replies, strict=True):
+            if isinstance(reply, RedisUnavailable):
+                self.failed[queue] = str(reply)
+                continue
+            lost, cancelled = reply
+            report[queue] = ([_text(i) for i in lost], [_text(i) for i in cancelled])
+        return report
 
     def renew_handed(
         self, owner: str, lease_expiry_ms: int, queues: Sequence[str], since_ms: int
@@ -103,16 +119,23 @@ class SyncRenewer:
                     (keys.task_prefix, owner, lease_expiry_ms, since_ms),
                 )
             )
-        return sum(int(reply) for reply in self._run(_RENEW_HANDED, calls))
+        replies = self._run(_RENEW_HANDED, calls)
+        return sum(int(reply) for reply in replies if not isinstance(reply, RedisUnavailable))
 
     def _run(
         self, script: Script, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]
     ) -> list[Any]:
-        """Run `script` once per (keys, args) in one pipeline; its replies in order.
+        """Run `script` once per (keys, args); its replies in order.
+
+        On one Redis they go in one pipeline.  On a Cluster each call goes to its own
+        node; a call that fails there comes back as its `RedisUnavailable` in place,
+        and only when every call failed is that raised.
 
         Raises:
             RedisUnavailable: If Redis cannot be reached.
         """
+        if self._make_cluster is not None:
+            return self._run_on_cluster(script, calls)
         try:
             for _attempt in range(2):
                 client = self._client()
@@ -130,11 +153,37 @@ class SyncRenewer:
             raise RedisUnavailable(f"Redis is unavailable: {exc}") from exc
         raise RedisUnavailable("Redis keeps losing its script cache")
 
+    def _run_on_cluster(
+        self, script: Script, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]
+    ) -> list[Any]:
+        if self._cluster is None:
+            assert self._make_cluster is not None
+            self._cluster = self._make_cluster()
+        cluster = self._cluster
+        replies: list[Any] = []
+        for keys, args in calls:
+            try:
+                try:
+                    reply = cluster.evalsha(script.sha, len(keys), *keys, *args)
+                except NoScriptError:  # a promoted replica: its node lacks the script
+                    cluster.script_load(script.source)
+                    reply = cluster.evalsha(script.sha, len(keys), *keys, *args)
+            except (RedisError, OSError) as exc:
+                reply = RedisUnavailable(f"Redis is unavailable: {exc}")
+            replies.append(reply)
+        failures = [reply for reply in replies if isinstance(reply, RedisUnavailable)]
+        if failures and len(failures) == len(replies):
+            raise failures[0]
+        return replies
+
     def close(self) -> None:
-        """Close the connection."""
+        """Close the connections."""
         if self._redis is not None:
             self._redis.close()
             self._redis = None
+        if self._cluster is not None:
+            self._cluster.close()
+            self._cluster = None
 
 
 def _options(settings: WireSettings) -> dict[str, Any]:

@@ -124,6 +124,8 @@ class LeaseKeeper:
         report = self._renewer.renew(
             self._owner, self._renewer.clock.now_ms() + self._lease_ms, held
         )
+        for queue, problem in self._renewer.failed.items():
+            logger.warning("could not renew the leases of %r: %s", queue, problem)
         loop = self._loop
         assert loop is not None
         for queue, (lost, cancelled) in report.items():
