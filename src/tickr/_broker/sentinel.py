@@ -1,13 +1,14 @@
 """Sentinel: the primary that the sentinels name, followed through failovers.
 
 A `SentinelLocator` asks the sentinels which node is the service's primary, checks with
-``ROLE`` on every connection it opens that the node really is one, and listens for
-``+switch-master`` on a sentinel.  When the primary changes, every connection it opened
-to the old one is dropped at once: a primary demoted by a graceful ``SENTINEL FAILOVER``
-keeps accepting writes for seconds until it is reconfigured as a replica, and writes
-sent there in that time are lost.  The commands in flight on a dropped connection fail
-as a lost connection, which the broker retries on the new primary (every script
-tolerates being sent twice).
+``ROLE`` on every connection it opens that the node really is one, and listens on every
+sentinel for ``+switch-master`` and for ``+promoted-slave`` (which the sentinel leading a
+failover sends as soon as the replica is promoted, before the switch).  When the primary
+changes, every connection it opened to the old one is dropped at once: a primary
+demoted by a graceful ``SENTINEL FAILOVER`` keeps accepting writes for seconds until it
+is reconfigured as a replica, and writes sent there in that time are lost.  The
+commands in flight on a dropped connection fail as a lost connection, which the broker
+retries on the new primary (every script tolerates being sent twice).
 
 `SentinelWire` is Tickr's lean wire (wire.py) on the located primary; the pub/sub
 listener and the lease thread follow the same locator.
@@ -30,11 +31,13 @@ from tickr._broker.connection import SentinelTarget
 from tickr._broker.events import WireTransport
 from tickr._broker.wire import Protocol, Wire, WireSettings, open_connection, pack, ssl_context_for
 
-__all__ = ["SWITCH_CHANNEL", "SentinelLocator", "SentinelWire"]
+__all__ = ["PROMOTED_CHANNEL", "SWITCH_CHANNEL", "SentinelLocator", "SentinelWire"]
 
 logger = logging.getLogger("tickr.broker.sentinel")
 
 SWITCH_CHANNEL: Final = "+switch-master"
+PROMOTED_CHANNEL: Final = "+promoted-slave"
+WATCHED_CHANNELS: Final = (SWITCH_CHANNEL, PROMOTED_CHANNEL)
 _SENTINEL_TIMEOUT: Final = 2.0
 _ROLE_ATTEMPTS: Final = 5
 _ROLE_RETRY_SECONDS: Final = 0.2
@@ -194,21 +197,20 @@ class SentinelLocator:
         self._watcher = loop.create_task(self._watch(), name="tickr-sentinel-watch")
 
     async def _watch(self) -> None:
-        """Listen for switch-master on one sentinel after another, for ever."""
+        """Listen to every sentinel at once, for ever: the first to tell wins."""
+        await asyncio.gather(*(self._watch_one(host, port) for host, port in self.target.sentinels))
+
+    async def _watch_one(self, host: str, port: int) -> None:
         backoff = Backoff()
-        index = 0
+        transport = WireTransport(
+            functools.partial(open_connection, self._sentinel_settings(host, port))
+        )
         while True:
-            host, port = self._sentinels[index % len(self._sentinels)]
-            index += 1
-            transport = WireTransport(
-                functools.partial(open_connection, self._sentinel_settings(host, port))
-            )
             try:
-                await transport.serve(self, [SWITCH_CHANNEL])
+                await transport.serve(self, WATCHED_CHANNELS)
             except (RedisConnectionError, OSError) as exc:
                 logger.debug("the Sentinel watch on %s:%d stopped: %s", host, port, exc)
-            if index % len(self._sentinels) == 0:
-                await asyncio.sleep(backoff.next())
+            await asyncio.sleep(backoff.next())
 
     def on_subscribed(self, channel: str) -> None:
         """Subscribed to switch-master: look the primary up, in case a switch was missed."""
@@ -222,10 +224,25 @@ class SentinelLocator:
             logger.warning("could not ask the sentinels for the primary: %s", exc)
 
     def on_message(self, channel: str, data: bytes) -> None:
-        """``+switch-master <service> <old ip> <old port> <new ip> <new port>``."""
+        """A switch (or, from the sentinel that leads a failover, a promotion).
+
+        ``+switch-master <service> <old ip> <old port> <new ip> <new port>``;
+        ``+promoted-slave slave <name> <ip> <port> @ <service> <old ip> <old port>``.
+        The promotion comes first: the switch follows once the other replicas are
+        reconfigured, and the demoted primary takes writes until then.
+        """
         fields = data.decode(errors="replace").split()
-        if len(fields) == 5 and fields[0] == self.target.service and fields[4].isdigit():
-            self._switch_to((fields[3], int(fields[4])))
+        if channel == SWITCH_CHANNEL:
+            if len(fields) == 5 and fields[0] == self.target.service and fields[4].isdigit():
+                self._switch_to((fields[3], int(fields[4])))
+        elif (
+            len(fields) == 8
+            and fields[0] == "slave"
+            and fields[4] == "@"
+            and fields[5] == self.target.service
+            and fields[3].isdigit()
+        ):
+            self._switch_to((fields[2], int(fields[3])))
 
     async def aclose(self) -> None:
         """Stop watching the sentinels."""
