@@ -25,8 +25,14 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# The whole suite on one Redis, then the integration and hostile tests again on a
+# Redis Cluster and on Sentinel (tests that need one plain Redis are left out there).
+TOPOLOGY_TESTS := tests/integration tests/hostile
+
 pytest: install
 	$(BIN)/python -m coverage run -m pytest $(PYTEST_ARGS)
+	TICKR_TEST_TOPOLOGY=cluster $(BIN)/python -m coverage run --append -m pytest $(TOPOLOGY_TESTS)
+	TICKR_TEST_TOPOLOGY=sentinel $(BIN)/python -m coverage run --append -m pytest $(TOPOLOGY_TESTS)
 	$(BIN)/python -m coverage report --fail-under=80
 
 test: lint typecheck pytest

@@ -30,9 +30,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """On a Cluster or Sentinel, leave out the tests that need one plain Redis."""
-    if not os.environ.get("TICKR_TEST_REDIS_URL", "").startswith(TOPOLOGY_SCHEMES):
+    topology = os.environ.get("TICKR_TEST_TOPOLOGY") or os.environ.get(
+        "TICKR_TEST_REDIS_URL", ""
+    ).startswith(TOPOLOGY_SCHEMES)
+    if not topology:
         return
-    kept = [item for item in items if item.get_closest_marker("single_redis") is None]
+    kept = [
+        item
+        for item in items
+        if item.get_closest_marker("single_redis") is None
+        and item.get_closest_marker("own_topology") is None
+    ]
     if len(kept) < len(items):
         config.hook.pytest_deselected(items=[i for i in items if i not in kept])
         items[:] = kept

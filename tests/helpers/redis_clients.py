@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import redis
 import redis.asyncio as aredis
 from redis.asyncio.cluster import ClusterNode
 
@@ -40,11 +41,25 @@ def raw_client(url: str, **options: Any) -> Any:
         options.setdefault("protocol", 2)
         return aredis.RedisCluster(startup_nodes=nodes, password=target.password, **options)
     if isinstance(target, SentinelTarget):
-        from redis.asyncio.sentinel import Sentinel
-
-        sentinel = Sentinel(list(target.sentinels))
-        return sentinel.master_for(target.service, db=target.db, **options)
+        # The primary as the sentinels name it now: the tests' bookkeeping needs no
+        # failover, and redis-py's Sentinel leaves its sentinel connections open.
+        host, port = _primary_address(target)
+        options.setdefault("protocol", 2)
+        return aredis.Redis(host=host, port=port, db=target.db, password=target.password, **options)
     return aredis.Redis.from_url(url, **options)
+
+
+def _primary_address(target: SentinelTarget) -> tuple[str, int]:
+    for host, port in target.sentinels:
+        with redis.Redis(host=host, port=port, socket_timeout=2, protocol=2) as sentinel:
+            try:
+                reply = sentinel.sentinel_get_master_addr_by_name(target.service)
+            except redis.RedisError:
+                continue
+        if reply:
+            host = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
+            return host, int(reply[1])
+    raise RuntimeError(f"no sentinel names a primary for {target.service!r}")
 
 
 def _all_nodes(raw: Any) -> dict[str, Any]:
@@ -58,6 +73,19 @@ def _all_nodes(raw: Any) -> dict[str, Any]:
 async def reset_command_stats(raw: Any) -> None:
     """CONFIG RESETSTAT on every node."""
     await raw.config_resetstat(**_all_nodes(raw))
+
+
+async def config_get(raw: Any, name: str) -> str:
+    """A setting's value (on a Cluster, as the first node reports it)."""
+    reply = await raw.config_get(name, **_all_nodes(raw))
+    if isinstance(raw, aredis.RedisCluster):  # {node: {name: value}}
+        reply = next(iter(reply.values()))
+    return str(reply[name])
+
+
+async def config_set(raw: Any, name: str, value: object) -> None:
+    """CONFIG SET on every node."""
+    await raw.config_set(name, value, **_all_nodes(raw))
 
 
 async def command_calls(raw: Any) -> dict[str, int]:

@@ -12,6 +12,7 @@ import redis.asyncio as aredis
 import tickr
 from tests.conftest import ServerFactory
 from tests.helpers import eventually
+from tests.helpers.redis_clients import config_get, config_set
 from tickr._broker.keys import QueueKeys
 
 BATCH = 8
@@ -259,9 +260,8 @@ async def test_a_result_redis_refuses_archives_its_task_alone(
         result = await gate.handler(task)
         return huge if task.id == bad else result
 
-    ((_, original),) = (await raw_redis.config_get("proto-max-bulk-len")).items()
-    assert original is not None
-    await raw_redis.config_set("proto-max-bulk-len", 1024 * 1024)
+    original = await config_get(raw_redis, "proto-max-bulk-len")
+    await config_set(raw_redis, "proto-max-bulk-len", 1024 * 1024)
     try:
         async with running_server(handler, max_result_bytes=4 * 1024 * 1024, **FAST):
             await gate.started.wait()
@@ -269,7 +269,7 @@ async def test_a_result_redis_refuses_archives_its_task_alone(
             await eventually(lambda: in_state(client, bad, "archived"))
             await assert_healthy_ran_once(client, ids, bad, gate.runs)
     finally:
-        await raw_redis.config_set("proto-max-bulk-len", original)
+        await config_set(raw_redis, "proto-max-bulk-len", original)
     error = (await client.get_task(bad)).last_error
     assert error is not None and error.startswith("result cannot be stored: Redis refused it: ")
     assert "bulk length" in error

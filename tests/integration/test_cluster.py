@@ -12,9 +12,12 @@ import pytest
 import tickr
 from tests.helpers import eventually
 from tickr._broker.keys import QueueKeys
+from tickr.testing import RedisServer
 from tickr.testing.topology import ClusterServers, find_valkey_server
 
 QUEUES = [f"q{n}" for n in range(6)]
+
+pytestmark = pytest.mark.own_topology
 
 
 def _binaries() -> list[object]:
@@ -102,3 +105,31 @@ async def test_the_start_up_checks_read_every_primary(
     messages = [record.getMessage() for record in caplog.records]
     assert not any("could not read Redis' settings" in message for message in messages)
     assert any("persistence is off" in m and "(on 3 of 3 nodes)" in m for m in messages)
+
+
+async def test_wait_replicas_waits_on_each_node_written_to(cluster: ClusterServers) -> None:
+    namespace = f"test-{uuid.uuid4().hex[:8]}"
+    async with tickr.Client(cluster.url, namespace=namespace, wait_replicas=1) as client:
+        single = await client.enqueue("t", queue=QUEUES[0])
+        results = await client.enqueue_many(
+            [tickr.TaskSpec("t", n, queue=q) for n, q in enumerate(QUEUES)]
+        )
+        infos = [single, *(r for r in results if isinstance(r, tickr.TaskInfo))]
+        assert len(infos) == 7
+        for info in infos:
+            assert (await client.get_task(info.id, info.queue)).state == "pending"
+    for info in infos:
+        primary = cluster.primary_of(QueueKeys(namespace, info.queue).pending)
+        replica = next(
+            node
+            for node in cluster.nodes
+            if node is not primary and _ask_role(cluster, node) == (b"slave", primary.port)
+        )
+        raw = cluster.client(replica)
+        raw.execute_command("READONLY")
+        assert raw.exists(QueueKeys(namespace, info.queue).task(info.id)), "the replica has it"
+
+
+def _ask_role(cluster: ClusterServers, node: RedisServer) -> tuple[bytes, int]:
+    role = cluster.client(node).execute_command("ROLE")
+    return (role[0], int(role[2])) if role[0] == b"slave" else (role[0], node.port)

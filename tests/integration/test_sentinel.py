@@ -16,6 +16,8 @@ from tickr._broker.keys import QueueKeys
 from tickr.testing import RedisServer
 from tickr.testing.topology import SentinelServers, find_valkey_server
 
+pytestmark = pytest.mark.own_topology
+
 
 def _binaries() -> list[object]:
     try:
@@ -79,6 +81,8 @@ async def test_a_client_made_by_sentinel_master_for_is_accepted(
         assert await _stored_on(sentinel.primary(), namespace, info.id)
     finally:
         await given.aclose()
+        for sentinel_client in manager.sentinels:  # redis-py's Sentinel leaves them open
+            await sentinel_client.aclose()
 
 
 async def test_wait_replicas_returns_once_the_replica_has_the_task(

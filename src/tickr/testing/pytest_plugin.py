@@ -7,8 +7,11 @@ Load it from a conftest.py::
 Fixtures:
 
 - ``tickr_redis_server`` (session): a private `RedisServer`.  With
-  ``$TICKR_TEST_REDIS_URL`` set, that Redis is used instead and this fixture is None.
-- ``tickr_redis_url`` (session): the URL of that Redis.
+  ``$TICKR_TEST_REDIS_URL`` set, that Redis is used instead and this fixture is None;
+  so it is with ``$TICKR_TEST_TOPOLOGY`` set to ``cluster`` (a private Redis Cluster of
+  3 primaries with a replica each, `ClusterServers`) or ``sentinel`` (a primary, a
+  replica and 3 sentinels, `SentinelServers`), started for the session.
+- ``tickr_redis_url`` (session): the URL of that Redis (or Cluster, or Sentinel).
 - ``tickr_namespace``: a fresh namespace per test, so tests never see each other's keys.
 - ``tickr_client``: a `Client` on that URL and namespace (needs pytest-asyncio).
 """
@@ -27,12 +30,13 @@ from tickr.testing import RedisServer
 __all__ = ["tickr_client", "tickr_namespace", "tickr_redis_server", "tickr_redis_url"]
 
 URL_VARIABLE = "TICKR_TEST_REDIS_URL"
+TOPOLOGY_VARIABLE = "TICKR_TEST_TOPOLOGY"
 
 
 @pytest.fixture(scope="session")
 def tickr_redis_server() -> Iterator[RedisServer | None]:
-    """A redis-server for the whole session (None when $TICKR_TEST_REDIS_URL is set)."""
-    if os.environ.get(URL_VARIABLE):
+    """A redis-server for the whole session (None with either variable set)."""
+    if os.environ.get(URL_VARIABLE) or os.environ.get(TOPOLOGY_VARIABLE):
         yield None
         return
     with RedisServer() as server:
@@ -40,11 +44,30 @@ def tickr_redis_server() -> Iterator[RedisServer | None]:
 
 
 @pytest.fixture(scope="session")
-def tickr_redis_url(tickr_redis_server: RedisServer | None) -> str:
-    """The URL of the test Redis."""
-    if tickr_redis_server is None:
-        return os.environ[URL_VARIABLE]
-    return tickr_redis_server.url
+def tickr_redis_url(tickr_redis_server: RedisServer | None) -> Iterator[str]:
+    """The URL of the test Redis (or of the topology $TICKR_TEST_TOPOLOGY names).
+
+    Raises:
+        ValueError: If $TICKR_TEST_TOPOLOGY is neither ``cluster`` nor ``sentinel``.
+    """
+    if tickr_redis_server is not None:
+        yield tickr_redis_server.url
+        return
+    topology = os.environ.get(TOPOLOGY_VARIABLE)
+    if not topology:
+        yield os.environ[URL_VARIABLE]
+        return
+    from tickr.testing.topology import ClusterServers, SentinelServers
+
+    servers: ClusterServers | SentinelServers
+    if topology == "cluster":
+        servers = ClusterServers(extra_args=["--cluster-require-full-coverage", "no"])
+    elif topology == "sentinel":
+        servers = SentinelServers()
+    else:
+        raise ValueError(f"${TOPOLOGY_VARIABLE} must be cluster or sentinel, not {topology!r}")
+    with servers:
+        yield servers.url
 
 
 @pytest.fixture

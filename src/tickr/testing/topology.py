@@ -201,6 +201,47 @@ class ClusterServers:
                     return next(n for n in self.nodes if n.port == port)
         raise RuntimeError("no live node answers")
 
+    def slot_of(self, key: str) -> int:
+        """The hash slot of `key`."""
+        node = next(node for node in self.nodes if node.running)
+        return int(_ask(self.client(node), "CLUSTER", "KEYSLOT", key))
+
+    def migrate_slot(
+        self, slot: int, target: RedisServer, *, batch: int = 10, pause: float = 0.0
+    ) -> int:
+        """Move one slot, with its keys, to primary `target`, as a resharding does.
+
+        The keys move `batch` at a time with `pause` seconds between batches, so that a
+        test can keep working while the slot is half moved.  Returns how many keys moved.
+
+        Raises:
+            RuntimeError: If `target` already serves the slot.
+        """
+        source = next(node for node in self.nodes if node.running and self._serves(node, slot))
+        if source is target:
+            raise RuntimeError(f"{target.port} already serves slot {slot}")
+        source_client, target_client = self.client(source), self.client(target)
+        source_id = _text(_ask(source_client, "CLUSTER", "MYID"))
+        target_id = _text(_ask(target_client, "CLUSTER", "MYID"))
+        _ask(target_client, "CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
+        _ask(source_client, "CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
+        moved = 0
+        while keys := _ask(source_client, "CLUSTER", "GETKEYSINSLOT", slot, batch):
+            _ask(source_client, "MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", *keys)
+            moved += len(keys)
+            if pause:
+                time.sleep(pause)
+        for node in self.nodes:
+            if node.running and _text(_ask(self.client(node), "ROLE")[0]) == "master":
+                _ask(self.client(node), "CLUSTER", "SETSLOT", slot, "NODE", target_id)
+        return moved
+
+    def _serves(self, node: RedisServer, slot: int) -> bool:
+        for low, high, primary, *_ in _ask(self.client(node), "CLUSTER", "SLOTS"):
+            if low <= slot <= high:
+                return int(primary[1]) == node.port
+        return False
+
     def stop(self) -> None:
         """Stop every node and delete its data."""
         for client in self._clients.values():
