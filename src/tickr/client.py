@@ -39,7 +39,13 @@ from tickr._options import (
 from tickr._records import read_task
 from tickr._serialization import MessageDecodeError, decode_value
 from tickr._time import datetime_from_ms
-from tickr.errors import DuplicateTask, TaskFailed, TaskIDConflict, TaskNotFound
+from tickr.errors import (
+    DuplicateTask,
+    RedisUnavailable,
+    TaskFailed,
+    TaskIDConflict,
+    TaskNotFound,
+)
 from tickr.values import TaskInfo
 
 __all__ = ["Client"]
@@ -221,16 +227,28 @@ class Client(ClosedOnExit):
         return results
 
     async def _register_queues(self, queues: Iterable[str]) -> None:
-        """Record the queues' names (again after a minute, in case one was deleted)."""
+        """Record the queues' names (again after a minute, in case one was deleted).
+
+        The names live in the namespace's registry, on one node of a Cluster.  When
+        that node cannot be reached the enqueue goes on, to its queue's own node, and
+        the next enqueue records the names.
+        """
         now = time.monotonic()
         stale = [
             queue
             for queue in queues
             if now - self._registered_queues.get(queue, -_REGISTER_AGAIN) >= _REGISTER_AGAIN
         ]
-        if stale:
+        if not stale:
+            return
+        try:
             await self._broker.register_queues(stale)
-            self._registered_queues.update(dict.fromkeys(stale, now))
+        except RedisUnavailable as exc:
+            logger.warning(
+                "could not record the queue names %s (%s); the next enqueue will", stale, exc
+            )
+            return
+        self._registered_queues.update(dict.fromkeys(stale, now))
 
     # ------------------------------------------------------------------ reading
 

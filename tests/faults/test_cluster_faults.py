@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import subprocess
+import sys
 import time
 import uuid
 from collections import Counter
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.helpers.processes import WorkerProcess
-from tickr._broker.keys import QueueKeys
+from tickr._broker.keys import NamespaceKeys, QueueKeys
 from tickr.testing import RedisServer
 from tickr.testing.topology import ClusterServers
 
@@ -138,3 +140,46 @@ def test_a_queue_whose_slot_moves_mid_drain_loses_nothing(tmp_path: Path) -> Non
     assert set(outcome["acknowledged"]) <= set(ran), "every task ran"
     print(f"\nslot {slot} moved ({moved} keys); {sum(ran.values()) - len(ran)} duplicate runs")
     assert moved > 10, "the slot held the queue's keys"
+
+
+ENQUEUE_EACH = """
+import asyncio, json, sys
+import tickr
+
+async def main() -> None:
+    outcome = {}
+    async with tickr.Client(sys.argv[1], namespace=sys.argv[2]) as client:
+        for queue in sys.argv[3].split(","):
+            try:
+                await asyncio.wait_for(client.enqueue("t", queue=queue), 20)
+                outcome[queue] = "ok"
+            except tickr.RedisUnavailable as exc:
+                outcome[queue] = str(exc)
+    print(json.dumps(outcome))
+
+asyncio.run(main())
+"""
+
+
+def test_a_client_starting_while_the_first_primary_is_down_reaches_the_others() -> None:
+    """redis-py reads the command table from the first primary at discovery: another
+    primary must do when that one is down.  The namespace's queue registry lives on that
+    node too: an enqueue must not need it."""
+    with ClusterServers(replicas=0, extra_args=PARTIAL_COVERAGE) as cluster:
+        first = cluster.nodes[0]
+        namespace = _fresh_namespace(cluster)
+        while cluster.primary_of(NamespaceKeys(namespace).queues) is not first:
+            namespace = _fresh_namespace(cluster)
+        doomed, healthy = _split(cluster, namespace, first)
+        first.kill()
+        run = subprocess.run(
+            [sys.executable, "-c", ENQUEUE_EACH, cluster.url, namespace, ",".join(QUEUES)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert run.returncode == 0, run.stderr[-3000:]
+    outcome = json.loads(run.stdout)
+    assert {queue for queue, result in outcome.items() if result == "ok"} == set(healthy), outcome
+    assert all("unavailable" in outcome[queue] for queue in doomed)

@@ -29,6 +29,7 @@ from redis.asyncio import RedisCluster
 from redis.asyncio.cluster import ClusterNode
 from redis.backoff import NoBackoff
 from redis.client import NEVER_DECODE
+from redis.cluster import PRIMARY
 from redis.cluster import ClusterNode as SyncClusterNode
 from redis.cluster import RedisCluster as SyncRedisCluster
 from redis.exceptions import (
@@ -39,6 +40,8 @@ from redis.exceptions import (
     RedisError,
     ResponseError,
 )
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from tickr._broker.connection import ClusterTarget
@@ -69,7 +72,39 @@ def cluster_client(target: ClusterTarget) -> RedisCluster:
         options["ssl"] = True
         for name, value in target.ssl_options.items():
             options[name] = value
-    return RedisCluster(**options)
+    cluster = RedisCluster(**options)
+    _tolerate_a_dead_default_node(cluster)
+    return cluster
+
+
+def _tolerate_a_dead_default_node(cluster: RedisCluster) -> None:
+    """Let discovery read the command table from any primary, not only the first.
+
+    On every (re)discovery redis-py sends COMMAND to its default node, the first primary
+    of the slot map, and fails the whole discovery when that node is down: a client
+    starting while that one shard is down could reach none.  Here the other primaries
+    are asked in turn, and the one that answers becomes the default node.
+    """
+    parser = cluster.commands_parser
+    ask = parser.initialize
+
+    async def initialize(node: ClusterNode | None = None) -> None:
+        manager = cluster.nodes_manager
+        primaries = manager.get_nodes_by_server_type(PRIMARY)
+        candidates = [node, *(n for n in primaries if n is not node)] if node else primaries
+        failure: Exception | None = None
+        for candidate in candidates:
+            try:
+                await ask(candidate)
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                failure = exc
+                continue
+            if candidate is not manager.default_node:
+                manager.default_node = candidate
+            return
+        raise failure or RedisClusterException("no primary to read the command table from")
+
+    parser.initialize = initialize  # type: ignore[method-assign]
 
 
 def _first_key(command: Sequence[Any]) -> Any:
