@@ -133,3 +133,16 @@ async def test_wait_replicas_waits_on_each_node_written_to(cluster: ClusterServe
 def _ask_role(cluster: ClusterServers, node: RedisServer) -> tuple[bytes, int]:
     role = cluster.client(node).execute_command("ROLE")
     return (role[0], int(role[2])) if role[0] == b"slave" else (role[0], node.port)
+
+
+async def test_more_concurrent_calls_than_the_pool_holds_wait_their_turn(
+    cluster: ClusterServers,
+) -> None:
+    """redis-py's cluster pool fails a command beyond its size (100 per node) at once."""
+    namespace = f"test-{uuid.uuid4().hex[:8]}"
+    async with tickr.Client(cluster.url, namespace=namespace) as client:
+        infos = await asyncio.gather(
+            *(client.enqueue("t", n, queue=QUEUES[n % 6]) for n in range(3000))
+        )
+        fetched = await asyncio.gather(*(client.get_task(i.id, i.queue) for i in infos))
+    assert [task.payload for task in fetched] == list(range(3000))

@@ -52,6 +52,8 @@ __all__ = ["ClusterExecutor", "cluster_client"]
 _RAW: Final = {NEVER_DECODE: True}
 _SOCKET_TIMEOUT: Final = 30.0
 """redis-py's socket timeout; the broker bounds every call itself (COMMAND_TIMEOUT)."""
+_DEFAULT_MAX_CONNECTIONS: Final = 100
+"""redis-py's default size of a node's connection pool."""
 _SYNC_SOCKET_TIMEOUT: Final = 2.0
 """The lease thread's socket timeouts (as on one Redis: see sync_renewer.py)."""
 
@@ -138,6 +140,12 @@ class ClusterExecutor:
         self._node_turn = itertools.count()
         self._discovered = False
         self._discovering = asyncio.Lock()
+        self._in_flight = asyncio.Semaphore(self._connection_limit())
+
+    def _connection_limit(self) -> int:
+        """redis-py's connections per node: more commands at once fail, they do not wait."""
+        kwargs = getattr(self.cluster, "connection_kwargs", None) or {}
+        return int(kwargs.get("max_connections") or _DEFAULT_MAX_CONNECTIONS)
 
     def _follow_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -146,6 +154,7 @@ class ClusterExecutor:
                 self.cluster = self._remake()  # the old one's connections die with their loop
                 self._discovered = False
                 self._discovering = asyncio.Lock()
+            self._in_flight = asyncio.Semaphore(self._connection_limit())
             self._loop = loop
 
     async def _discover(self) -> None:
@@ -179,7 +188,8 @@ class ClusterExecutor:
             await self._discover()
         if len(args) == 3 and args[0] == "SCRIPT" and args[1] == "LOAD":
             return await self._load_script(args[2])
-        return await self.cluster.execute_command(*args, **_RAW)
+        async with self._in_flight:  # beyond the pool's size, commands wait their turn
+            return await self.cluster.execute_command(*args, **_RAW)
 
     async def execute_many(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
         """Send commands at once, each to its node; every reply or error comes back in place.
@@ -267,6 +277,12 @@ class ClusterExecutor:
         return replies, acknowledged
 
     async def _on_node(
+        self, node: ClusterNode, commands: Sequence[Sequence[Any]], replicas: int, timeout_ms: int
+    ) -> tuple[list[Any], int]:
+        async with self._in_flight:
+            return await self._on_connection(node, commands, replicas, timeout_ms)
+
+    async def _on_connection(
         self, node: ClusterNode, commands: Sequence[Sequence[Any]], replicas: int, timeout_ms: int
     ) -> tuple[list[Any], int]:
         connection = node.acquire_connection()
