@@ -40,6 +40,23 @@ def test_commands_are_packed_as_resp() -> None:
         pack(("SET", object()))
 
 
+@pytest.mark.parametrize(
+    ("value", "encoded"),
+    [
+        (True, b"1"),
+        (bytearray(b"ab"), b"ab"),
+        (memoryview(b"ab"), b"ab"),
+        (2**70, b"1180591620717411303424"),
+        (1 / 3, b"0.3333333333333333"),
+        (-0.0, b"-0.0"),
+        ("é", "é".encode()),
+    ],
+)
+def test_every_value_kind_packs_the_same_in_c_or_python(value: object, encoded: bytes) -> None:
+    """hiredis packs str, bytes, int and float; the rest falls back to Python, alike."""
+    assert pack(["GET", value]) == b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(encoded), encoded)
+
+
 def test_bad_urls_are_rejected() -> None:
     with pytest.raises(ValueError, match="Redis URL"):
         WireSettings.from_url("http://example.com")

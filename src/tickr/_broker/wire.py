@@ -38,6 +38,7 @@ __all__ = ["Protocol", "Wire", "WireSettings", "open_connection", "pack", "ssl_c
 
 CONNECT_TIMEOUT: Final = 5.0
 _CRLF: Final = b"\r\n"
+_pack_in_c: Final = hiredis.pack_command
 
 
 class WireSettings:
@@ -141,7 +142,15 @@ def _encode(value: Any) -> bytes:
 
 
 def pack(args: Sequence[Any]) -> bytes:
-    """One command in RESP."""
+    """One command in RESP (by hiredis, in C, for the str, bytes, int and float it takes)."""
+    try:
+        packed: bytes = _pack_in_c(args if isinstance(args, tuple) else tuple(args))
+    except TypeError:  # a bool, a bytearray...: packed below, or refused with our message
+        return _pack(args)
+    return packed
+
+
+def _pack(args: Sequence[Any]) -> bytes:
     parts = [b"*%d\r\n" % len(args)]
     for arg in args:
         data = _encode(arg)
