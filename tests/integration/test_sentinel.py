@@ -95,6 +95,18 @@ async def test_wait_replicas_returns_once_the_replica_has_the_task(
     assert await _stored_on(replica, namespace, info.id)
 
 
+async def test_a_user_whose_acl_forbids_role_still_reaches_the_primary(
+    sentinel: SentinelServers,
+) -> None:
+    """ROLE is an @admin command: an application user often may not run it."""
+    acl = ["--user", "app", "on", ">secret", "~*", "&*", "+@all", "-role"]
+    with SentinelServers(binary=sentinel.binary, extra_args=acl) as restricted:
+        url = restricted.url.replace("redis+sentinel://", "redis+sentinel://app:secret@")
+        async with tickr.Client(url, namespace=_fresh_namespace()) as client:
+            info = await client.enqueue("t")
+            assert (await client.get_task(info.id)).state == "pending"
+
+
 async def test_clients_and_servers_follow_a_graceful_failover(sentinel: SentinelServers) -> None:
     """After SENTINEL FAILOVER every write goes to the new primary, none to the old one.
 

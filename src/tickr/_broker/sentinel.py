@@ -153,22 +153,49 @@ class SentinelLocator:
             address = self._address
             try:
                 protocol = await open_connection(self.settings())
-                role = await protocol.send(pack(("ROLE",)))
-            except (RedisConnectionError, ResponseError) as exc:
+            except RedisConnectionError as exc:
                 last = exc
                 continue
-            if _text(role[0]) == "master" and address == self._address:
+            try:
+                role = await self._role(protocol)
+            except (RedisConnectionError, ResponseError) as exc:
+                protocol.abort()
+                last = exc
+                continue
+            if role == "master" and address == self._address:
                 self._opened.add(protocol)
                 return protocol
             protocol.abort()
             last = RedisConnectionError(
                 f"{address[0]}:{address[1]} is not the primary of {self.target.service!r} "
-                f"(its role: {_text(role[0])})"
+                f"(its role: {role})"
                 if address is not None
                 else "the primary changed while connecting"
             )
         assert last is not None
         raise RedisConnectionError(f"cannot reach the Sentinel primary: {last}") from last
+
+    @staticmethod
+    async def _role(protocol: Protocol) -> str:
+        """What the node says it is; "master" when its ACL forbids ROLE to this user.
+
+        Without ROLE, the sentinels' word stands: a demoted primary then shows itself
+        by its READONLY replies, on which the broker reconnects.
+
+        Raises:
+            redis.exceptions.ConnectionError: If the node does not answer in time.
+            redis.exceptions.ResponseError: If it refuses ROLE for another reason.
+        """
+        try:
+            async with asyncio.timeout(_SENTINEL_TIMEOUT):
+                reply = await protocol.send(pack(("ROLE",)))
+        except TimeoutError as exc:
+            raise RedisConnectionError("the primary did not answer ROLE in time") from exc
+        except ResponseError as exc:
+            if str(exc).startswith("NOPERM"):
+                return "master"
+            raise
+        return _text(reply[0])
 
     def _switch_to(self, address: tuple[str, int]) -> None:
         """Remember the primary's address; drop every connection to an earlier one."""
