@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 import redis
 import redis.asyncio as aredis
 from redis.asyncio.cluster import ClusterNode
@@ -14,6 +15,7 @@ from tickr._broker.connection import (
     SentinelTarget,
     parse_multi_host_url,
 )
+from tickr.testing.topology import find_valkey_server
 
 __all__ = [
     "TOPOLOGY_SCHEMES",
@@ -121,3 +123,15 @@ class LazyClient:
                     await client.initialize()
                     self._client = client
         return self._client
+
+
+def server_binaries() -> list[Any]:
+    """Fixture params for both servers: Redis (the default binary, None) and Valkey.
+
+    Valkey's param skips, saying how to get it, when no valkey-server is found.
+    """
+    try:
+        valkey = find_valkey_server()
+    except FileNotFoundError as missing:
+        return [None, pytest.param(None, marks=pytest.mark.skip(reason=str(missing)))]
+    return [None, valkey]

