@@ -113,7 +113,7 @@ class Inspector(ClosedOnExit):
                     latency = max(0.0, now / 1000 - enqueued.timestamp())
         processed, failed = daily[0]
         size = sum(sizes[state] for state in TASK_STATES)
-        used = await self._broker.queue_memory(queue, size) if memory else 0
+        used = await self._broker.queue_memory(queue, sizes) if memory else 0
         return QueueInfo(
             queue=queue,
             pending=sizes["pending"],

@@ -275,13 +275,20 @@ class Server(Service):
             raise supervisor.gave_up
 
     async def _start_up(self, broker: Broker, listener: Listener, stop: asyncio.Event) -> bool:
-        """Register the queues and wait for the subscription; False if stopped first."""
+        """Register the queues, migrate their 0.1 data, and wait for the subscription.
+
+        Returns False if stopped first.
+        """
         backoff = Backoff()
         while not stop.is_set():
             try:
                 await check_redis(broker)
                 await broker.read_clock()
                 await broker.register_queues(self._queues)
+                for queue in self._queues:
+                    moved = await broker.migrate(queue)
+                    if moved:
+                        logger.info("moved %d pending tasks of %r from 0.1's layout", moved, queue)
                 break
             except RedisUnavailable as exc:
                 delay = backoff.next()

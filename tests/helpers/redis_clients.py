@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from tickr._broker.connection import (
     SentinelTarget,
     parse_multi_host_url,
 )
+from tickr._broker.keys import QueueKeys, pending_bucket_index
 from tickr.testing.topology import find_valkey_server
 
 __all__ = [
@@ -135,3 +137,31 @@ def server_binaries() -> list[Any]:
     except FileNotFoundError as missing:
         return [None, pytest.param(None, marks=pytest.mark.skip(reason=str(missing)))]
     return [None, valkey]
+
+
+def pending_bucket(keys: QueueKeys, meta: Sequence[bytes | None], task_id: str) -> str:
+    """The bucket key of a task's pending record, given the store's HMGET meta k s."""
+    level, split = (int(value or 0) for value in meta)
+    return keys.pending_bucket(pending_bucket_index(task_id, level, split))
+
+
+def task_stored_sync(raw: Any, keys: QueueKeys, task_id: str) -> bool:
+    """Whether a node holds a task (its hash, or its pending record), on a blocking client."""
+    if raw.exists(keys.task(task_id)):
+        return True
+    bucket = pending_bucket(keys, raw.hmget(keys.pending, "k", "s"), task_id)
+    return bool(raw.hexists(bucket, task_id))
+
+
+async def task_stored(raw: Any, keys: QueueKeys, task_id: str) -> bool:
+    """Whether a node holds a task (its hash, or its pending record)."""
+    if await raw.exists(keys.task(task_id)):
+        return True
+    bucket = pending_bucket(keys, await raw.hmget(keys.pending, "k", "s"), task_id)
+    return bool(await raw.hexists(bucket, task_id))
+
+
+async def pending_record(raw: Any, keys: QueueKeys, task_id: str) -> tuple[str, bytes | None]:
+    """The bucket key of a pending task and its raw record there (None if absent)."""
+    bucket = pending_bucket(keys, await raw.hmget(keys.pending, "k", "s"), task_id)
+    return bucket, await raw.hget(bucket, task_id)

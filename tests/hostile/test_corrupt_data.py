@@ -6,13 +6,14 @@ import asyncio
 import collections
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import msgpack
 import pytest
 import redis.asyncio as aredis
 
 import tickr
 from tests.conftest import ServerFactory
 from tests.helpers import eventually
-from tests.helpers.redis_clients import config_get, config_set
+from tests.helpers.redis_clients import config_get, config_set, pending_record
 from tickr._broker.keys import QueueKeys
 
 BATCH = 8
@@ -61,8 +62,38 @@ async def assert_healthy_ran_once(
     assert runs[ids.index(bad)] <= 1
 
 
+@pytest.mark.parametrize(
+    "record", [b"\xc1 not msgpack", msgpack.packb({"a": "map"}), msgpack.packb([1, 2])]
+)
+async def test_a_damaged_pending_record_is_archived_alone(
+    client: tickr.Client,
+    inspector: tickr.Inspector,
+    raw_redis: aredis.Redis,
+    namespace: str,
+    running_server: ServerFactory,
+    record: bytes,
+) -> None:
+    runs: collections.Counter[int] = collections.Counter()
+    handler = echo_counting(runs)
+
+    ids = await enqueue_batch(client)
+    bad = ids[3]
+    bucket, stored = await pending_record(raw_redis, QueueKeys(namespace, "default"), bad)
+    assert stored is not None
+    await raw_redis.hset(bucket, bad, record)
+    async with running_server(handler, concurrency=BATCH):
+        await assert_healthy_ran_once(client, ids, bad, runs)
+        await eventually(lambda: in_state(client, bad, "archived"))
+    info = await client.get_task(bad)
+    assert info.last_error is not None
+    assert info.last_error.startswith("corrupt pending record: ")
+    sizes = await inspector.queue_info("default", memory=False)
+    assert (sizes.pending, sizes.active, sizes.archived, sizes.completed) == (0, 0, 1, BATCH - 1)
+    assert [task.id for task in await inspector.list_tasks("default", "archived")] == [bad]
+
+
 @pytest.mark.parametrize("damage", ["string", "list"])
-async def test_a_pending_record_of_another_type_is_archived_alone(
+async def test_a_stray_key_on_a_pending_tasks_name_does_not_stop_it(
     client: tickr.Client,
     inspector: tickr.Inspector,
     raw_redis: aredis.Redis,
@@ -70,24 +101,16 @@ async def test_a_pending_record_of_another_type_is_archived_alone(
     running_server: ServerFactory,
     damage: str,
 ) -> None:
+    """A pending task has no hash; a key of another type where its hash will go is replaced."""
     runs: collections.Counter[int] = collections.Counter()
-    handler = echo_counting(runs)
-
     ids = await enqueue_batch(client)
-    bad = ids[3]
-    await raw_redis.delete(task_key(namespace, bad))
     if damage == "string":
-        await raw_redis.set(task_key(namespace, bad), "overwritten")
+        await raw_redis.set(task_key(namespace, ids[3]), "overwritten")
     else:
-        await raw_redis.rpush(task_key(namespace, bad), "overwritten")
-    async with running_server(handler, concurrency=BATCH):
-        await assert_healthy_ran_once(client, ids, bad, runs)
-        await eventually(lambda: in_state(client, bad, "archived"))
-    info = await client.get_task(bad)
-    assert info.last_error == f"corrupt task record: a {damage}, not a hash"
-    sizes = await inspector.queue_info("default", memory=False)
-    assert (sizes.pending, sizes.active, sizes.archived, sizes.completed) == (0, 0, 1, BATCH - 1)
-    assert [task.id for task in await inspector.list_tasks("default", "archived")] == [bad]
+        await raw_redis.rpush(task_key(namespace, ids[3]), "overwritten")
+    async with running_server(echo_counting(runs), concurrency=BATCH):
+        assert [await client.result(task_id, timeout=10) for task_id in ids] == list(range(BATCH))
+    assert runs == collections.Counter(range(BATCH))
 
 
 async def test_a_due_task_with_a_damaged_record_is_archived_alone(

@@ -11,7 +11,7 @@ import pytest
 
 import tickr
 from tests.helpers import eventually
-from tests.helpers.redis_clients import server_binaries
+from tests.helpers.redis_clients import server_binaries, task_stored_sync
 from tickr._broker.keys import QueueKeys
 from tickr.testing import RedisServer
 from tickr.testing.topology import ClusterServers
@@ -120,7 +120,8 @@ async def test_wait_replicas_waits_on_each_node_written_to(cluster: ClusterServe
         )
         raw = cluster.client(replica)
         raw.execute_command("READONLY")
-        assert raw.exists(QueueKeys(namespace, info.queue).task(info.id)), "the replica has it"
+        keys = QueueKeys(namespace, info.queue)
+        assert task_stored_sync(raw, keys, info.id), "the replica has it"
 
 
 def _ask_role(cluster: ClusterServers, node: RedisServer) -> tuple[bytes, int]:

@@ -171,6 +171,9 @@ async def workload(url: str, namespace: str) -> None:
     await eventually(ticked)
     await scheduler.shutdown()
     await ticking
+    async with tickr.Inspector(url, namespace=namespace) as inspector:
+        (tick,) = await inspector.list_tasks("default", "pending")
+        assert (await inspector.get_task(tick.id)).state == "pending"
 
 
 async def keys_of(raw: aredis.Redis, commands: list[list[bytes]]) -> list[list[bytes]]:

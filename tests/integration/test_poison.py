@@ -7,6 +7,7 @@ import redis.asyncio as aredis
 import tickr
 from tests.conftest import ServerFactory
 from tests.helpers import eventually
+from tests.helpers.redis_clients import pending_record
 from tickr._broker.keys import QueueKeys
 
 
@@ -42,7 +43,10 @@ async def test_an_undecodable_record_is_archived_and_others_still_run(
     error: str,
 ) -> None:
     bad = await client.enqueue("t", "will be damaged")
-    await raw_redis.hset(QueueKeys(namespace, "default").task(bad.id), "msg", msg)
+    bucket, record = await pending_record(raw_redis, QueueKeys(namespace, "default"), bad.id)
+    assert record is not None
+    damaged = msgpack.packb([msg, *msgpack.unpackb(record, raw=True)[1:]], use_bin_type=False)
+    await raw_redis.hset(bucket, bad.id, damaged)
     good = await client.enqueue("t", "fine", retention=60)
     async with running_server(echo):
         assert await client.result(good.id, timeout=10) == "fine"
@@ -52,14 +56,15 @@ async def test_an_undecodable_record_is_archived_and_others_still_run(
     assert (info.type, info.payload) == ("", None)
 
 
-async def test_a_missing_task_hash_is_archived_with_an_error(
+async def test_a_missing_pending_record_is_archived_with_an_error(
     client: tickr.Client,
     raw_redis: aredis.Redis,
     namespace: str,
     running_server: ServerFactory,
 ) -> None:
-    lost = await client.enqueue("t", "hash deleted")
-    await raw_redis.delete(QueueKeys(namespace, "default").task(lost.id))
+    lost = await client.enqueue("t", "record deleted")
+    bucket, _ = await pending_record(raw_redis, QueueKeys(namespace, "default"), lost.id)
+    assert await raw_redis.hdel(bucket, lost.id) == 1
     good = await client.enqueue("t", "fine", retention=60)
     async with running_server(echo):
         assert await client.result(good.id, timeout=10) == "fine"

@@ -12,7 +12,7 @@ from redis.asyncio.sentinel import Sentinel
 
 import tickr
 from tests.helpers import eventually
-from tests.helpers.redis_clients import server_binaries
+from tests.helpers.redis_clients import server_binaries, task_stored
 from tickr._broker.keys import QueueKeys
 from tickr.testing import RedisServer
 from tickr.testing.topology import SentinelServers
@@ -34,7 +34,7 @@ def _fresh_namespace() -> str:
 async def _stored_on(node: RedisServer, namespace: str, task_id: str) -> bool:
     raw = aredis.Redis(port=node.port, protocol=2)
     try:
-        return bool(await raw.exists(QueueKeys(namespace, "default").task(task_id)))
+        return await task_stored(raw, QueueKeys(namespace, "default"), task_id)
     finally:
         await raw.aclose()
 

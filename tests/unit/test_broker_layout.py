@@ -28,7 +28,9 @@ def test_every_key_of_a_queue_shares_one_hash_tag() -> None:
     keys = QueueKeys("ns", "emails")
     names = [
         keys.pending, keys.active, keys.scheduled, keys.retry, keys.archived, keys.completed,
-        keys.seq, keys.paused, keys.idle, keys.processed, keys.failed, keys.task("abc"),
+        keys.legacy_seq, keys.paused, keys.idle, keys.processed, keys.failed, keys.task("abc"),
+        keys.pending_bucket(7), keys.pending_list(-3), keys.pending_priorities,
+        keys.pending_gone, keys.legacy_pending,
         keys.unique("d1"), keys.processed_on("2026-11-22"), keys.failed_on("2026-11-22"),
         keys.inbox("host:1:abc"), keys.handed("host:1:abc"),
     ]  # fmt: skip

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Sequence
+import random
+from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any, Final
 
+import msgpack
 from redis.exceptions import ResponseError
 
 from tickr._broker.calls import Calls, text
 from tickr._broker.cluster import ClusterExecutor
-from tickr._broker.keys import PENDING_SEQ_WIDTH
+from tickr._broker.keys import QueueKeys
 from tickr._broker.scripts import load_script
 from tickr._broker.types import DailyCounts, QueueStats
 from tickr.errors import RedisUnavailable, TickrError
@@ -31,13 +33,16 @@ DAMAGED_RECORD: Final = b"corrupt task record: not a hash"
 
 _ADMIN_BATCH: Final = 1000
 _MEMORY_SAMPLES: Final = 5
-_STATE_SETS: Final[tuple[str, ...]] = TASK_STATES
+_STATE_SETS: Final[tuple[str, ...]] = tuple(state for state in TASK_STATES if state != "pending")
 _STATS_DAYS_KEPT: Final = 91
 
 _ADMIN = load_script("admin")
 _BULK = load_script("bulk")
 _PURGE = load_script("purge")
 _UNPAUSE = load_script("unpause")
+_MIGRATE = load_script("migrate")
+_READ_PENDING = load_script("read_pending")
+_LIST_PENDING = load_script("list_pending")
 
 
 def _fields(reply: Any) -> dict[str, bytes] | None:
@@ -47,6 +52,25 @@ def _fields(reply: Any) -> dict[str, bytes] | None:
     if isinstance(reply, dict):
         return {text(name): value for name, value in reply.items()}
     return {text(reply[i]): reply[i + 1] for i in range(0, len(reply), 2)}
+
+
+def pending_fields(raw: bytes) -> dict[str, bytes]:
+    """A pending record (lua/lib/pending_store.lua) as the fields of a task hash.
+
+    A record that cannot be read gives the error alone, as a damaged hash does.
+    """
+    try:
+        record = msgpack.unpackb(raw, raw=True)
+        message, priority, max_retry = record[0], int(record[1]), int(record[2])
+        extras = record[3:]
+    except (ValueError, TypeError, IndexError, msgpack.UnpackException):
+        return {"err": b"corrupt pending record: not a record of %d bytes" % len(raw)}
+    fields = {"msg": message, "pri": b"%d" % priority, "mr": b"%d" % max_retry}
+    for i in range(0, len(extras) - 1, 2):
+        value = extras[i + 1]
+        fields[text(extras[i])] = value if isinstance(value, bytes) else str(value).encode()
+    fields["state"] = b"pending"
+    return fields
 
 
 def _text_fields(reply: Any) -> dict[str, str]:
@@ -176,9 +200,11 @@ class Admin(Calls):
         """The number of tasks in each state, and whether the queue is paused (0/1)."""
         keys = self.keys(queue)
         replies = await self._pipeline(
-            [("ZCARD", getattr(keys, state)) for state in _STATE_SETS] + [("EXISTS", keys.paused)]
+            [("ZCARD", getattr(keys, state)) for state in _STATE_SETS]
+            + [("HGET", keys.pending, "n"), ("EXISTS", keys.paused)]
         )
         sizes = dict(zip(_STATE_SETS, (int(reply) for reply in replies), strict=False))
+        sizes["pending"] = int(replies[-2] or 0)
         sizes["paused"] = int(replies[-1])
         return sizes
 
@@ -187,46 +213,60 @@ class Admin(Calls):
         keys = self.keys(queue)
         commands: list[tuple[Any, ...]] = [("ZCARD", getattr(keys, s)) for s in _STATE_SETS]
         commands.append(("EXISTS", keys.paused))
-        commands.append(("ZRANGE", keys.pending, 0, 0))
+        commands.append(("HGET", keys.pending, "n"))
         for day in days:
             commands.append(("MGET", keys.processed_on(day), keys.failed_on(day)))
         replies = await self._pipeline(commands)
         count = len(_STATE_SETS)
         sizes = dict(zip(_STATE_SETS, (int(reply) for reply in replies[:count]), strict=True))
         sizes["paused"] = int(replies[count])
-        head = replies[count + 1]
-        next_id = head[0][PENDING_SEQ_WIDTH:] if head else None
+        sizes["pending"] = int(replies[count + 1] or 0)
+        head = await self._pending_page(keys, 0, 1) if sizes["pending"] else []
         daily = [
             DailyCounts(int(processed or 0), int(failed or 0))
             for processed, failed in replies[count + 2 :]
         ]
-        return QueueStats(sizes, daily, next_id)
+        return QueueStats(sizes, daily, head[0][0].encode() if head else None)
 
-    async def queue_memory(self, queue: str, tasks: int) -> int:
-        """Approximate bytes used by a queue.
+    async def queue_memory(self, queue: str, sizes: Mapping[str, int]) -> int:
+        """Approximate bytes used by a queue whose tasks per state are `sizes`.
 
-        Its sets, plus a few sampled task records scaled to `tasks`: two round trips,
-        however large the queue.
+        Its sets and pending lists, plus a few sampled task hashes and pending buckets
+        scaled to the queue's sizes: two round trips, however large the queue.
         """
         keys = self.keys(queue)
         sets = [getattr(keys, state) for state in _STATE_SETS]
         replies = await self._pipeline(
             [("MEMORY", "USAGE", key, "SAMPLES", 5) for key in sets]
             + [("ZRANDMEMBER", key, _MEMORY_SAMPLES) for key in sets]
+            + [("HMGET", keys.pending, "k", "s"), ("ZRANGE", keys.pending_priorities, 0, -1)]
         )
         total = sum(int(reply or 0) for reply in replies[: len(sets)])
-        sampled: list[str] = []
-        for state, members in zip(_STATE_SETS, replies[len(sets) :], strict=True):
-            for member in members or ():
-                task_id = text(member)
-                sampled.append(task_id[PENDING_SEQ_WIDTH:] if state == "pending" else task_id)
-        if sampled and tasks:
-            sizes = await self._pipeline(
-                [("MEMORY", "USAGE", keys.task(task_id)) for task_id in sampled[:_MEMORY_SAMPLES]]
-            )
-            measured = [int(size) for size in sizes if size is not None]
-            if measured:
-                total += sum(measured) * tasks // len(measured)
+        sampled = [
+            text(member)
+            for members in replies[len(sets) : 2 * len(sets)]
+            for member in members or ()
+        ][:_MEMORY_SAMPLES]
+        level, split = (int(value or 0) for value in replies[-2])
+        buckets = (1 << level) + split
+        bucket_samples = random.sample(range(buckets), min(buckets, _MEMORY_SAMPLES))
+        lists = [keys.pending_prefix + "l:" + text(name) for name in replies[-1]]
+        fixed = [keys.pending, keys.pending_priorities, keys.pending_gone, *lists]
+        usages = await self._pipeline(
+            [("MEMORY", "USAGE", key, "SAMPLES", 5) for key in fixed]
+            + [("MEMORY", "USAGE", keys.pending_bucket(index)) for index in bucket_samples]
+            + [("MEMORY", "USAGE", keys.task(task_id)) for task_id in sampled]
+        )
+        total += sum(int(usage or 0) for usage in usages[: len(fixed)])
+        if sizes.get("pending") and bucket_samples:
+            measured = [
+                int(usage or 0) for usage in usages[len(fixed) : len(fixed) + len(bucket_samples)]
+            ]
+            total += sum(measured) * buckets // len(measured)
+        others = sum(sizes.get(state, 0) for state in _STATE_SETS)
+        hashes = [int(u) for u in usages[len(fixed) + len(bucket_samples) :] if u is not None]
+        if hashes and others:
+            total += sum(hashes) * others // len(hashes)
         return total
 
     # ------------------------------------------------------------------ tasks
@@ -240,10 +280,16 @@ class Admin(Calls):
                 keys.retry,
                 keys.archived,
                 keys.completed,
-                keys.seq,
                 keys.idle,
             ],
-            [keys.task_prefix, keys.unique_prefix, keys.events_channel, keys.done_channel, now_ms],
+            [
+                keys.task_prefix,
+                keys.unique_prefix,
+                keys.events_channel,
+                keys.done_channel,
+                now_ms,
+                keys.pending_prefix,
+            ],
         )
 
     async def manage(self, queue: str, op: str, task_id: str, now_ms: int) -> tuple[int, str]:
@@ -272,13 +318,13 @@ class Admin(Calls):
         while await self._eval(
             _PURGE,
             (*sets, keys.completed),
-            (keys.task_prefix, keys.unique_prefix, _ADMIN_BATCH),
+            (keys.task_prefix, keys.unique_prefix, _ADMIN_BATCH, keys.pending_prefix),
         ):
             pass
         days = [(today - timedelta(days=offset)).isoformat() for offset in range(_STATS_DAYS_KEPT)]
         await self._pipeline(
             [
-                ("DEL", keys.seq, keys.paused, keys.idle, keys.waiters),
+                ("DEL", keys.legacy_seq, keys.paused, keys.idle, keys.waiters),
                 ("DEL", keys.processed, keys.failed),
                 ("DEL", *(keys.processed_on(day) for day in days)),
                 ("DEL", *(keys.failed_on(day) for day in days)),
@@ -295,12 +341,11 @@ class Admin(Calls):
         and completed newest first.  O(log N + count), however large the queue.
         """
         keys = self.keys(queue)
+        if state == "pending":
+            return await self._pending_page(keys, offset, count)
         command = "ZREVRANGE" if state in ("archived", "completed") else "ZRANGE"
         members = await self._command(command, getattr(keys, state), offset, offset + count - 1)
-        ids = [
-            text(member)[PENDING_SEQ_WIDTH:] if state == "pending" else text(member)
-            for member in members
-        ]
+        ids = [text(member) for member in members]
         if not ids:
             return []
         records = await self._records([keys.task(task_id) for task_id in ids])
@@ -308,6 +353,35 @@ class Admin(Calls):
             if record is not None and "msg" not in record and "err" in record:
                 record.setdefault("state", state.encode())
         return list(zip(ids, records, strict=True))
+
+    async def _pending_page(
+        self, keys: QueueKeys, offset: int, count: int
+    ) -> list[tuple[str, dict[str, bytes] | None]]:
+        """A page of pending tasks in run order (see lua/list_pending.lua)."""
+        flat = await self._eval(
+            _LIST_PENDING, (keys.pending,), (keys.pending_prefix, offset, count)
+        )
+        return [
+            (text(flat[i]), pending_fields(flat[i + 1]) if flat[i + 1] else None)
+            for i in range(0, len(flat), 2)
+        ]
+
+    async def migrate(self, queue: str) -> int:
+        """Move the pending tasks that Tickr 0.1 wrote into today's layout (lua/migrate.lua).
+
+        Returns how many moved; 0 at once when there is nothing to migrate.
+        """
+        keys = self.keys(queue)
+        moved = 0
+        while True:
+            done, left = await self._eval(
+                _MIGRATE,
+                (keys.legacy_pending, keys.pending),
+                (keys.task_prefix, keys.pending_prefix, _ADMIN_BATCH),
+            )
+            moved += int(done)
+            if not int(left):
+                return moved
 
     async def _records(self, keys: Sequence[str]) -> list[dict[str, bytes] | None]:
         """The fields of task hashes; a key of another type reads as a record of its damage."""
@@ -329,8 +403,13 @@ class Admin(Calls):
     # ------------------------------------------------------------------ single tasks
 
     async def get_task(self, queue: str, task_id: str) -> dict[str, bytes] | None:
-        """Every field of a task's hash, or None when there is no such task.
+        """Every field of a task's hash or pending record; None when there is no such task.
 
         A key of another type reads as ``{"err": DAMAGED_RECORD}``, without a state.
         """
-        return (await self._records([self.keys(queue).task(task_id)]))[0]
+        keys = self.keys(queue)
+        record = (await self._records([keys.task(task_id)]))[0]
+        if record is not None:
+            return record
+        (raw,) = await self._eval(_READ_PENDING, (keys.pending,), (keys.pending_prefix, task_id))
+        return pending_fields(raw) if raw else None

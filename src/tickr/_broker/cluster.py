@@ -32,6 +32,7 @@ from redis.client import NEVER_DECODE
 from redis.cluster import PRIMARY
 from redis.cluster import ClusterNode as SyncClusterNode
 from redis.cluster import RedisCluster as SyncRedisCluster
+from redis.crc import key_slot
 from redis.exceptions import (
     AskError,
     ClusterError,
@@ -116,6 +117,18 @@ def _first_key(command: Sequence[Any]) -> Any:
     raise ValueError(f"cannot route {command[0]!r} with WAIT on a cluster")
 
 
+def _slot_of(command: Sequence[Any]) -> int | None:
+    """The slot of a command's first key; None when it names none (or cannot be told)."""
+    name = str(command[0]).upper() if command else ""
+    if name in ("EVALSHA", "EVAL"):
+        key = command[3] if len(command) > 3 and int(command[2]) > 0 else None
+    else:
+        key = command[1] if len(command) > 1 else None
+    if isinstance(key, str):
+        key = key.encode()
+    return key_slot(key) if isinstance(key, bytes) else None
+
+
 class ClusterExecutor:
     """Sends commands to a Redis Cluster (see the module's docstring).
 
@@ -194,12 +207,24 @@ class ClusterExecutor:
     async def execute_many(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
         """Send commands at once, each to its node; every reply or error comes back in place.
 
-        A failed node's commands get its connection error; the other nodes' commands
-        are unaffected.
+        Commands of one slot run one after another, in the order given (a large batch
+        of one queue keeps its FIFO order); different slots run at the same time.  A
+        failed node's commands get its connection error; the other nodes' commands are
+        unaffected.
         """
         if len(commands) == 1:
             return [await self._one(commands[0])]
-        return list(await asyncio.gather(*(self._one(command) for command in commands)))
+        by_slot: dict[int | None, list[int]] = {}
+        for index, command in enumerate(commands):
+            by_slot.setdefault(_slot_of(command), []).append(index)
+        replies: list[Any] = [None] * len(commands)
+
+        async def run_in_order(indexes: list[int]) -> None:
+            for index in indexes:
+                replies[index] = await self._one(commands[index])
+
+        await asyncio.gather(*(run_in_order(indexes) for indexes in by_slot.values()))
+        return replies
 
     async def _one(self, command: Sequence[Any]) -> Any:
         try:

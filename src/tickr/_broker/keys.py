@@ -9,20 +9,26 @@ Per queue, with ``P = "<ns>:{<ns>:<queue>}:"``:
 =======================  ======  ==========================================================
 key                      type    contents
 =======================  ======  ==========================================================
-P t:<id>                 hash    one task: msg (msgpack, immutable), state, pri, mr (max
-                                 retries), pm (pending member), retried, owner, dq (lease
+P t:<id>                 hash    one task that is not pending: msg (msgpack, immutable),
+                                 state, pri, mr (max retries), retried, owner, dq (lease
                                  expiry of the dequeue that took it), due, err, failed_at,
                                  done (completion time), result, uk (unique digest), tok
                                  (token of the call that chose the id), w (a client
                                  waits), cancel
-P pending                zset    score -priority, member <12 hex seq><id>: strict priority,
-                                 FIFO among equal priority (members sort by seq)
+P pend:meta              hash    the pending store: n (records), k (hashing level), s
+                                 (split pointer); see lua/lib/pending_store.lua
+P pend:b:<n>             hash    bucket n of the pending records: id -> cmsgpack {msg, pri,
+                                 mr, field, value, ...}, about 16 per bucket (listpack)
+P pend:l:<priority>      list    ids of the tasks pending at one priority, in run order
+P pend:pri               zset    the priorities whose list exists (score -priority)
+P pend:gone              hash    id -> list entries left behind by removals, to skip
+P pending, P seq         zset    0.1's pending set ("<12 hex digits of sequence><id>") and
+                         string  its counter, read only to migrate them (migrate.lua)
 P active                 zset    task id -> lease expiry (ms)
 P scheduled              zset    task id -> due time (ms)
 P retry                  zset    task id -> due time (ms)
 P archived               zset    task id -> archive time (ms)
 P completed              zset    task id -> expiry of the kept result (ms)
-P seq                    string  counter giving pending members their FIFO order
 P paused                 string  present while the queue is paused
 P idle                   string  present while some server found the queue empty
 P waiters                zset    idle servers ("<lease ms> <server id>" -> registration
@@ -44,10 +50,8 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["HANDED_WINDOW_LEASES", "INBOX_TTL_MS", "NamespaceKeys", "QueueKeys"]
+__all__ = ["HANDED_WINDOW_LEASES", "INBOX_TTL_MS", "NamespaceKeys", "QueueKeys", "pending_hash"]
 
-PENDING_SEQ_WIDTH: Final = 12
-"""Hex digits of the sequence prefix of a pending member (see pending above)."""
 
 INBOX_TTL_MS: Final = 3_600_000
 """Lifetime of an inbox and of its handed set, from their last write (scripts get it as
@@ -70,15 +74,17 @@ class QueueKeys:
         "failed",
         "idle",
         "inbox_prefix",
+        "legacy_pending",
+        "legacy_seq",
         "namespace",
         "paused",
         "pending",
+        "pending_prefix",
         "prefix",
         "processed",
         "queue",
         "retry",
         "scheduled",
-        "seq",
         "task_prefix",
         "unique_prefix",
         "waiters",
@@ -91,13 +97,15 @@ class QueueKeys:
         self.prefix = prefix
         self.task_prefix = prefix + "t:"
         self.unique_prefix = prefix + "u:"
-        self.pending = prefix + "pending"
+        self.pending_prefix = prefix + "pend:"
+        self.pending = self.pending_prefix + "meta"
+        self.legacy_pending = prefix + "pending"
+        self.legacy_seq = prefix + "seq"
         self.active = prefix + "active"
         self.scheduled = prefix + "scheduled"
         self.retry = prefix + "retry"
         self.archived = prefix + "archived"
         self.completed = prefix + "completed"
-        self.seq = prefix + "seq"
         self.paused = prefix + "paused"
         self.idle = prefix + "idle"
         self.waiters = prefix + "waiters"
@@ -110,6 +118,24 @@ class QueueKeys:
     def task(self, task_id: str) -> str:
         """Key of one task's hash."""
         return self.task_prefix + task_id
+
+    def pending_bucket(self, index: int) -> str:
+        """Key of one bucket of pending records (see pending_hash)."""
+        return f"{self.pending_prefix}b:{index}"
+
+    def pending_list(self, priority: int) -> str:
+        """Key of the run-order list of the tasks pending at one priority."""
+        return f"{self.pending_prefix}l:{priority}"
+
+    @property
+    def pending_priorities(self) -> str:
+        """Key of the sorted set of priorities that have a pending list."""
+        return self.pending_prefix + "pri"
+
+    @property
+    def pending_gone(self) -> str:
+        """Key of the hash counting list entries left behind by removals."""
+        return self.pending_prefix + "gone"
 
     def inbox(self, server_id: str) -> str:
         """Key of the list of tasks handed to one idle server."""
@@ -141,6 +167,33 @@ class QueueKeys:
     def failed_on(self, day: str) -> str:
         """Daily failed counter; `day` is an ISO date (UTC)."""
         return f"{self.failed}:{day}"
+
+
+_HEX_DIGITS: Final = frozenset(b"0123456789abcdefABCDEF")
+
+
+def pending_hash(task_id: str) -> int:
+    """The 32-bit hash that places a task's pending record (lua/lib/pending_store.lua id_hash).
+
+    The last 8 hex digits of an id ending in them (random in a uuid4 hex id), else a
+    multiplicative hash of its bytes.
+    """
+    data = task_id.encode()
+    if len(data) >= 8 and all(byte in _HEX_DIGITS for byte in data[-8:]):
+        return int(data[-8:], 16)
+    value = 0
+    for byte in data:
+        value = (value * 31 + byte) % 4294967296
+    return value
+
+
+def pending_bucket_index(task_id: str, level: int, split: int) -> int:
+    """The bucket of a task's pending record under linear hashing at `level`, `split`."""
+    value = pending_hash(task_id)
+    bucket = value % (1 << level)
+    if bucket < split:
+        bucket = value % (2 << level)
+    return bucket
 
 
 class NamespaceKeys:

@@ -108,11 +108,11 @@ class Serving(Calls):
             self.clock.now_ms(),
             INBOX_TTL_MS,
             HANDED_WINDOW_LEASES,
+            keys.pending_prefix,
         ]
         key_names = (
             keys.pending,
             keys.scheduled,
-            keys.seq,
             keys.idle,
             keys.waiters,
             keys.active,
@@ -189,7 +189,6 @@ class Serving(Calls):
             (
                 keys.pending,
                 keys.scheduled,
-                keys.seq,
                 keys.idle,
                 keys.cron_last(entry_id),
                 keys.cron_history(entry_id),
@@ -210,6 +209,7 @@ class Serving(Calls):
                 self.clock.now_ms(),  # leases run on Redis' time, whatever the scheduler's clock
                 INBOX_TTL_MS,
                 HANDED_WINDOW_LEASES,
+                keys.pending_prefix,
             ),
         )
         if not claimed:
@@ -247,7 +247,14 @@ class Serving(Calls):
         taken, rejected = await self._eval(
             _DEQUEUE,
             (keys.pending, keys.active, keys.paused, keys.idle, keys.archived),
-            (keys.task_prefix, count, lease_expiry_ms, owner, self.clock.now_ms()),
+            (
+                keys.task_prefix,
+                count,
+                lease_expiry_ms,
+                owner,
+                self.clock.now_ms(),
+                keys.pending_prefix,
+            ),
             attempts=1,
         )
         _log_set_aside(queue, rejected)
@@ -349,6 +356,7 @@ class Serving(Calls):
             archive_max_size,
             archive_max_age_ms,
             pack_list(ops),
+            keys.pending_prefix,
         ]
         reply = await self._eval(
             _FINISH,
@@ -363,7 +371,6 @@ class Serving(Calls):
                 keys.processed_on(day),
                 keys.failed_on(day),
                 keys.idle,
-                keys.seq,
             ),
             args,
         )
@@ -386,11 +393,10 @@ class Serving(Calls):
                         keys.scheduled,
                         keys.retry,
                         keys.pending,
-                        keys.seq,
                         keys.idle,
                         keys.archived,
                     ),
-                    (keys.task_prefix, now_ms, limit, keys.events_channel),
+                    (keys.task_prefix, now_ms, limit, keys.events_channel, keys.pending_prefix),
                 )
             )
         replies = await self._eval_many(calls)
@@ -493,6 +499,7 @@ class Serving(Calls):
                 keys.inbox_prefix,
                 waiter,
                 wait_until_ms,
+                keys.pending_prefix,
             ),
         )
 
@@ -540,13 +547,22 @@ class Serving(Calls):
         code = await self._eval(
             _CANCEL,
             (keys.task(task_id), keys.pending, keys.scheduled, keys.retry),
-            (task_id, keys.unique_prefix, keys.events_channel, keys.done_channel),
+            (
+                task_id,
+                keys.unique_prefix,
+                keys.events_channel,
+                keys.done_channel,
+                keys.pending_prefix,
+            ),
         )
         return int(code) > 0
 
     async def watch_result(self, queue: str, task_id: str) -> WatchedTask | None:
         """Mark a waiter on the task and read its state and outcome; None if missing."""
-        reply = await self._eval(_WATCH, (self.keys(queue).task(task_id),), ())
+        keys = self.keys(queue)
+        reply = await self._eval(
+            _WATCH, (keys.task(task_id), keys.pending), (task_id, keys.pending_prefix)
+        )
         if reply is None:
             return None
         state, result, error = reply

@@ -1,18 +1,19 @@
 -- Take up to N pending tasks (highest priority first, FIFO among equals) and make them
--- active under a lease held by one server.
--- KEYS[1] pending zset    KEYS[2] active zset    KEYS[3] paused flag    KEYS[4] idle flag
+-- active under a lease held by one server: each gets its task hash, made from its pending
+-- record (lib/pending_store.lua).
+-- KEYS[1] pending store meta    KEYS[2] active zset    KEYS[3] paused flag    KEYS[4] idle flag
 -- KEYS[5] archived zset
 -- ARGV[1] task key prefix    ARGV[2] N    ARGV[3] lease expiry (ms)    ARGV[4] owner (server id)
--- ARGV[5] now (ms)
+-- ARGV[5] now (ms)    ARGV[6] pending store prefix
 -- Each task records the expiry as `dq`: it names this call for reclaim.lua.
--- A task whose record is damaged (lib/task_record.lua) is archived with the problem as
--- its error, and another pending task is taken in its place (at most 1,000 such per call).
+-- A task whose record is damaged is archived with the problem as its error, and another
+-- pending task is taken in its place.
 -- Returns {taken, rejected}: taken is a flat array of (id, msg, retried) per task taken,
--- msg nil when the task's hash is missing (the server archives such a task with an
+-- msg nil when the task's record vanished (the server archives such a task with an
 -- error); rejected a flat array of (id, error) per damaged task archived.
 -- Sets the idle flag when the queue had fewer than N tasks or is paused, so that the next
 -- enqueue wakes the idle servers.
---@include pending_member
+--@include pending_store
 --@include task_record
 
 if redis.call('EXISTS', KEYS[3]) == 1 then
@@ -21,37 +22,44 @@ if redis.call('EXISTS', KEYS[3]) == 1 then
 end
 local now = tonumber(ARGV[5])
 local wanted = tonumber(ARGV[2])
+local prefix = ARGV[1]
 local taken, rejected = {}, {}
-local seq_width = #pending_member(0, '')
-local asked = wanted
-while asked > 0 do
-  local popped = redis.call('ZPOPMIN', KEYS[1], asked)
-  local bad = 0
-  for i = 1, #popped, 2 do
-    local id = string.sub(popped[i], seq_width + 1)
-    local key = ARGV[1] .. id
-    local problem, kind = record_problem(key)
+local st = store_open(ARGV[6])
+local function busy(id)
+  return redis.call('EXISTS', prefix .. id) == 1
+end
+local ran_out = false
+while #taken / 3 < wanted and #rejected < 2000 and not ran_out do
+  local entries
+  entries, ran_out = pending_take(st, wanted - #taken / 3, busy)
+  if #entries == 0 then
+    ran_out = true
+  end
+  for _, entry in ipairs(entries) do
+    local id, record, problem = entry[1], entry[2], entry[3]
+    local key = prefix .. id
     if problem then
-      archive_corrupt(key, kind, KEYS[5], id, problem, now)
+      redis.call('DEL', key)
+      archive_corrupt(key, 'none', KEYS[5], id, problem, now)
       rejected[#rejected + 1] = id
       rejected[#rejected + 1] = problem
-      bad = bad + 1
     else
-      local fields = redis.call('HMGET', key, 'msg', 'retried')
-      redis.call('HSET', key, 'state', 'active', 'owner', ARGV[4], 'dq', ARGV[3])
+      local fields = record and record_fields(record) or {}
+      local written = redis.pcall('HSET', key, 'state', 'active', 'owner', ARGV[4], 'dq', ARGV[3],
+        unpack(fields))
+      if type(written) == 'table' then  -- a stray key of another type sits on its name
+        redis.call('DEL', key)
+        redis.call('HSET', key, 'state', 'active', 'owner', ARGV[4], 'dq', ARGV[3], unpack(fields))
+      end
       redis.call('ZADD', KEYS[2], ARGV[3], id)
       taken[#taken + 1] = id
-      taken[#taken + 1] = fields[1]
-      taken[#taken + 1] = fields[2] or '0'
+      taken[#taken + 1] = record and record[1] or false
+      taken[#taken + 1] = record and record_field(record, 'retried') or '0'
     end
   end
-  if #popped < 2 * asked then
-    redis.call('SET', KEYS[4], '1')
-    break
-  end
-  asked = bad
-  if #rejected >= 2000 then
-    break
-  end
+end
+store_close(st)
+if #taken / 3 < wanted then
+  redis.call('SET', KEYS[4], '1')
 end
 return {taken, rejected}

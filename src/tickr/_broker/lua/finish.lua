@@ -1,15 +1,16 @@
 -- Record what happened to tasks a server ran: one batch, one queue.
--- KEYS[1] active    KEYS[2] pending    KEYS[3] retry    KEYS[4] archived    KEYS[5] completed
--- KEYS[6] processed    KEYS[7] failed    KEYS[8] processed today    KEYS[9] failed today
--- KEYS[10] idle flag    KEYS[11] seq counter
+-- KEYS[1] active    KEYS[2] pending store meta    KEYS[3] retry    KEYS[4] archived
+-- KEYS[5] completed    KEYS[6] processed    KEYS[7] failed    KEYS[8] processed today
+-- KEYS[9] failed today    KEYS[10] idle flag
 -- ARGV[1] task key prefix    ARGV[2] unique key prefix    ARGV[3] events channel
 -- ARGV[4] done channel    ARGV[5] now (ms)    ARGV[6] owner (server id)
 -- ARGV[7] daily counter ttl (s)    ARGV[8] archive max size    ARGV[9] archive max age (ms)
 -- ARGV[10] the outcomes, msgpack-encoded: an array of {op, id, number, text, retries done}
+-- ARGV[11] pending store prefix (lib/pending_store.lua)
 --   'c' completed:  number = retention (ms),  text = encoded result
 --   'r' retry:      number = due time (ms),   text = error message
 --   'a' archived:   number = unused,          text = error message
---   'q' requeued (graceful shutdown) to its place in pending: not an attempt, not counted
+--   'q' requeued (graceful shutdown) to the front of pending: not an attempt, not counted
 -- A task whose cancellation was requested (its 'cancel' field) is archived with the error
 -- 'cancelled' instead of being retried or requeued.
 -- An outcome applies only to the attempt it reports on: the task must be active, held by
@@ -27,7 +28,7 @@
 --@include zset_head
 --@include release_unique
 --@include outcomes
---@include pending_member
+--@include pending_store
 --@include trim_archive
 --@include trim_completed
 --@include task_record
@@ -38,6 +39,7 @@ local now, owner, day_ttl = tonumber(ARGV[5]), ARGV[6], ARGV[7]
 local results = {}
 local processed, failed, requeued, archived = 0, 0, 0, 0
 local retry_head, earliest_retry = nil, nil
+local st = nil
 
 for _, outcome in ipairs(cmsgpack.unpack(ARGV[10])) do
   local op, id, number, text, attempt = unpack(outcome)
@@ -45,22 +47,22 @@ for _, outcome in ipairs(cmsgpack.unpack(ARGV[10])) do
   local problem, kind = record_problem(key)
   local task = {}
   if kind == 'hash' then
-    task = redis.call('HMGET', key, 'state', 'owner', 'pri', 'pm', 'uk', 'w', 'cancel', 'retried')
+    task = redis.call('HMGET', key, 'state', 'owner', 'uk', 'w', 'cancel', 'retried')
   end
   if problem and ((task[1] == 'active' and task[2] == owner)
       or (kind ~= 'hash' and redis.call('ZSCORE', KEYS[1], id))) then
     redis.call('ZREM', KEYS[1], id)
     archive_corrupt(key, kind, KEYS[4], id, problem, now)
-    task_ended(unique_prefix, task[5], id, task[6], done)
+    task_ended(unique_prefix, task[3], id, task[4], done)
     processed, failed, archived = processed + 1, failed + 1, archived + 1
     results[#results + 1] = 2
   elseif problem or task[1] ~= 'active' or task[2] ~= owner
-      or (tonumber(task[8]) or 0) ~= attempt then
+      or (tonumber(task[6]) or 0) ~= attempt then
     results[#results + 1] = 0
   else
     redis.call('ZREM', KEYS[1], id)
     local final = false
-    if task[7] and (op == 'r' or op == 'q') then
+    if task[5] and (op == 'r' or op == 'q') then
       op, text = 'a', 'cancelled'
     end
     if op == 'c' then
@@ -89,19 +91,22 @@ for _, outcome in ipairs(cmsgpack.unpack(ARGV[10])) do
       archive_task(key, KEYS[4], id, text, now)
       archived = archived + 1
     else
-      local member = task[4] or pending_member(redis.call('INCR', KEYS[11]), id)
-      redis.call('HSET', key, 'state', 'pending', 'pm', member)
-      redis.call('HDEL', key, 'owner')
-      redis.call('ZADD', KEYS[2], -(tonumber(task[3]) or 0), member)
+      st = st or store_open(ARGV[11])
+      local record = record_from_hash(redis.call('HGETALL', key))
+      redis.call('DEL', key)
+      pending_push(st, id, record, true)
       requeued = requeued + 1
     end
     if final then
-      task_ended(unique_prefix, task[5], id, task[6], done)
+      task_ended(unique_prefix, task[3], id, task[4], done)
     end
     results[#results + 1] = 1
   end
 end
 
+if st then
+  store_close(st)
+end
 count_attempts({KEYS[6], KEYS[7], KEYS[8], KEYS[9]}, processed, failed, day_ttl)
 if requeued > 0 then
   wake_pending(KEYS[10], events)

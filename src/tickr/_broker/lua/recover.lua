@@ -10,12 +10,12 @@
 -- tasks whose retention ran out are forgotten, at the same time.
 -- KEYS[1] active    KEYS[2] retry    KEYS[3] archived    KEYS[4] processed
 -- KEYS[5] failed    KEYS[6] processed today    KEYS[7] failed today
--- KEYS[8] pending    KEYS[9] waiters    KEYS[10] idle flag    KEYS[11] completed
+-- KEYS[8] pending store meta    KEYS[9] waiters    KEYS[10] idle flag    KEYS[11] completed
 -- ARGV[1] task key prefix    ARGV[2] unique key prefix    ARGV[3] events channel
 -- ARGV[4] done channel    ARGV[5] now (ms)    ARGV[6] daily counter ttl (s)
 -- ARGV[7] archive max size    ARGV[8] archive max age (ms)    ARGV[9] most tasks to take
 -- ARGV[10] inbox key prefix    ARGV[11] the calling server as a waiter
--- ARGV[12] its registration's new expiry (ms)
+-- ARGV[12] its registration's new expiry (ms)    ARGV[13] pending store prefix
 -- Returns {retried, archived, earliest lease expiry left (ms) or -1, returned to pending}.
 --@include zset_head
 --@include release_unique
@@ -24,6 +24,7 @@
 --@include wake_pending
 --@include trim_completed
 --@include task_record
+--@include pending_store
 
 local task_prefix, unique_prefix = ARGV[1], ARGV[2]
 local events, done = ARGV[3], ARGV[4]
@@ -31,6 +32,7 @@ local now = tonumber(ARGV[5])
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, ARGV[9])
 local retried, archived, unreceived = 0, 0, 0
 local retry_head = nil
+local st = nil
 redis.call('ZADD', KEYS[9], 'XX', ARGV[12], ARGV[11])
 
 for _, id in ipairs(expired) do
@@ -40,9 +42,9 @@ for _, id in ipairs(expired) do
   local task = {}
   if kind == 'hash' then
     task = redis.call('HMGET', key, 'state', 'mr', 'retried', 'uk', 'w', 'cancel', 'owner',
-      'msg', 'pri', 'pm')
+      'msg')
   end
-  local handed = not problem and task[7] and task[8] and task[10]
+  local handed = not problem and task[7] and task[8]
     and redis.call('LREM', ARGV[10] .. task[7], 1, id .. ' ' .. task[8]) == 1
   if problem and (kind ~= 'hash' or task[1] == 'active') then
     archive_corrupt(key, kind, KEYS[3], id, problem, now)
@@ -51,9 +53,10 @@ for _, id in ipairs(expired) do
   elseif problem then
     -- not active: whoever moved it on owns it now
   elseif task[1] == 'active' and handed and not task[6] then
-    redis.call('HSET', key, 'state', 'pending')
-    redis.call('HDEL', key, 'owner')
-    redis.call('ZADD', KEYS[8], -(tonumber(task[9]) or 0), task[10])
+    st = st or store_open(ARGV[13])
+    local record = record_from_hash(redis.call('HGETALL', key))
+    redis.call('DEL', key)
+    pending_push(st, id, record, true)
     unreceived = unreceived + 1
   elseif task[1] == 'active' then
     local max_retry = tonumber(task[2]) or 0
@@ -71,6 +74,9 @@ for _, id in ipairs(expired) do
   end
 end
 
+if st then
+  store_close(st)
+end
 count_attempts({KEYS[4], KEYS[5], KEYS[6], KEYS[7]}, retried + archived, retried + archived, ARGV[6])
 if retried > 0 and (retry_head < 0 or now < retry_head) then
   redis.call('PUBLISH', events, 's')

@@ -1,8 +1,9 @@
--- enqueue_task(pending_key, scheduled_key, task_prefix, unique_prefix, seq, item, handoff):
+-- enqueue_task(st, scheduled_key, task_prefix, unique_prefix, item, handoff):
 -- add one task; item = {id, msg, priority, due (ms; 0 = runnable now), unique digest
 -- ('' = none), unique ttl (ms), max retries, token}.  The token identifies the call that
 -- chose the id: '' when the id is a fresh random one, so that it is the call's own.
--- `seq` is the FIFO number the task gets if it becomes pending.
+-- `st` is the queue's pending store (lib/pending_store.lua), where a task runnable now
+-- waits.
 -- `handoff` (or nil) = {waiters, active, inbox_prefix, now, inbox_ttl (ms),
 -- handed_leases (lease lengths a hand-off is recorded for)}, given only while the queue
 -- has nothing pending and is not paused: a task runnable now then goes straight to an
@@ -14,12 +15,36 @@
 -- whether it was handed to a server.
 -- A task whose id exists counts as enqueued when it was written by this very call, sent
 -- again after its reply was lost (same token, or a fresh id); otherwise the id is taken.
-local function enqueue_task(pending_key, scheduled_key, task_prefix, unique_prefix, seq, item,
-    handoff)
+local function pending_token(st, id)
+  local raw = store_get(st, id)
+  if not raw then
+    return false
+  end
+  local record = record_read(raw)
+  return (record and record_field(record, 'tok')) or ''
+end
+
+local function enqueue_task(st, scheduled_key, task_prefix, unique_prefix, item, handoff)
   local id, msg, priority, due, digest, unique_ttl, max_retry, token = unpack(item)
   local key = task_prefix .. id
+  local existing = false  -- the token of the task holding the id ('' when none)
   if redis.call('EXISTS', key) == 1 then
-    if token == '' or redis.call('HGET', key, 'tok') == token then
+    existing = redis.call('HGET', key, 'tok') or ''
+  elseif due == 0 and digest == '' and not (handoff and not handoff.none_left) then
+    -- The common case: one write checks that the id is free and makes the task pending.
+    local record = {msg, priority, max_retry}
+    if token ~= '' then
+      record[4], record[5] = 'tok', token
+    end
+    if pending_add(st, id, record) then
+      return 1, true, false
+    end
+    existing = pending_token(st, id)
+  else
+    existing = pending_token(st, id)
+  end
+  if existing ~= false then
+    if token == '' or existing == token then
       return (due > 0) and 2 or 1, false, false
     end
     return 0, false, false
@@ -27,19 +52,21 @@ local function enqueue_task(pending_key, scheduled_key, task_prefix, unique_pref
   if digest ~= '' and not redis.call('SET', unique_prefix .. digest, id, 'NX', 'PX', unique_ttl) then
     return redis.call('GET', unique_prefix .. digest) or '', false, false
   end
+  local extra = {}
   if digest ~= '' then
-    redis.call('HSET', key, 'uk', digest)
+    extra[#extra + 1] = 'uk'
+    extra[#extra + 1] = digest
   end
   if token ~= '' then
-    redis.call('HSET', key, 'tok', token)
+    extra[#extra + 1] = 'tok'
+    extra[#extra + 1] = token
   end
   if due > 0 then
     redis.call('HSET', key, 'msg', msg, 'state', 'scheduled', 'pri', priority, 'mr', max_retry,
-      'due', due)
+      'due', due, unpack(extra))
     redis.call('ZADD', scheduled_key, due, id)
     return 2, true, false
   end
-  local member = pending_member(seq, id)
   if handoff and not handoff.none_left then
     redis.call('ZREMRANGEBYSCORE', handoff.waiters, '-inf', handoff.now)
     local waiter = redis.call('ZRANGE', handoff.waiters, 0, 0)[1]
@@ -51,7 +78,7 @@ local function enqueue_task(pending_key, scheduled_key, task_prefix, unique_pref
       local lease_ms = tonumber(string.sub(waiter, 1, space - 1))
       local owner = string.sub(waiter, space + 1)
       redis.call('HSET', key, 'msg', msg, 'state', 'active', 'pri', priority, 'mr', max_retry,
-        'pm', member, 'owner', owner)
+        'owner', owner, unpack(extra))
       redis.call('ZADD', handoff.active, handoff.now + lease_ms, id)
       local inbox = handoff.inbox_prefix .. owner
       redis.call('RPUSH', inbox, id .. ' ' .. msg)
@@ -65,8 +92,10 @@ local function enqueue_task(pending_key, scheduled_key, task_prefix, unique_pref
       return 1, true, true
     end
   end
-  redis.call('HSET', key, 'msg', msg, 'state', 'pending', 'pri', priority, 'mr', max_retry,
-    'pm', member)
-  redis.call('ZADD', pending_key, -priority, member)
+  local record = {msg, priority, max_retry}
+  for _, value in ipairs(extra) do
+    record[#record + 1] = value
+  end
+  pending_push(st, id, record, false)
   return 1, true, false
 end
