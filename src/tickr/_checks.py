@@ -12,7 +12,11 @@ accepted or refused in the same way everywhere:
 - an instant is an aware `datetime` within years 1-9999 in UTC;
 - a name (queue, namespace, task id, entry id) is a non-empty `str` of at most 256
   characters without braces, whitespace or control characters;
-- a hook is callable; a handler or middleware is an async callable.
+- a hook is callable; a handler or middleware is an async callable;
+- headers are a mapping of header names (like HTTP's: ASCII letters, digits and
+  ``!#$%&'*+-.^_`|~``, at most 256 characters, case kept) to `str` values without
+  control characters other than tab, at most `MAX_HEADERS` of them and `MAX_HEADER_BYTES`
+  in all (UTF-8).
 
 A wrong type raises `TypeError`, a value out of range `ValueError`; each function
 returns the value checked (converted where it says so).  This module imports nothing
@@ -24,7 +28,7 @@ from __future__ import annotations
 import inspect
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Final, TypeVar
 
@@ -32,11 +36,14 @@ from tickr._time import EPOCH, MAX_MS, MIN_MS
 from tickr.values import TASK_STATES, TaskState
 
 __all__ = [
+    "MAX_HEADERS",
+    "MAX_HEADER_BYTES",
     "MAX_SECONDS",
     "check_bool",
     "check_callable",
     "check_duration_ms",
     "check_float",
+    "check_headers",
     "check_instant_ms",
     "check_int",
     "check_name",
@@ -57,7 +64,15 @@ Now plus any duration, or a sum of a few, stays far inside what `datetime` holds
 what Redis and its Lua scripts hold exactly as milliseconds (below 2**53).
 """
 
+MAX_HEADERS: Final = 64
+"""The most headers one task may carry."""
+
+MAX_HEADER_BYTES: Final = 8192
+"""The most bytes (UTF-8) of header names and values one task may carry."""
+
 _NAME_LIMIT: Final = 256
+_HEADER_NAME: Final = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
+_BAD_HEADER_VALUE_CHARS: Final = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _BAD_NAME_CHARS: Final = re.compile(r"[{}\s\x00-\x1f\x7f]")
 
 _CallableT = TypeVar("_CallableT", bound=Callable[..., object])
@@ -93,6 +108,45 @@ def check_name(value: object, what: str) -> str:
             f"{what} {value!r} must not contain braces, whitespace or control characters"
         )
     return value
+
+
+def check_headers(headers: object) -> dict[str, str]:
+    """Validate a task's headers and return them as a new dict (empty for None).
+
+    Raises:
+        TypeError: If they are not a mapping of str to str.
+        ValueError: If a name is empty, too long or has a character outside HTTP's token
+            set, a value has a control character or a lone surrogate, or there are more
+            than `MAX_HEADERS` or more than `MAX_HEADER_BYTES` bytes of them.
+    """
+    if headers is None:
+        return {}
+    if not isinstance(headers, Mapping):
+        raise TypeError(f"headers must be a mapping of str to str, not {type(headers).__name__}")
+    if len(headers) > MAX_HEADERS:
+        raise ValueError(f"at most {MAX_HEADERS} headers are allowed, got {len(headers)}")
+    checked: dict[str, str] = {}
+    size = 0
+    for name, value in headers.items():
+        if not isinstance(name, str):
+            raise TypeError(f"a header name must be a str, not {type(name).__name__}")
+        if not isinstance(value, str):
+            raise TypeError(f"header {name!r} must be a str, not {type(value).__name__}")
+        if len(name) > _NAME_LIMIT or not _HEADER_NAME.fullmatch(name):
+            raise ValueError(
+                f"header name {name!r} must be 1 to {_NAME_LIMIT} ASCII letters, digits "
+                "or !#$%&'*+-.^_`|~"
+            )
+        if _BAD_HEADER_VALUE_CHARS.search(value):
+            raise ValueError(f"header {name!r} must not contain control characters")
+        try:
+            size += len(name) + len(value.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise ValueError(f"header {name!r} is not valid Unicode text") from None
+        checked[name] = value
+    if size > MAX_HEADER_BYTES:
+        raise ValueError(f"headers are {size} bytes, over the limit of {MAX_HEADER_BYTES}")
+    return checked
 
 
 def check_task(task_id: object, queue: object) -> None:

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping
 from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import Any, Final
 
 from tickr._broker import EnqueueItem
 from tickr._checks import (
     check_duration_ms,
+    check_headers,
     check_instant_ms,
     check_int,
     check_name,
@@ -41,6 +44,7 @@ DEFAULT_MAX_RETRY: Final = 25
 DEFAULT_TIMEOUT: Final = 1800
 DEFAULT_MAX_PAYLOAD_BYTES: Final = 512 * 1024
 PRIORITY_LIMIT: Final = 2**31
+_NO_HEADERS: Final[Mapping[str, str]] = MappingProxyType({})
 MAX_RETRY_LIMIT: Final = 2**31
 
 
@@ -55,6 +59,7 @@ class TaskSpec:
         "at",
         "deadline",
         "delay",
+        "headers",
         "max_retry",
         "payload",
         "priority",
@@ -81,6 +86,7 @@ class TaskSpec:
         task_id: str | None = None,
         unique: float | timedelta | None = None,
         retention: float | timedelta = 0,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.type = type
         self.payload = payload
@@ -94,6 +100,7 @@ class TaskSpec:
         self.task_id = task_id
         self.unique = unique
         self.retention = retention
+        self.headers = headers
 
     def __repr__(self) -> str:
         return f"TaskSpec({self.type!r}, queue={self.queue!r}, task_id={self.task_id!r})"
@@ -108,6 +115,7 @@ class PreparedTask:
 
     __slots__ = (
         "_due_ms",
+        "_headers",
         "_info",
         "_now",
         "_retention_ms",
@@ -126,6 +134,7 @@ class PreparedTask:
         due_ms: int,
         now: datetime,
         retention_ms: int,
+        headers: Mapping[str, str],
     ) -> None:
         self.queue = queue
         self.item = item
@@ -134,6 +143,7 @@ class PreparedTask:
         self._due_ms = due_ms
         self._now = now
         self._retention_ms = retention_ms
+        self._headers = headers
         self._info: TaskInfo | None = None
 
     @property
@@ -155,6 +165,7 @@ class PreparedTask:
                 next_process_at=datetime_from_ms(self._due_ms) if due else self._now,
                 enqueued_at=self._now,
                 retention=self._retention_ms / 1000,
+                headers=self._headers,
             )
         return self._info
 
@@ -227,9 +238,10 @@ def prepare_task(
     retention_ms = check_duration_ms(spec.retention, "retention")
     unique_ms = None if spec.unique is None else check_positive_ms(spec.unique, "unique")
     task_id, token = _id_and_token(spec.task_id)
+    headers = _NO_HEADERS if spec.headers is None else MappingProxyType(check_headers(spec.headers))
 
     msg = encode_message(
-        task_type, spec.payload, max_retry, timeout_ms, deadline_ms, retention_ms, now_ms
+        task_type, spec.payload, max_retry, timeout_ms, deadline_ms, retention_ms, now_ms, headers
     )
     if len(msg) > max_payload_bytes:  # the payload alone may still be small enough
         payload_size = len(encode_value(spec.payload))
@@ -247,4 +259,4 @@ def prepare_task(
     enqueued_at = now if now is not None else datetime_from_ms(now_ms)
     due = due_ms if scheduled else 0
     item = EnqueueItem(task_id, msg, priority, due, digest, unique_ms or 0, max_retry, token)
-    return PreparedTask(queue, item, spec, timeout_ms, due_ms, enqueued_at, retention_ms)
+    return PreparedTask(queue, item, spec, timeout_ms, due_ms, enqueued_at, retention_ms, headers)

@@ -73,6 +73,7 @@ def task_info(queue: str, task_id: str, fields: dict[str, bytes]) -> TaskInfo:
         result=result,
         enqueued_at=datetime_from_ms(message.enqueued_ms),
         retention=message.retention_ms / 1000,
+        headers=message.headers,
     )
 
 

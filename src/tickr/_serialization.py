@@ -19,7 +19,9 @@ It is encoded in one go, payload included.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Final
 
 import msgpack
@@ -123,6 +125,10 @@ class TaskMessage:
     deadline_ms: int | None
     retention_ms: int
     enqueued_ms: int
+    headers: Mapping[str, str] = field(default_factory=lambda: _NO_HEADERS)
+
+
+_NO_HEADERS: Final[Mapping[str, str]] = MappingProxyType({})
 
 
 def encode_message(
@@ -133,24 +139,38 @@ def encode_message(
     deadline_ms: int | None,
     retention_ms: int,
     enqueued_ms: int,
+    headers: Mapping[str, str] | None = None,
 ) -> bytes:
     """Encode a task message; the message is never shorter than the encoded payload.
+
+    Headers (checked already) are a ninth field, present only when there are some, so
+    that a message without them is what Tickr 0.1 wrote and reads.
 
     Raises:
         TypeError: If the payload (or another field) cannot be encoded.
     """
-    return encode_value(
-        [
-            MESSAGE_VERSION,
-            task_type,
-            payload,
-            max_retry,
-            timeout_ms,
-            deadline_ms,
-            retention_ms,
-            enqueued_ms,
-        ]
-    )
+    fields = [
+        MESSAGE_VERSION,
+        task_type,
+        payload,
+        max_retry,
+        timeout_ms,
+        deadline_ms,
+        retention_ms,
+        enqueued_ms,
+    ]
+    if headers:
+        fields.append(dict(headers))
+    return encode_value(fields)
+
+
+def _headers(value: Any) -> Mapping[str, str] | None:
+    """The headers field of a message as a read-only mapping, or None if malformed."""
+    if not isinstance(value, dict) or not all(
+        isinstance(name, str) and isinstance(text, str) for name, text in value.items()
+    ):
+        return None
+    return MappingProxyType(value)
 
 
 def _optional_int(value: Any) -> bool:
@@ -170,9 +190,12 @@ def decode_message(data: bytes | None) -> TaskMessage:
         fields = msgpack.unpackb(data, raw=False, timestamp=3, strict_map_key=False)
     except Exception as exc:  # noqa: BLE001 - msgpack raises many unrelated types
         raise MessageDecodeError(f"undecodable task data: {exc}") from None
-    if not isinstance(fields, list) or len(fields) != _MESSAGE_FIELDS:
+    if not isinstance(fields, list) or len(fields) not in (_MESSAGE_FIELDS, _MESSAGE_FIELDS + 1):
         raise MessageDecodeError("undecodable task data: not a task message")
-    version, task_type, payload, max_retry, timeout_ms, deadline_ms, retention_ms, enqueued = fields
+    version, task_type, payload, max_retry, timeout_ms, deadline_ms, retention_ms, enqueued = (
+        fields[:_MESSAGE_FIELDS]
+    )
+    headers = _headers(fields[_MESSAGE_FIELDS]) if len(fields) > _MESSAGE_FIELDS else _NO_HEADERS
     if version != MESSAGE_VERSION:
         raise MessageDecodeError(f"undecodable task data: unknown message version {version!r}")
     if (
@@ -182,8 +205,9 @@ def decode_message(data: bytes | None) -> TaskMessage:
         or not _optional_int(deadline_ms)
         or not isinstance(retention_ms, int)
         or not isinstance(enqueued, int)
+        or headers is None
     ):
         raise MessageDecodeError("undecodable task data: malformed task message")
     return TaskMessage(
-        task_type, payload, max_retry, timeout_ms, deadline_ms, retention_ms, enqueued
+        task_type, payload, max_retry, timeout_ms, deadline_ms, retention_ms, enqueued, headers
     )

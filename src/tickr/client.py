@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -124,6 +124,7 @@ class Client(ClosedOnExit):
         task_id: str | None = None,
         unique: float | timedelta | None = None,
         retention: float | timedelta = 0,
+        headers: Mapping[str, str] | None = None,
     ) -> TaskInfo:
         """Enqueue one task.
 
@@ -141,6 +142,9 @@ class Client(ClosedOnExit):
             unique: Reject an equal task (type, payload, queue) while one is live, for
                 at most this long (seconds or timedelta).
             retention: How long to keep the completed task and its result.
+            headers: String metadata carried with the task to `Task.headers` on every
+                attempt and shown in `TaskInfo` (at most 64 names of HTTP token
+                characters, 8 KiB in all); not part of what `unique` compares.
 
         Returns:
             The task as enqueued, in state "pending" or "scheduled".
@@ -160,7 +164,7 @@ class Client(ClosedOnExit):
         spec = TaskSpec(
             type, payload, queue=queue, priority=priority, delay=delay, at=at,
             max_retry=max_retry, timeout=timeout, deadline=deadline, task_id=task_id,
-            unique=unique, retention=retention,
+            unique=unique, retention=retention, headers=headers,
         )  # fmt: skip
         prepared = prepare_task(
             spec, now_ms=await self._broker.time_ms(), max_payload_bytes=self.max_payload_bytes

@@ -21,7 +21,7 @@ import asyncio
 import hashlib
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import timedelta, tzinfo
 from typing import Any, Final, Literal
 
@@ -141,6 +141,15 @@ class _Entry:
 _DURATION_OPTIONS: Final = ("delay", "timeout", "unique", "retention")
 
 
+def _option_digest(name: str, value: Any) -> Any:
+    """What an option adds to an entry's digest, whatever the order of its headers."""
+    if name in _DURATION_OPTIONS and value is not None:
+        return check_seconds(value, name)
+    if name == "headers" and isinstance(value, Mapping):
+        return sorted((str(key), repr(text)) for key, text in value.items())
+    return repr(value)
+
+
 def _digest(task: PeriodicTask, schedule: Schedule) -> str:
     """A stable id from what the entry does, the same in every process.
 
@@ -151,12 +160,7 @@ def _digest(task: PeriodicTask, schedule: Schedule) -> str:
         when = [schedule.expression, str(schedule.timezone)]
     else:
         when = [" ".join(task.spec.split())]
-    options = {
-        name: check_seconds(value, name)
-        if name in _DURATION_OPTIONS and value is not None
-        else repr(value)
-        for name, value in task.options.items()
-    }
+    options = {name: _option_digest(name, value) for name, value in task.options.items()}
     hasher = hashlib.blake2b(digest_size=10)
     hasher.update(canonical_bytes([*when, task.type, task.payload, options]))
     return hasher.hexdigest()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 from tickr._time import datetime_from_ms
@@ -21,11 +23,14 @@ class Task:
         retry_count: Retries done before this attempt (0 on the first attempt).
         max_retry: Retries allowed after the first attempt.
         timeout: Seconds allowed for this attempt, or None for no limit.
+        headers: The string metadata given at enqueue (``headers=``), read-only; the
+            same on every attempt.  Trace context (``traceparent``) rides here.
     """
 
     __slots__ = (
         "_deadline_ms",
         "_enqueued_ms",
+        "headers",
         "id",
         "max_retry",
         "payload",
@@ -47,6 +52,7 @@ class Task:
         timeout: float | None = None,
         deadline_ms: int | None = None,
         enqueued_ms: int = 0,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.id = id
         self.type = type
@@ -57,6 +63,9 @@ class Task:
         self.timeout = timeout
         self._deadline_ms = deadline_ms
         self._enqueued_ms = enqueued_ms
+        if not isinstance(headers, MappingProxyType):
+            headers = MappingProxyType(dict(headers or {}))
+        self.headers: Mapping[str, str] = headers
 
     @property
     def deadline(self) -> datetime | None:

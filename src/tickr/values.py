@@ -5,8 +5,10 @@ This module imports nothing from the package; every class here is an immutable r
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from types import MappingProxyType
 from typing import Any, Final, Literal, get_args
 
 __all__ = [
@@ -49,6 +51,7 @@ class TaskInfo:
         result: The handler's return value, for completed tasks kept with a retention.
         enqueued_at: When the task was enqueued.
         retention: Seconds a completed task and its result are kept.
+        headers: The string metadata given at enqueue, read-only (empty when none).
     """
 
     id: str
@@ -67,6 +70,7 @@ class TaskInfo:
     result: Any = None
     enqueued_at: datetime | None = None
     retention: float = 0.0
+    headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True, slots=True)

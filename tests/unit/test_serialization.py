@@ -59,6 +59,19 @@ def test_message_round_trip() -> None:
     assert decoded.payload == {"to": "x"}
     assert (decoded.max_retry, decoded.timeout_ms, decoded.deadline_ms) == (3, 1000, None)
     assert (decoded.retention_ms, decoded.enqueued_ms) == (60_000, 123)
+    assert decoded.headers == {}
+
+
+def test_headers_are_a_ninth_field_only_when_given() -> None:
+    plain = encode_message("t", None, 0, None, None, 0, 1)
+    assert plain == encode_message("t", None, 0, None, None, 0, 1, {}), "as 0.1 wrote it"
+    assert len(msgpack.unpackb(plain)) == 8
+    with_headers = encode_message("t", None, 0, None, None, 0, 1, {"a": "b"})
+    assert msgpack.unpackb(with_headers)[8] == {"a": "b"}
+    decoded = decode_message(with_headers)
+    assert decoded.headers == {"a": "b"}
+    with pytest.raises(TypeError):
+        decoded.headers["a"] = "c"  # type: ignore[index]
 
 
 @pytest.mark.parametrize(
@@ -71,6 +84,9 @@ def test_message_round_trip() -> None:
         (msgpack.packb([2, "t", None, 0, None, None, 0, 0]), "unknown message version"),
         (msgpack.packb([1, 5, None, 0, None, None, 0, 0]), "malformed"),
         (msgpack.packb([1, "t", None, "x", None, None, 0, 0]), "malformed"),
+        (msgpack.packb([1, "t", None, 0, None, None, 0, 0, ["h"]]), "malformed"),
+        (msgpack.packb([1, "t", None, 0, None, None, 0, 0, {"h": 1}]), "malformed"),
+        (msgpack.packb([1, "t", None, 0, None, None, 0, 0, {}, 0]), "not a task message"),
     ],
 )
 def test_bad_messages_are_rejected_with_a_reason(data: bytes | None, reason: str) -> None:

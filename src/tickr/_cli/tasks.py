@@ -117,6 +117,7 @@ def _task_block(task: TaskInfo, now: datetime) -> str:
             ("deadline", moment(task.deadline)),
             ("retention", duration(task.retention)),
             ("last error", task.last_error or "-"),
+            ("headers", ", ".join(f"{k}: {v}" for k, v in task.headers.items()) or "-"),
             ("payload", pretty(task.payload, value_width)),
             ("result", pretty(task.result, value_width)),
         ]

@@ -297,6 +297,7 @@ class Processor:
             timeout=None if message.timeout_ms is None else message.timeout_ms / 1000,
             deadline_ms=deadline_ms,
             enqueued_ms=message.enqueued_ms,
+            headers=message.headers,
         )
         if job.stop_reason is not None:
             await self._stopped_before_start(job, task)
