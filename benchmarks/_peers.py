@@ -4,6 +4,7 @@ Run by compare.py, never by hand, as one of::
 
     _peers.py worker  LIB KIND --url URL   # serve tasks of KIND until "stop" on stdin
     _peers.py produce LIB KIND --url URL --mode single|batch|fill|paced --count N ...
+    _peers.py produce LIB KIND --url URL --mode count    # tasks waiting, as LIB counts them
 
 LIB is tickr, arq, saq, taskiq, streaq or floor (bare redis-py LPUSH/BRPOP).  KIND is the
 task: ``noop``; ``sleep`` (``await asyncio.sleep(0.01)``); ``stamp`` (a no-op whose start
@@ -160,6 +161,10 @@ class Adapter:
     async def enqueue_batch(self, items: Sequence[Item]) -> None:
         raise NotImplementedError(f"{type(self).__name__} has no batch API")
 
+    async def queued(self) -> int | None:
+        """The tasks waiting in the queue, by one cheap count; None if there is none."""
+        return None
+
     async def serve(self, ready: Ready) -> None:
         """Run the worker (concurrency 100) until the process exits."""
         raise NotImplementedError
@@ -195,6 +200,11 @@ class TickrAdapter(Adapter):
         if refused:
             raise RuntimeError(f"enqueue_many refused {len(refused)} tasks: {refused[0]!r}")
 
+    async def queued(self) -> int:
+        async with self.tickr.Inspector(self.url) as inspector:
+            info = await inspector.queue_info("default", memory=False)
+        return info.pending
+
     async def serve(self, ready: Ready) -> None:
         import tickr
 
@@ -227,6 +237,10 @@ class ArqAdapter(Adapter):
 
     async def enqueue(self, i: int, t: float) -> None:
         await self.pool.enqueue_job(self.kind, i, t)
+
+    async def queued(self) -> int:
+        # ArqRedis.queued_jobs() reads and unpickles every job: ZCARD of its queue instead.
+        return int(await self.pool.zcard(self.pool.default_queue_name))
 
     async def serve(self, ready: Ready) -> None:
         from arq.connections import RedisSettings
@@ -268,6 +282,9 @@ class SaqAdapter(Adapter):
 
     async def enqueue(self, i: int, t: float) -> None:
         await self.queue.enqueue(self.kind, i=i, t=t, **self._options())
+
+    async def queued(self) -> int:
+        return int(await self.queue.count("queued"))
 
     async def serve(self, ready: Ready) -> None:
         from saq import Queue, Worker
@@ -316,6 +333,13 @@ class TaskiqAdapter(Adapter):
     async def enqueue(self, i: int, t: float) -> None:
         await self.task.kiq(i, t)
 
+    async def queued(self) -> int:
+        # No count in taskiq's API: LLEN of the broker's list (its `queue_name`).
+        from redis.asyncio import Redis
+
+        async with Redis(connection_pool=self.broker.connection_pool) as redis:
+            return int(await redis.llen(self.broker.queue_name))
+
     async def serve(self, ready: Ready) -> None:
         from taskiq.acks import AcknowledgeType
         from taskiq.api import run_receiver_task
@@ -363,6 +387,9 @@ class StreaqAdapter(Adapter):
     async def enqueue_batch(self, items: Sequence[Item]) -> None:
         await self.worker.enqueue_many([self.task.enqueue(i, t) for i, t in items])
 
+    async def queued(self) -> int:
+        return int(await self.worker.queue_size())
+
     async def serve(self, ready: Ready) -> None:
         import anyio
 
@@ -394,6 +421,9 @@ class FloorAdapter(Adapter):
             for i, t in items:
                 pipe.lpush(FLOOR_QUEUE, json.dumps({"i": i, "t": t}))
             await pipe.execute()
+
+    async def queued(self) -> int:
+        return int(await self.redis.llen(FLOOR_QUEUE))
 
     async def serve(self, ready: Ready) -> None:
         import redis.asyncio
@@ -531,6 +561,8 @@ async def run_producer(adapter: Adapter, args: argparse.Namespace) -> dict[str, 
             return {"durations": await paced(adapter, args.count, args.rate)}
         if args.mode == "fill":
             return await timed(fill(adapter, args.count, args.batch, args.part, args.parts))
+        if args.mode == "count":
+            return {"queued": await adapter.queued()}
         await adapter.enqueue(-1, time.time())  # untimed warm-up: connections, scripts
         if args.mode == "single":
             return await timed(single(adapter, args.count))
@@ -549,7 +581,9 @@ def main() -> None:
     parser.add_argument("library", choices=sorted(ADAPTERS))
     parser.add_argument("kind", choices=KINDS)
     parser.add_argument("--url", required=True)
-    parser.add_argument("--mode", choices=("single", "batch", "fill", "paced"), default="single")
+    parser.add_argument(
+        "--mode", choices=("single", "batch", "fill", "paced", "count"), default="single"
+    )
     parser.add_argument("--count", type=int, default=0)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=200.0)

@@ -296,6 +296,58 @@ def resources_section(doc: Doc) -> list[str]:
     )
 
 
+# How each library's count of its waiting tasks is taken in the memory workload.
+QUEUED_BY = {
+    "tickr": "`Inspector.queue_info(...).pending`",
+    "arq": "`ZCARD` of `ArqRedis.default_queue_name` (its `queued_jobs()` reads every job)",
+    "saq": '`Queue.count("queued")`',
+    "taskiq": "`LLEN` of the broker's `queue_name` (taskiq has no count of its own)",
+    "streaq": "`Worker.queue_size()`",
+    "floor": "`LLEN`",
+}
+
+
+def memory_section(doc: Doc) -> list[str]:
+    if "memory" not in doc["workloads"]:  # raw figures older than the workload have none
+        return []
+    count = doc["sizes"]["memory_tasks"]
+
+    def queued(m: dict[str, Any], t: dict[str, Any]) -> str:
+        value = m.get("queued", math.nan)
+        return "not checked" if math.isnan(value) else number(value)
+
+    columns: list[Column] = [
+        ("bytes per task (median)", lambda m, t: number(m["bytes_per_task"])),
+        (TIMES_TICKR, lambda m, t: ratio(m["bytes_per_task"], t.get("bytes_per_task"))),
+        ("keys after the fill", lambda m, t: number(m["keys"])),
+        ("queued, as counted", queued),
+    ]
+    counts = [f"{LABELS[lib]} {QUEUED_BY[lib]}" for lib in doc["libraries"] if lib in QUEUED_BY]
+    return section(
+        doc,
+        "memory",
+        f"Redis memory per pending task: {count:,} queued no-op tasks (lower is better)",
+        [
+            "On a flushed Redis, with no worker running, `used_memory` (`INFO memory`) is "
+            f'read, {count:,} no-op tasks of payload `{{"i": n, "t": time}}` are '
+            "queued by the library's own producer as for the drain (its batch API if it "
+            "has one, else two processes of single enqueues; untimed), and `used_memory` "
+            f"is read again once the producers have left. Figure: the growth / {count:,}, "
+            "so every key, entry and index a pending task costs the library counts, under "
+            "the redis-server version of the Machine line. The floor's figure is its "
+            "`LPUSH`ed JSON message. Each run first queues one batch and flushes it "
+            "again, untimed: FLUSHALL keeps the scripts a library loaded and the latency "
+            "histogram Redis makes on a command's first call, one-off costs that are no "
+            "task's. *Keys* is `DBSIZE` after the fill. *Queued* is each library's count "
+            f"of its waiting tasks, checked against {count:,}: "
+            + "; ".join(counts)
+            + ". *Every run* lists bytes per task.",
+            "",
+            *workload_table(doc, "memory", columns, ("bytes_per_task", 0), "—"),
+        ],
+    )
+
+
 def recovery_section(doc: Doc) -> list[str]:
     sizes = doc["sizes"]
     cap = sizes["recovery_cap"]
@@ -395,6 +447,7 @@ def summary(doc: Doc) -> list[str]:
         ("latency", "p99_ms", "latency p99 (ms)", 2),
         ("drain", "rss_mb", "worker peak RSS (MB)", 1),
         ("drain", "cpu_s", "worker CPU for the drain (s)", 2),
+        ("memory", "bytes_per_task", "Redis memory per pending task (B)", 0),
         ("recovery", "seconds", "recovery after SIGKILL (s)", 1),
     ]
     header = ["figure", *(LABELS[lib] for lib in doc["libraries"])]
@@ -505,7 +558,13 @@ def write_markdown(doc: Doc, path: Path, chart: Path | None) -> None:
         "process runs one library's worker at concurrency 100 on one queue. Sizes: "
         f"{sizes['tasks']:,} tasks to enqueue and drain, {sizes['sleep_tasks']:,} sleeping "
         f"tasks, {sizes['latency_tasks']:,} latency tasks at {sizes['latency_rate']:g}/s, "
-        f"{sizes['long_tasks']} long tasks for recovery. Each handler is written the way "
+        f"{sizes['long_tasks']} long tasks for recovery"
+        + (
+            f", {sizes['memory_tasks']:,} pending tasks for Redis memory"
+            if "memory_tasks" in sizes
+            else ""
+        )
+        + ". Each handler is written the way "
         "its library documents tasks and records `time.time()` at its first and last "
         "statement and its task's number, so every run also counts lost and duplicated "
         "tasks. No library's logging is configured (warnings go to stderr). Workers are "
@@ -522,6 +581,7 @@ def write_markdown(doc: Doc, path: Path, chart: Path | None) -> None:
     lines += latency_section(doc)
     lines += resources_section(doc)
     lines += scaling_section(doc)
+    lines += memory_section(doc)
     lines += recovery_section(doc)
     lines += problems_section(doc)
     lines += versions_section(doc)

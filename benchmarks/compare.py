@@ -50,7 +50,7 @@ OUT = HERE / "out"
 SETUP_ENV = "TICKR_COMPARE_SETUP"  # set on the re-run: the setup's findings, as JSON
 
 LIBRARIES = ("tickr", "arq", "saq", "taskiq", "streaq", "floor")
-WORKLOADS = ("enqueue", "batch", "drain", "sleep", "latency", "scaling", "recovery")
+WORKLOADS = ("enqueue", "batch", "drain", "sleep", "latency", "scaling", "memory", "recovery")
 FILL_PROCESSES = 2  # producers that fill a queue for a library without a batch API
 OWN = ("tickr", "floor")  # their problems make the exit status 1; the peers' never do
 BATCH_API = {"tickr": "Client.enqueue_many", "streaq": "Worker.enqueue_many", "floor": "pipeline"}
@@ -115,6 +115,7 @@ class Sizes:
     latency_tasks: int = 2_000
     latency_rate: float = 200.0
     long_tasks: int = 20
+    memory_tasks: int = 50_000  # pending tasks whose Redis memory is measured
     recovery_cap: float = 90.0
     stall: float = 30.0  # give up on a workload after this long without progress
 
@@ -124,6 +125,7 @@ QUICK = Sizes(
     batch=100,
     sleep_tasks=300,
     latency_tasks=100,
+    memory_tasks=300,
     recovery_cap=30.0,
     stall=15.0,
 )
@@ -373,6 +375,9 @@ class Bench:
     def flush(self) -> None:
         self.admin.flushall()
 
+    def used_memory(self) -> int:
+        return int(self.admin.info("memory")["used_memory"])
+
     def redis_cpu(self) -> float:
         try:
             stat = Path(f"/proc/{self.redis_pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -593,6 +598,33 @@ async def latency(bench: Bench, lib: str) -> Metrics:
     return metrics
 
 
+async def memory(bench: Bench, lib: str) -> Metrics:
+    """Redis `used_memory` growth per pending task: an untimed fill, no worker.
+
+    Then the library's own count of the tasks waiting, where it has a cheap one.
+    """
+    count = bench.sizes.memory_tasks
+    bench.flush()
+    # An untimed warm-up of one batch: FLUSHALL keeps the scripts a library loaded and
+    # the latency histogram Redis makes on a command's first call, one-off costs that
+    # would otherwise fall on whichever run first uses them.
+    await bench.fill(lib, "noop", min(count, bench.sizes.batch))
+    bench.flush()
+    before = bench.used_memory()
+    await bench.fill(lib, "noop", count)
+    grown = bench.used_memory() - before  # the producers have left: no client buffers
+    keys = int(bench.admin.dbsize())
+    queued = (await bench.produce(lib, "noop", "count", 0))["queued"]
+    if queued is not None and queued != count:
+        bench.problem(lib, "memory", f"{queued:,} of the {count:,} tasks queued", "queued")
+    return {
+        "bytes_per_task": grown / count,
+        "grown_bytes": grown,
+        "keys": keys,
+        "queued": math.nan if queued is None else queued,
+    }
+
+
 async def recovery(bench: Bench, lib: str, database: int = 0) -> Metrics:
     """SIGKILL a worker holding the long tasks, start another, time until all re-ran.
 
@@ -656,6 +688,7 @@ WORKLOAD_RUNNERS: dict[str, Callable[[Bench, str], Awaitable[Metrics | None]]] =
     "sleep": sleep,
     "latency": latency,
     "scaling": scaling,
+    "memory": memory,
 }
 
 

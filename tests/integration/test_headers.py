@@ -69,13 +69,15 @@ async def test_headers_survive_scheduling_and_the_batch_path(
     async def handler(task: tickr.Task) -> None:
         seen[task.id] = dict(task.headers)
 
-    infos = await client.enqueue_many(
+    outcomes = await client.enqueue_many(
         [
             tickr.TaskSpec("t", 1, headers={"n": "1"}),
             tickr.TaskSpec("t", 2),
             tickr.TaskSpec("t", 3, headers={"n": "3"}, delay=0.2),
         ]
     )
+    infos = [info for info in outcomes if isinstance(info, tickr.TaskInfo)]
+    assert len(infos) == 3
     assert [info.headers for info in infos] == [{"n": "1"}, {}, {"n": "3"}]
     scheduled = await client.get_task(infos[2].id)
     assert (scheduled.state, scheduled.headers) == ("scheduled", {"n": "3"})
