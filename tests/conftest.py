@@ -63,6 +63,12 @@ async def client(url: str, namespace: str) -> AsyncIterator[tickr.Client]:
 
 
 @pytest.fixture
+async def inspector(url: str, namespace: str) -> AsyncIterator[tickr.Inspector]:
+    async with tickr.Inspector(url, namespace=namespace) as inspector:
+        yield inspector
+
+
+@pytest.fixture
 async def raw_redis(url: str) -> AsyncIterator[aredis.Redis]:
     """Direct access to Redis, for tests that inspect or damage stored state."""
     connection = raw_client(url)

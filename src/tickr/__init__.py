@@ -12,6 +12,7 @@ The public surface, all importable from ``tickr``::
     TickrError and its subclasses    errors (see tickr.errors)
 """
 
+from tickr import logs as logs
 from tickr._options import TaskSpec
 from tickr.backoff import RetryDelay, constant_delay, exponential_backoff
 from tickr.client import Client
@@ -35,6 +36,7 @@ from tickr.server import Server
 from tickr.task import Task
 from tickr.values import (
     DailyStats,
+    MinuteStats,
     QueueInfo,
     SchedulerEntry,
     SchedulerEvent,
@@ -54,6 +56,7 @@ __all__ = [
     "Handler",
     "Inspector",
     "Middleware",
+    "MinuteStats",
     "PeriodicTask",
     "QueueInfo",
     "QueueNotEmpty",

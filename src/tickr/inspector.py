@@ -22,6 +22,7 @@ from tickr.errors import (
 from tickr.values import (
     TASK_STATES,
     DailyStats,
+    MinuteStats,
     QueueInfo,
     SchedulerEntry,
     SchedulerEvent,
@@ -147,6 +148,28 @@ class Inspector(ClosedOnExit):
         return [
             DailyStats(queue, day, processed, failed)
             for day, (processed, failed) in zip(dates, daily, strict=True)
+        ]
+
+    async def throughput(self, queue: str, minutes: int = 60) -> list[MinuteStats]:
+        """Processed and failed counts of the last `minutes` minutes, oldest first.
+
+        One entry per minute, zeros included, the last one the current (unfinished)
+        minute of Redis' clock.  The counters are kept 24 hours.
+
+        Raises:
+            QueueNotFound: If the namespace has no such queue.
+            TypeError: If `minutes` is not an int.
+            ValueError: If `minutes` is not between 1 and 1440.
+            RedisUnavailable: If Redis cannot be reached.
+        """
+        check_int(minutes, "minutes", 1, 1440)
+        await self._check_queue(queue)
+        this_minute = await self._broker.time_ms() // 60_000
+        first = this_minute - minutes + 1
+        counts = await self._broker.minute_counts(queue, first, this_minute)
+        return [
+            MinuteStats(queue, datetime_from_ms(minute * 60_000), *counts.get(minute, (0, 0)))
+            for minute in range(first, this_minute + 1)
         ]
 
     async def servers(self) -> list[ServerInfo]:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextvars import ContextVar
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
 from tickr._time import datetime_from_ms
 
-__all__ = ["Task"]
+__all__ = ["Task", "current_task"]
 
 
 class Task:
@@ -83,3 +84,16 @@ class Task:
 
     def __repr__(self) -> str:
         return f"Task(id={self.id!r}, type={self.type!r}, queue={self.queue!r})"
+
+
+RUNNING_TASK: ContextVar[Task | None] = ContextVar("tickr_running_task", default=None)
+"""The task whose handler runs in this context (set by the server around each attempt)."""
+
+
+def current_task() -> Task | None:
+    """The task whose handler is running here (in it or in what it awaits), else None.
+
+    Tasks the handler starts with `asyncio.create_task` inherit it, as they inherit every
+    context variable.
+    """
+    return RUNNING_TASK.get()

@@ -116,6 +116,24 @@ class DailyStats:
 
 
 @dataclass(frozen=True, slots=True)
+class MinuteStats:
+    """Processed and failed attempts of one queue in one minute.
+
+    Attributes:
+        queue: The queue.
+        minute: The minute's start, an aware UTC datetime.
+        processed: Attempts that ended in that minute (completed, failed, retried,
+            archived, or taken back from a dead server).
+        failed: Those of them that did not complete.
+    """
+
+    queue: str
+    minute: datetime
+    processed: int
+    failed: int
+
+
+@dataclass(frozen=True, slots=True)
 class ServerInfo:
     """A running Server as it registered itself in Redis."""
 

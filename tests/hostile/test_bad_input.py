@@ -126,12 +126,6 @@ async def test_a_stored_timestamp_past_year_9999_does_not_break_reading(
 # ------------------------------------------------------------------ names on read and manage calls
 
 
-@pytest.fixture
-async def inspector(url: str, namespace: str) -> Any:
-    async with tickr.Inspector(url, namespace=namespace) as inspector:
-        yield inspector
-
-
 @pytest.mark.parametrize(
     ("task_id", "queue", "error"),
     [

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import AsyncIterator, Awaitable, Callable
+import logging
+from collections.abc import Awaitable, Callable
 
 import msgpack
 import pytest
@@ -17,12 +18,6 @@ from tests.helpers.redis_clients import config_get, config_set, pending_record
 from tickr._broker.keys import QueueKeys
 
 BATCH = 8
-
-
-@pytest.fixture
-async def inspector(url: str, namespace: str) -> AsyncIterator[tickr.Inspector]:
-    async with tickr.Inspector(url, namespace=namespace) as inspector:
-        yield inspector
 
 
 def task_key(namespace: str, task_id: str) -> str:
@@ -370,3 +365,34 @@ async def test_reading_and_managing_a_queue_with_a_damaged_record(
     assert await raw_redis.exists(task_key(namespace, bad)) == 0
     sizes = await inspector.queue_info("default", memory=False)
     assert (sizes.scheduled, sizes.archived) == (0, BATCH - 1)
+
+
+@pytest.mark.parametrize("damage", ["minutes", "daily"])
+async def test_damaged_counters_lose_counts_not_outcomes(
+    client: tickr.Client,
+    inspector: tickr.Inspector,
+    raw_redis: aredis.Redis,
+    namespace: str,
+    running_server: ServerFactory,
+    damage: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    keys = QueueKeys(namespace, "default")
+    seconds, _ = await raw_redis.time()
+    hour = seconds // 3600
+    await client.enqueue("t", -1)  # the queue exists
+    if damage == "minutes":
+        for back in range(2):
+            await raw_redis.set(keys.minutes(hour - back), "not a hash")
+            await raw_redis.set(keys.minutes(hour + 1 + back), "not a hash")
+    else:
+        await raw_redis.set(keys.processed, "not a count")
+        await raw_redis.set(keys.failed, "not a count")
+    runs: collections.Counter[int] = collections.Counter()
+    ids = await enqueue_batch(client)
+    async with running_server(echo_counting(runs)):
+        assert [await client.result(task_id, timeout=10) for task_id in ids] == list(range(BATCH))
+    assert {n: runs[n] for n in range(BATCH)} == dict.fromkeys(range(BATCH), 1)
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    minutes = await inspector.throughput("default", minutes=5)
+    assert len(minutes) == 5

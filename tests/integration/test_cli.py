@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -68,12 +68,6 @@ def cli(
         return Result(code, captured.out, captured.err)
 
     return run
-
-
-@pytest.fixture
-async def inspector(url: str, namespace: str) -> AsyncIterator[tickr.Inspector]:
-    async with tickr.Inspector(url, namespace=namespace) as inspector:
-        yield inspector
 
 
 def assert_error(result: Result, message: str, code: int = 1) -> None:

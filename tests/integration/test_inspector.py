@@ -1,19 +1,12 @@
 """The Inspector: listing, single and bulk operations, deleting queues."""
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 
 import tickr
 from tests.conftest import ServerFactory
 from tests.helpers import eventually
-
-
-@pytest.fixture
-async def inspector(url: str, namespace: str) -> AsyncIterator[tickr.Inspector]:
-    async with tickr.Inspector(url, namespace=namespace) as inspector:
-        yield inspector
 
 
 async def test_queues_are_listed(client: tickr.Client, inspector: tickr.Inspector) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
 import msgpack
 import pytest
@@ -16,12 +15,6 @@ from tests.conftest import ServerFactory
 from tests.helpers import eventually
 from tests.helpers.redis_clients import pending_record
 from tickr._broker.keys import QueueKeys
-
-
-@pytest.fixture
-async def inspector(url: str, namespace: str) -> AsyncIterator[tickr.Inspector]:
-    async with tickr.Inspector(url, namespace=namespace) as inspector:
-        yield inspector
 
 
 def recorder() -> tuple[list[object], tickr.Handler]:

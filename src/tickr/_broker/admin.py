@@ -35,6 +35,7 @@ _ADMIN_BATCH: Final = 1000
 _MEMORY_SAMPLES: Final = 5
 _STATE_SETS: Final[tuple[str, ...]] = tuple(state for state in TASK_STATES if state != "pending")
 _STATS_DAYS_KEPT: Final = 91
+_MINUTE_HOURS_KEPT: Final = 26  # the minute counters of an hour live 25 hours
 
 _ADMIN = load_script("admin")
 _BULK = load_script("bulk")
@@ -228,6 +229,35 @@ class Admin(Calls):
         ]
         return QueueStats(sizes, daily, head[0][0].encode() if head else None)
 
+    async def minute_counts(
+        self, queue: str, first_minute: int, last_minute: int
+    ) -> dict[int, tuple[int, int]]:
+        """Processed and failed per minute (minutes since the epoch), where not zero.
+
+        Reads the hours that hold minutes `first_minute` to `last_minute`, one HGETALL
+        each, in one round trip.  A damaged hour (not a hash, or a field that is not a
+        count) reads as zeros.
+        """
+        keys = self.keys(queue)
+        hours = range(first_minute // 60, last_minute // 60 + 1)
+        replies = await self._pipeline_partial([("HGETALL", keys.minutes(hour)) for hour in hours])
+        counts: dict[int, tuple[int, int]] = {}
+        for hour, reply in zip(hours, replies, strict=True):
+            fields = {} if isinstance(reply, Exception) else _fields(reply) or {}
+            for name, value in fields.items():
+                if name[:1] not in ("p", "f") or not name[1:].isdigit() or not value.isdigit():
+                    continue
+                minute = hour * 60 + int(name[1:])
+                if not first_minute <= minute <= last_minute:
+                    continue
+                processed, failed = counts.get(minute, (0, 0))
+                if name[0] == "p":
+                    processed = int(value)
+                else:
+                    failed = int(value)
+                counts[minute] = (processed, failed)
+        return counts
+
     async def queue_memory(self, queue: str, sizes: Mapping[str, int]) -> int:
         """Approximate bytes used by a queue whose tasks per state are `sizes`.
 
@@ -322,8 +352,10 @@ class Admin(Calls):
         ):
             pass
         days = [(today - timedelta(days=offset)).isoformat() for offset in range(_STATS_DAYS_KEPT)]
+        this_hour = int(self.clock.now_ms()) // 3_600_000
         await self._pipeline(
             [
+                ("DEL", *(keys.minutes(this_hour - back) for back in range(_MINUTE_HOURS_KEPT))),
                 ("DEL", keys.legacy_seq, keys.paused, keys.idle, keys.waiters),
                 ("DEL", keys.processed, keys.failed),
                 ("DEL", *(keys.processed_on(day) for day in days)),

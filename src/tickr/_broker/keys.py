@@ -41,6 +41,9 @@ P cron:<entry>           string  last tick (ms) of a periodic task enqueued here
 P cron:<entry>:history    list    recent ticks of that entry (msgpack events), capped
 P processed / failed     string  all-time counters
 P processed:<day>        string  daily counters (UTC day, kept 90 days)
+P minutes:<hour>         hash    per-minute counters of one hour (hours since the epoch):
+                                 p<minute> processed, f<minute> failed (minute 0-59 of the
+                                 hour), kept until 25 hours after the hour began
 P events                 pubsub  "p" pending work, "s" earlier due time, "c<id>" cancel
 P done                   pubsub  id of a finished task somebody waits on
 =======================  ======  ==========================================================
@@ -167,6 +170,10 @@ class QueueKeys:
     def failed_on(self, day: str) -> str:
         """Daily failed counter; `day` is an ISO date (UTC)."""
         return f"{self.failed}:{day}"
+
+    def minutes(self, hour: int) -> str:
+        """Per-minute counters of one hour; `hour` counts hours since the epoch (UTC)."""
+        return f"{self.prefix}minutes:{hour}"
 
 
 _HEX_DIGITS: Final = frozenset(b"0123456789abcdefABCDEF")

@@ -28,6 +28,7 @@ from tickr._broker.types import (
     WatchedTask,
     enqueued,
 )
+from tickr._log_fields import task_fields
 from tickr.errors import TickrError
 
 __all__ = ["RECOVER_BATCH", "STATS_TTL_SECONDS", "Serving"]
@@ -35,6 +36,7 @@ __all__ = ["RECOVER_BATCH", "STATS_TTL_SECONDS", "Serving"]
 logger = logging.getLogger("tickr.broker")
 
 STATS_TTL_SECONDS: Final = 90 * 24 * 3600
+MS_PER_HOUR: Final = 3_600_000
 """Daily counters are kept this long."""
 RECOVER_BATCH: Final = 500
 """Most expired leases taken back per queue and heartbeat."""
@@ -82,11 +84,13 @@ def _dequeued(reply: Sequence[Any], queue: str) -> list[DequeuedTask]:
 def _log_set_aside(queue: str, pairs: Sequence[bytes]) -> None:
     """Log the tasks a script archived for their damaged records ({id, error, ...})."""
     for i in range(0, len(pairs), 2):
+        task_id = text(pairs[i])
         logger.error(
             "task %s in %r archived: %s",
-            text(pairs[i]),
+            task_id,
             queue,
             pairs[i + 1].decode(errors="replace"),
+            extra=task_fields(task_id, queue),
         )
 
 
@@ -371,6 +375,7 @@ class Serving(Calls):
                 keys.processed_on(day),
                 keys.failed_on(day),
                 keys.idle,
+                keys.minutes(now_ms // MS_PER_HOUR),
             ),
             args,
         )
@@ -485,6 +490,7 @@ class Serving(Calls):
                 keys.waiters,
                 keys.idle,
                 keys.completed,
+                keys.minutes(now_ms // MS_PER_HOUR),
             ),
             (
                 keys.task_prefix,

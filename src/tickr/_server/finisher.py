@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Final
 
 from tickr._aio import wait_event, within
 from tickr._broker import OP_ARCHIVE, OP_COMPLETE, OP_REQUEUE, OP_RETRY, Broker, FinishOp
+from tickr._log_fields import task_fields
 from tickr._server.context import ServerContext
 from tickr._server.failures import log_failure
 from tickr._server.job import Job
@@ -167,6 +168,10 @@ class Finisher(Loop):
             archive_max_age_ms=self._archive_max_age_ms,
         )
 
+    def _fields(self, queue: str, task_id: str) -> Mapping[str, str]:
+        job = self._held.get((queue, task_id))
+        return job.log_fields if job is not None else task_fields(task_id, queue)
+
     async def _write_one_by_one(self, queue: str, ops: list[FinishOp], now: int, day: str) -> None:
         """Write a queue's refused batch an outcome at a time, isolating the bad ones.
 
@@ -195,6 +200,7 @@ class Finisher(Loop):
             task_id,
             queue,
             exc,
+            extra=self._fields(queue, task_id),
         )
         what = "result cannot be stored" if kind == OP_COMPLETE else "outcome cannot be stored"
         error = error_text(f"{what}: Redis refused it: {exc}")
@@ -209,6 +215,7 @@ class Finisher(Loop):
                 task_id,
                 queue,
                 again,
+                extra=self._fields(queue, task_id),
             )
             return 0
 
@@ -220,6 +227,7 @@ class Finisher(Loop):
                 task_id,
                 queue,
                 kind.decode(),
+                extra=self._fields(queue, task_id),
             )
         elif code != _APPLIED:
             logger.info(
@@ -227,6 +235,7 @@ class Finisher(Loop):
                 kind.decode(),
                 task_id,
                 queue,
+                extra=self._fields(queue, task_id),
             )
         self._held.pop((queue, task_id), None)
 

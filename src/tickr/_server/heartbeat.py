@@ -141,7 +141,12 @@ class Heartbeat(Loop):
         for queue, task_ids in report.lost.items():
             for task_id in task_ids:
                 if self._processor.stop_job(queue, task_id, StopReason.LEASE_LOST):
-                    logger.warning("lost the lease of task %s in %r; stopped it", task_id, queue)
+                    logger.warning(
+                        "lost the lease of task %s in %r; stopped it",
+                        task_id,
+                        queue,
+                        extra=self._processor.log_fields(queue, task_id),
+                    )
         for queue, task_ids in report.cancelled.items():
             for task_id in task_ids:
                 self._processor.stop_job(queue, task_id, StopReason.CANCELLED)

@@ -20,6 +20,7 @@ from typing import Final
 
 from tickr._aio import Backoff
 from tickr._broker import Broker
+from tickr._log_fields import task_fields
 from tickr._server.context import ServerContext
 from tickr._server.failures import log_failure
 from tickr._server.fetcher import FETCH_GRACE
@@ -103,7 +104,12 @@ class Inbox(Loop):
                 continue
             queue, task = handed
             if logger.isEnabledFor(logging.DEBUG):
-                logger.debug("task %s of %r handed to this server", task[0], queue)
+                logger.debug(
+                    "task %s of %r handed to this server",
+                    task[0],
+                    queue,
+                    extra=task_fields(task[0], queue),
+                )
             self._processor.submit(queue, [task])
             self._handoff.inbox_replied(group, queue)
             await asyncio.sleep(0)  # let a worker start the task before the next BLPOP

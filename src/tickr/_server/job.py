@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import enum
+from collections.abc import Mapping
+
+from tickr._log_fields import task_fields
 
 __all__ = ["Job", "StopReason"]
 
@@ -46,6 +49,11 @@ class Job:
         """A SystemExit or KeyboardInterrupt raised by a task the handler started."""
         self.done = False
         """The outcome is decided and on its way to Redis: there is nothing left to stop."""
+
+    @property
+    def log_fields(self) -> Mapping[str, str]:
+        """The `extra` of a log record about this task (see tickr._log_fields)."""
+        return task_fields(self.id, self.queue, self.type)
 
     def stop(self, reason: StopReason) -> None:
         """Stop the handler at its next await, for `reason` (the first reason wins).

@@ -151,7 +151,12 @@ class LeaseKeeper:
 
     def _lost(self, queue: str, task_id: str) -> None:
         if self._processor.stop_job(queue, task_id, StopReason.LEASE_LOST):
-            logger.warning("lost the lease of task %s in %r; stopped it", task_id, queue)
+            logger.warning(
+                "lost the lease of task %s in %r; stopped it",
+                task_id,
+                queue,
+                extra=self._processor.log_fields(queue, task_id),
+            )
 
     def _watch_loop(self) -> None:
         silent = time.monotonic() - self._tick

@@ -18,12 +18,13 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Callable, Coroutine, Generator, Mapping
 from datetime import timedelta
 from typing import Any, Final
 
 from tickr._aio import call_hook, cancel_and_wait, forget_cancellation, within
 from tickr._broker import DequeuedTask
+from tickr._log_fields import task_fields
 from tickr._serialization import MessageDecodeError, TaskMessage, decode_message, encode_value
 from tickr._server.context import ServerContext
 from tickr._server.finisher import Finisher
@@ -32,7 +33,7 @@ from tickr._server.supervisor import Supervisor
 from tickr.backoff import RetryDelay, exponential_backoff
 from tickr.errors import SkipRetry
 from tickr.mux import CallNext, _no_handler_message
-from tickr.task import Task
+from tickr.task import RUNNING_TASK, Task
 
 __all__ = ["ErrorHandler", "Processor"]
 
@@ -157,6 +158,11 @@ class Processor:
             self._all_idle.clear()
             self._inbox.put_nowait(job)
 
+    def log_fields(self, queue: str, task_id: str) -> Mapping[str, str]:
+        """The `extra` of a log record about a task, with its type if it is held."""
+        job = self._held.get((queue, task_id))
+        return job.log_fields if job is not None else task_fields(task_id, queue)
+
     def stop_job(self, queue: str, task_id: str, reason: StopReason) -> bool:
         """Stop a held job, running or waiting; returns whether it was stopped.
 
@@ -204,7 +210,12 @@ class Processor:
                 idle.cancel()
                 forced.cancel()
         for job in list(self.running.values()):
-            logger.info("task %s in %r still running at shutdown: requeued", job.id, job.queue)
+            logger.info(
+                "task %s in %r still running at shutdown: requeued",
+                job.id,
+                job.queue,
+                extra=job.log_fields,
+            )
             requeue = job.stop_reason is None
             job.stop(StopReason.SHUTDOWN)  # before the requeue, which makes the job done
             if requeue:
@@ -255,17 +266,24 @@ class Processor:
                     "a worker was cancelled while finishing task %s in %r; it goes on",
                     job.id,
                     job.queue,
+                    extra=job.log_fields,
                 )
                 if not job.done:
                     self._finisher.archive(job, "internal error: cancelled while finishing")
             except BaseException as exc:  # even SystemExit: the job must still end
                 if job.done:  # it has its outcome already; a second one would contradict it
                     logger.exception(
-                        "processing task %s in %r failed after its outcome", job.id, job.queue
+                        "processing task %s in %r failed after its outcome",
+                        job.id,
+                        job.queue,
+                        extra=job.log_fields,
                     )
                 else:
                     logger.exception(
-                        "processing task %s in %r failed; archiving it", job.id, job.queue
+                        "processing task %s in %r failed; archiving it",
+                        job.id,
+                        job.queue,
+                        extra=job.log_fields,
                     )
                     self._finisher.archive(job, f"internal error: {describe(exc)}")
             finally:
@@ -276,7 +294,11 @@ class Processor:
             message = decode_message(job.msg)
         except MessageDecodeError as exc:
             logger.error(
-                "task %s in %r cannot be decoded: %s; archiving it", job.id, job.queue, exc
+                "task %s in %r cannot be decoded: %s; archiving it",
+                job.id,
+                job.queue,
+                exc,
+                extra=job.log_fields,
             )
             self._finisher.archive(job, str(exc))
             return
@@ -334,10 +356,14 @@ class Processor:
         if worker is not None:
             self._job_by_worker[worker] = job
         if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("task %s (%s) in %r started", job.id, task.type, job.queue)
+            logger.debug(
+                "task %s (%s) in %r started", job.id, task.type, job.queue, extra=job.log_fields
+            )
+        running = RUNNING_TASK.set(task)
         try:
             succeeded, outcome = await self._call(job, handler, task, when)
         finally:
+            RUNNING_TASK.reset(running)
             self.running.pop(key, None)
             if worker is not None:
                 self._job_by_worker.pop(worker, None)
@@ -453,13 +479,16 @@ class Processor:
                     job.id,
                     job.queue,
                     detail,
+                    extra=job.log_fields,
                 )
                 error = TypeError(f"result cannot be stored: {detail}")
                 self._finisher.archive(job, str(error))
                 await self._report(task, error)
                 return
         if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("task %s (%s) in %r completed", job.id, task.type, job.queue)
+            logger.debug(
+                "task %s (%s) in %r completed", job.id, task.type, job.queue, extra=job.log_fields
+            )
         self._finisher.complete(job, message.retention_ms, encoded)
 
     async def _fail(self, job: Job, task: Task, exc: BaseException, *, final: bool = False) -> None:
@@ -467,7 +496,14 @@ class Processor:
         if isinstance(exc, asyncio.CancelledError) and final:
             error = "cancelled"
         if final or task.retry_count >= task.max_retry:
-            logger.debug("task %s (%s) in %r archived: %s", job.id, task.type, job.queue, error)
+            logger.debug(
+                "task %s (%s) in %r archived: %s",
+                job.id,
+                task.type,
+                job.queue,
+                error,
+                extra=job.log_fields,
+            )
             self._finisher.archive(job, error)
         else:
             delay = self._delay(task, exc)
@@ -478,6 +514,7 @@ class Processor:
                 job.queue,
                 error,
                 delay,
+                extra=job.log_fields,
             )
             self._finisher.retry(job, self._now_ms() + int(delay * 1000), error)
         await self._report(task, exc)
@@ -533,5 +570,6 @@ async def _contained(job: Job, coro: Coroutine[Any, Any, Any]) -> Any:
             job.queue,
             describe(exc),
             consequence,
+            extra=job.log_fields,
         )
         raise _EscapeStopped(describe(exc)) from exc

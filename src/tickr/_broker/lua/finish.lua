@@ -1,7 +1,7 @@
 -- Record what happened to tasks a server ran: one batch, one queue.
 -- KEYS[1] active    KEYS[2] pending store meta    KEYS[3] retry    KEYS[4] archived
 -- KEYS[5] completed    KEYS[6] processed    KEYS[7] failed    KEYS[8] processed today
--- KEYS[9] failed today    KEYS[10] idle flag
+-- KEYS[9] failed today    KEYS[10] idle flag    KEYS[11] this hour's minute counters
 -- ARGV[1] task key prefix    ARGV[2] unique key prefix    ARGV[3] events channel
 -- ARGV[4] done channel    ARGV[5] now (ms)    ARGV[6] owner (server id)
 -- ARGV[7] daily counter ttl (s)    ARGV[8] archive max size    ARGV[9] archive max age (ms)
@@ -107,7 +107,7 @@ end
 if st then
   store_close(st)
 end
-count_attempts({KEYS[6], KEYS[7], KEYS[8], KEYS[9]}, processed, failed, day_ttl)
+count_attempts({KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[11]}, processed, failed, day_ttl, now)
 if requeued > 0 then
   wake_pending(KEYS[10], events)
 end

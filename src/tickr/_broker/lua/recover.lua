@@ -11,6 +11,7 @@
 -- KEYS[1] active    KEYS[2] retry    KEYS[3] archived    KEYS[4] processed
 -- KEYS[5] failed    KEYS[6] processed today    KEYS[7] failed today
 -- KEYS[8] pending store meta    KEYS[9] waiters    KEYS[10] idle flag    KEYS[11] completed
+-- KEYS[12] this hour's minute counters
 -- ARGV[1] task key prefix    ARGV[2] unique key prefix    ARGV[3] events channel
 -- ARGV[4] done channel    ARGV[5] now (ms)    ARGV[6] daily counter ttl (s)
 -- ARGV[7] archive max size    ARGV[8] archive max age (ms)    ARGV[9] most tasks to take
@@ -77,7 +78,8 @@ end
 if st then
   store_close(st)
 end
-count_attempts({KEYS[4], KEYS[5], KEYS[6], KEYS[7]}, retried + archived, retried + archived, ARGV[6])
+count_attempts({KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[12]}, retried + archived,
+  retried + archived, ARGV[6], now)
 if retried > 0 and (retry_head < 0 or now < retry_head) then
   redis.call('PUBLISH', events, 's')
 end
