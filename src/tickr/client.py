@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Final
 
+from tickr import _observe as observe
 from tickr._aio import ClosedOnExit, cancel_and_wait
 from tickr._broker import (
     Broker,
@@ -360,6 +361,7 @@ def _interpret(
     info = prepared.info
     outcome = enqueued.outcome
     if outcome is EnqueueOutcome.PENDING or outcome is EnqueueOutcome.SCHEDULED:
+        observe.enqueued(info.queue, info.type)
         return info
     if outcome is EnqueueOutcome.ID_TAKEN:
         return TaskIDConflict(info.id, info.queue)

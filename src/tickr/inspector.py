@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any, Final
 
 from tickr._aio import ClosedOnExit
-from tickr._broker import Broker, RedisClient, enqueued
+from tickr._broker import Broker, QueueOverview, RedisClient, enqueued
 from tickr._checks import check_int, check_name, check_state, check_task, check_url
 from tickr._options import DEFAULT_QUEUE
 from tickr._records import read_task, task_info
@@ -130,6 +131,26 @@ class Inspector(ClosedOnExit):
             size=size,
             memory=used,
         )
+
+    async def queue_infos(self, queues: Iterable[str] | None = None) -> list[QueueInfo]:
+        """The `QueueInfo` of many queues (default every queue), sorted by name, cheaply.
+
+        As `queue_info` with ``memory=False``, in three round trips and a fixed number
+        of commands per queue, whatever the backlog: what a metrics scrape or an
+        overview page needs.  Queues the namespace does not have, and (on a Cluster)
+        queues whose node cannot be reached, are left out.
+
+        Raises:
+            TypeError, ValueError: For an invalid queue name.
+            RedisUnavailable: If Redis cannot be reached.
+        """
+        wanted = None if queues is None else {check_name(queue, "queue") for queue in queues}
+        names = [
+            queue for queue in await self._broker.queues() if wanted is None or queue in wanted
+        ]
+        now = await self._broker.time_ms()
+        overview = await self._broker.queue_overview(names, utc_day(now)) if names else {}
+        return [_queue_info(queue, overview[queue], now) for queue in names if queue in overview]
 
     async def history(self, queue: str, days: int = 7) -> list[DailyStats]:
         """Processed and failed counts of the last `days` UTC days, oldest first.
@@ -461,3 +482,27 @@ def _next_tick_ms(entry: dict[str, Any]) -> int | None:
     """
     estimate = entry.get("next_ms")
     return int(estimate) if isinstance(estimate, int) and estimate > 0 else None
+
+
+def _queue_info(queue: str, read: QueueOverview, now_ms: int) -> QueueInfo:
+    sizes = read.sizes
+    latency = 0.0
+    if read.next_task is not None:
+        enqueued = task_info(queue, "", read.next_task).enqueued_at
+        if enqueued is not None:
+            latency = max(0.0, now_ms / 1000 - enqueued.timestamp())
+    return QueueInfo(
+        queue=queue,
+        pending=sizes["pending"],
+        active=sizes["active"],
+        scheduled=sizes["scheduled"],
+        retry=sizes["retry"],
+        archived=sizes["archived"],
+        completed=sizes["completed"],
+        processed=read.today.processed,
+        failed=read.today.failed,
+        paused=bool(sizes["paused"]),
+        latency=latency,
+        size=sum(sizes[state] for state in TASK_STATES),
+        memory=0,
+    )

@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import timedelta, tzinfo
 from typing import Any, Final, Literal
 
+from tickr import _observe as observe
 from tickr._aio import call_hook, first_of
 from tickr._broker import Broker, EnqueueOutcome, RedisClient
 from tickr._checks import (
@@ -482,6 +483,7 @@ class Scheduler(Service):
         outcome = enqueued.outcome
         if outcome is EnqueueOutcome.PENDING or outcome is EnqueueOutcome.SCHEDULED:
             logger.debug("entry %s: enqueued task %s", entry.id, prepared.info.id)
+            observe.enqueued(entry.queue, task.type)
         elif outcome is EnqueueOutcome.ID_TAKEN:
             await self._report(task, TaskIDConflict(prepared.info.id, entry.queue))
         else:

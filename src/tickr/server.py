@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final
 
+from tickr import _observe as observe
 from tickr._aio import Backoff, first_of
 from tickr._broker import Broker, RedisClient
 from tickr._checks import (
@@ -211,7 +212,8 @@ class Server(Service):
                 kept failing (see docs/reliability.md).
         """
         resolve = _resolver(handler)
-        await self._serve_once(lambda run: self._serve(run, resolve, burst))
+        mux = handler if isinstance(handler, ServeMux) else None
+        await self._serve_once(lambda run: self._serve(run, resolve, burst, mux))
 
     async def wait_ready(self) -> None:
         """Return once `serve()` has every loop running and listens for work.
@@ -237,7 +239,11 @@ class Server(Service):
     # ------------------------------------------------------------------ serving
 
     async def _serve(
-        self, run: Run, resolve: Callable[[str], CallNext | None], burst: bool
+        self,
+        run: Run,
+        resolve: Callable[[str], CallNext | None],
+        burst: bool,
+        mux: ServeMux | None,
     ) -> None:
         supervisor = Supervisor(lambda _failure: run.stop.set(), run.stop.is_set)
         ctx = self._context(Broker.connect(self._url, self._redis, self.namespace))
@@ -254,6 +260,7 @@ class Server(Service):
                     ", ".join(f"{q}={w}" for q, w in self._queues.items()),
                     self.concurrency,
                 )
+                observe.register_server(self._gauges(parts, mux))
                 run.set_ready()
                 await run.stop.wait()
                 logger.info("server %s shutting down", self.id)
@@ -267,12 +274,25 @@ class Server(Service):
                 current.uncancel()
             logger.info("server %s cancelled: shutting down now", self.id)
         finally:
+            observe.unregister_server(self.id)
             run.stop.set()  # from now on the parts may end: the supervisor lets them
             await self._shut_down(run, ctx, parts)
         if cancelled:
             raise asyncio.CancelledError
         if supervisor.gave_up is not None:
             raise supervisor.gave_up
+
+    def _gauges(self, parts: _Parts, mux: ServeMux | None) -> observe.ServerGauges:
+        """What a metrics collector reads of this server while it serves."""
+        processor, leases = parts.processor, parts.leases
+        no_types: frozenset[str] = frozenset()
+        return observe.ServerGauges(
+            server_id=self.id,
+            concurrency=lambda: self.concurrency,
+            busy=lambda: len(processor.running),
+            loop_lag=(lambda: 0.0) if leases is None else leases.loop_lag,
+            task_types=(lambda: no_types) if mux is None else lambda: frozenset(mux.patterns),
+        )
 
     async def _start_up(self, broker: Broker, listener: Listener, stop: asyncio.Event) -> bool:
         """Register the queues, migrate their 0.1 data, and wait for the subscription.

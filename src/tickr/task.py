@@ -86,7 +86,7 @@ class Task:
         return f"Task(id={self.id!r}, type={self.type!r}, queue={self.queue!r})"
 
 
-RUNNING_TASK: ContextVar[Task | None] = ContextVar("tickr_running_task", default=None)
+_RUNNING_TASK: ContextVar[Task | None] = ContextVar("tickr_running_task", default=None)
 """The task whose handler runs in this context (set by the server around each attempt)."""
 
 
@@ -96,4 +96,4 @@ def current_task() -> Task | None:
     Tasks the handler starts with `asyncio.create_task` inherit it, as they inherit every
     context variable.
     """
-    return RUNNING_TASK.get()
+    return _RUNNING_TASK.get()

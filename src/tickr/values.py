@@ -14,6 +14,7 @@ from typing import Any, Final, Literal, get_args
 __all__ = [
     "TASK_STATES",
     "DailyStats",
+    "MinuteStats",
     "QueueInfo",
     "SchedulerEntry",
     "SchedulerEvent",

@@ -23,7 +23,7 @@ async def take_as_ghost(raw_redis: aredis.Redis, namespace: str, count: int) -> 
     """Dequeue tasks under a lease held by a server that will never renew it."""
     async with Broker.connect(None, raw_redis, namespace) as broker:
         taken = await broker.dequeue("default", count, now_ms() + int(LEASE * 1000), "ghost")
-    return [task_id for task_id, _msg, _retried in taken]
+    return [task.id for task in taken]
 
 
 async def test_a_dead_servers_tasks_are_retried_with_worker_lost(

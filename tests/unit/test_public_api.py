@@ -30,6 +30,7 @@ CONTRACT_NAMES = {
 ADDITIONS = {
     "CallNext",
     "DailyStats",
+    "MinuteStats",
     "EntryNotFound",
     "Handler",
     "Middleware",
@@ -83,14 +84,19 @@ PUBLIC_MODULES = {
     "tickr.scheduler": {"CatchUp", "PeriodicTask", "Scheduler"},
     "tickr.serialization": {"MessageDecodeError", "decode_value", "encode_value"},
     "tickr.server": {"Server"},
-    "tickr.task": {"Task"},
+    "tickr.task": {"Task", "current_task"},
+    "tickr.logs": {"TASK_FIELDS", "TaskLogFilter", "current_task"},
+    "tickr.metrics": {
+        "DURATION_BUCKETS", "OTHER_TYPE", "WAIT_BUCKETS", "Metrics", "QueueCollector",
+        "install", "serve", "uninstall",
+    },
     "tickr.testing": {"ManualClock", "RedisServer", "drain", "find_redis_server"},
     "tickr.testing.topology": {"ClusterServers", "SentinelServers", "find_valkey_server"},
     "tickr.testing.pytest_plugin": {
         "tickr_client", "tickr_namespace", "tickr_redis_server", "tickr_redis_url",
     },
     "tickr.values": {
-        "TASK_STATES", "DailyStats", "QueueInfo", "SchedulerEntry", "SchedulerEvent",
+        "TASK_STATES", "DailyStats", "MinuteStats", "QueueInfo", "SchedulerEntry", "SchedulerEvent",
         "ServerInfo", "TaskInfo", "TaskState",
     },
 }  # fmt: skip

@@ -64,16 +64,16 @@ def _handed(element: bytes) -> DequeuedTask:
 
 
 def _dequeued(reply: Sequence[Any], queue: str) -> list[DequeuedTask]:
-    """Flat (id, msg, retried) rows as tasks, each parsed alone.
+    """Flat (id, msg, retried, ready) rows as tasks, each parsed alone.
 
     A row that cannot be parsed is left out with an error logged: its lease runs out
     and recover.lua archives the task with what is wrong with its record.
     """
     tasks: list[DequeuedTask] = []
-    for i in range(0, len(reply), 3):
-        row = reply[i : i + 3]
+    for i in range(0, len(reply), 4):
+        row = reply[i : i + 4]
         try:
-            tasks.append(DequeuedTask(text(row[0]), row[1], int(row[2])))
+            tasks.append(DequeuedTask(text(row[0]), row[1], int(row[2]), int(row[3])))
         except (ValueError, TypeError, IndexError, UnicodeDecodeError) as exc:
             logger.error(
                 "a task of %r cannot be read (%s): %r; leaving it to recovery", queue, exc, row[:1]

@@ -108,6 +108,8 @@ class DequeuedTask(NamedTuple):
     """None when the task's record is missing."""
     retried: int
     """Retries done before this attempt."""
+    ready_ms: int = 0
+    """When the task became runnable (its due time), 0 when that was its enqueue."""
 
 
 class HandedTask(NamedTuple):
@@ -184,6 +186,17 @@ class QueueStats(NamedTuple):
     """One per day asked for, in order."""
     next_id: bytes | None
     """The id of the task that runs next; None when nothing is pending."""
+
+
+class QueueOverview(NamedTuple):
+    """What `queue_overview` read of one queue."""
+
+    sizes: dict[str, int]
+    """As `queue_sizes`: tasks per state, and "paused" (0/1)."""
+    today: DailyCounts
+    """Today's processed and failed."""
+    next_task: dict[str, bytes] | None
+    """The fields of the task that runs next (its msg among them); None when none."""
 
 
 class WatchedTask(NamedTuple):

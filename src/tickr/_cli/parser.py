@@ -149,6 +149,16 @@ def _command(
     return parser
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535, not {port}")
+    return port
+
+
 def _add_worker(commands: Adder) -> None:
     worker = commands(
         "worker",
@@ -187,6 +197,18 @@ def _add_worker(commands: Adder) -> None:
         metavar="ATTRIBUTE",
         help="with a Server target: the module attribute that handles the tasks "
         "(default: the module's only ServeMux)",
+    )
+    worker.add_argument(
+        "--metrics-port",
+        metavar="PORT",
+        type=_port,
+        help="serve Prometheus metrics at http://ADDR:PORT/metrics (extra 'metrics')",
+    )
+    worker.add_argument(
+        "--metrics-addr",
+        metavar="ADDR",
+        default="127.0.0.1",
+        help="address of the metrics endpoint (default 127.0.0.1)",
     )
     worker.add_argument(
         "--log-level",

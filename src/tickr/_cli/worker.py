@@ -158,6 +158,31 @@ async def _check_redis(server: Server) -> None:
             raise CLIError(f"{exc} (url: {masked_url(resolve_url(server._url))})") from None
 
 
+def _serve_metrics(server: Server, addr: str, port: int) -> None:
+    """Count this worker's events and serve them, with its queues' gauges, on /metrics."""
+    try:
+        import prometheus_client
+
+        import tickr.metrics as metrics
+    except ImportError:
+        raise CLIError(
+            "--metrics-port needs prometheus-client: pip install 'tickr-queue[metrics]'"
+        ) from None
+    metrics.install()
+    if server._redis is None:
+        collector = metrics.QueueCollector(
+            server._url, namespace=server.namespace, queues=list(server._queues)
+        )
+        prometheus_client.REGISTRY.register(collector)
+    else:
+        logger.warning("the queue gauges need a Redis URL; serving the worker's metrics only")
+    try:
+        metrics.serve(port, addr)
+    except OSError as exc:
+        raise CLIError(f"cannot serve metrics on {addr}:{port}: {exc}") from None
+    logger.info("metrics on http://%s:%d/metrics", addr, port)
+
+
 def run_worker(args: Namespace) -> int:
     """Serve until SIGINT/SIGTERM, or with --burst until the queues are empty."""
     if args.namespace is not None:
@@ -174,6 +199,8 @@ def run_worker(args: Namespace) -> int:
         logger.warning("the ServeMux of %s has no handlers: every task will fail", args.target)
     url = resolve_url(server._url) if server._redis is None else "the application's client"
     logger.info("worker for %s on %s, namespace %r", args.target, masked_url(url), server.namespace)
+    if args.metrics_port is not None:
+        _serve_metrics(server, args.metrics_addr, args.metrics_port)
     if args.burst:
         server.run(handler, burst=True)
     else:

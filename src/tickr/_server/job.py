@@ -31,17 +31,25 @@ class Job:
         "id",
         "msg",
         "queue",
+        "ran_seconds",
+        "ready_ms",
         "retried",
         "scope",
         "stop_reason",
         "type",
     )
 
-    def __init__(self, queue: str, task_id: str, msg: bytes | None, retried: int) -> None:
+    def __init__(
+        self, queue: str, task_id: str, msg: bytes | None, retried: int, ready_ms: int = 0
+    ) -> None:
         self.queue = queue
         self.id = task_id
         self.msg = msg
         self.retried = retried
+        self.ready_ms = ready_ms
+        """When the task became runnable (its due time), 0 when that was its enqueue."""
+        self.ran_seconds: float | None = None
+        """How long its handler ran; None until it ran."""
         self.type = ""
         self.scope: asyncio.Timeout | None = None
         self.stop_reason: StopReason | None = None

@@ -66,6 +66,7 @@ class LeaseKeeper:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tick = time.monotonic()
+        self._lag = 0.0
         self._tick_handle: asyncio.TimerHandle | None = None
         self._blocked_since: float | None = None
         self.failure: BaseException | None = None
@@ -95,8 +96,14 @@ class LeaseKeeper:
 
     def _mark(self) -> None:
         assert self._loop is not None
-        self._tick = time.monotonic()
+        now = time.monotonic()
+        self._lag = max(0.0, now - self._tick - TICK_SECONDS)
+        self._tick = now
         self._tick_handle = self._loop.call_later(TICK_SECONDS, self._mark)
+
+    def loop_lag(self) -> float:
+        """Seconds the event loop ran late: at its last tick, or blocked since (any thread)."""
+        return max(self._lag, time.monotonic() - self._tick - TICK_SECONDS)
 
     # In the thread ----------------------------------------------------------
 

@@ -18,13 +18,16 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import time
 from collections.abc import Callable, Coroutine, Generator, Mapping
 from datetime import timedelta
 from typing import Any, Final
 
+from tickr import _observe as observe
 from tickr._aio import call_hook, cancel_and_wait, forget_cancellation, within
 from tickr._broker import DequeuedTask
 from tickr._log_fields import task_fields
+from tickr._observe import Outcome
 from tickr._serialization import MessageDecodeError, TaskMessage, decode_message, encode_value
 from tickr._server.context import ServerContext
 from tickr._server.finisher import Finisher
@@ -33,7 +36,7 @@ from tickr._server.supervisor import Supervisor
 from tickr.backoff import RetryDelay, exponential_backoff
 from tickr.errors import SkipRetry
 from tickr.mux import CallNext, _no_handler_message
-from tickr.task import RUNNING_TASK, Task
+from tickr.task import _RUNNING_TASK, Task
 
 __all__ = ["ErrorHandler", "Processor"]
 
@@ -151,8 +154,8 @@ class Processor:
 
     def submit(self, queue: str, tasks: list[DequeuedTask]) -> None:
         """Queue fetched tasks for the workers."""
-        for task_id, msg, retried in tasks:
-            job = Job(queue, task_id, msg, retried)
+        for task_id, msg, retried, ready_ms in tasks:
+            job = Job(queue, task_id, msg, retried, ready_ms)
             self._held[(queue, task_id)] = job
             self._free -= 1
             self._all_idle.clear()
@@ -301,6 +304,7 @@ class Processor:
                 extra=job.log_fields,
             )
             self._finisher.archive(job, str(exc))
+            observe.attempt_ended(job.queue, "", "archived", None)
             return
         job.type = message.type
         started = self._now_ms()
@@ -359,11 +363,17 @@ class Processor:
             logger.debug(
                 "task %s (%s) in %r started", job.id, task.type, job.queue, extra=job.log_fields
             )
-        running = RUNNING_TASK.set(task)
+        ready_ms = job.ready_ms or (message.enqueued_ms if job.retried == 0 else 0)
+        observe.attempt_started(
+            job.queue, task.type, max(0.0, (started_ms - ready_ms) / 1000) if ready_ms else None
+        )
+        running = _RUNNING_TASK.set(task)
+        began = time.perf_counter()
         try:
             succeeded, outcome = await self._call(job, handler, task, when)
         finally:
-            RUNNING_TASK.reset(running)
+            job.ran_seconds = time.perf_counter() - began
+            _RUNNING_TASK.reset(running)
             self.running.pop(key, None)
             if worker is not None:
                 self._job_by_worker.pop(worker, None)
@@ -457,7 +467,9 @@ class Processor:
             else:
                 timeout = (message.timeout_ms or 0) / 1000
                 await self._fail(job, task, TimeoutError(f"timed out after {timeout:g}s"))
-        # LEASE_LOST: another server owns the task now; SHUTDOWN: requeued already.
+        elif reason is StopReason.LEASE_LOST:  # another server owns the task now
+            observe.attempt_ended(job.queue, task.type, "lost", job.ran_seconds)
+        # SHUTDOWN: requeued already, not an attempt.
 
     async def _succeed(self, job: Job, task: Task, message: TaskMessage, result: Any) -> None:
         encoded = b""
@@ -483,6 +495,7 @@ class Processor:
                 )
                 error = TypeError(f"result cannot be stored: {detail}")
                 self._finisher.archive(job, str(error))
+                observe.attempt_ended(job.queue, task.type, "archived", job.ran_seconds)
                 await self._report(task, error)
                 return
         if logger.isEnabledFor(logging.DEBUG):
@@ -490,6 +503,7 @@ class Processor:
                 "task %s (%s) in %r completed", job.id, task.type, job.queue, extra=job.log_fields
             )
         self._finisher.complete(job, message.retention_ms, encoded)
+        observe.attempt_ended(job.queue, task.type, "completed", job.ran_seconds)
 
     async def _fail(self, job: Job, task: Task, exc: BaseException, *, final: bool = False) -> None:
         error = describe(exc)
@@ -505,6 +519,12 @@ class Processor:
                 extra=job.log_fields,
             )
             self._finisher.archive(job, error)
+            outcome: Outcome = "failed"
+            if isinstance(exc, asyncio.CancelledError) and final:
+                outcome = "cancelled"
+            elif job.ran_seconds is None:
+                outcome = "archived"  # the handler never ran: no handler, deadline passed
+            observe.attempt_ended(job.queue, task.type, outcome, job.ran_seconds)
         else:
             delay = self._delay(task, exc)
             logger.debug(
@@ -517,6 +537,7 @@ class Processor:
                 extra=job.log_fields,
             )
             self._finisher.retry(job, self._now_ms() + int(delay * 1000), error)
+            observe.attempt_ended(job.queue, task.type, "retried", job.ran_seconds)
         await self._report(task, exc)
 
     def _delay(self, task: Task, exc: BaseException) -> float:

@@ -8,9 +8,10 @@
 -- Each task records the expiry as `dq`: it names this call for reclaim.lua.
 -- A task whose record is damaged is archived with the problem as its error, and another
 -- pending task is taken in its place.
--- Returns {taken, rejected}: taken is a flat array of (id, msg, retried) per task taken,
--- msg nil when the task's record vanished (the server archives such a task with an
--- error); rejected a flat array of (id, error) per damaged task archived.
+-- Returns {taken, rejected}: taken is a flat array of (id, msg, retried, ready) per task
+-- taken, msg nil when the task's record vanished (the server archives such a task with
+-- an error), ready the due time (ms) it became runnable at, 0 when that was its enqueue;
+-- rejected a flat array of (id, error) per damaged task archived.
 -- Sets the idle flag when the queue had fewer than N tasks or is paused, so that the next
 -- enqueue wakes the idle servers.
 --@include pending_store
@@ -29,9 +30,9 @@ local function busy(id)
   return redis.call('EXISTS', prefix .. id) == 1
 end
 local ran_out = false
-while #taken / 3 < wanted and #rejected < 2000 and not ran_out do
+while #taken / 4 < wanted and #rejected < 2000 and not ran_out do
   local entries
-  entries, ran_out = pending_take(st, wanted - #taken / 3, busy)
+  entries, ran_out = pending_take(st, wanted - #taken / 4, busy)
   if #entries == 0 then
     ran_out = true
   end
@@ -55,11 +56,12 @@ while #taken / 3 < wanted and #rejected < 2000 and not ran_out do
       taken[#taken + 1] = id
       taken[#taken + 1] = record and record[1] or false
       taken[#taken + 1] = record and record_field(record, 'retried') or '0'
+      taken[#taken + 1] = record and record_field(record, 'rdy') or '0'
     end
   end
 end
 store_close(st)
-if #taken / 3 < wanted then
+if #taken / 4 < wanted then
   redis.call('SET', KEYS[4], '1')
 end
 return {taken, rejected}

@@ -6,6 +6,7 @@
 -- ARGV[4] events channel    ARGV[5] pending store prefix
 -- Returns {moved, earliest due time left in either set (ms), or -1 when both are empty,
 -- {id, error, ...} of the tasks set aside}.
+-- A moved task's record keeps its due time as when it became ready (`rdy`).
 -- A due task whose record is damaged or vanished is archived alone, with the problem as
 -- its error: it is never dropped unseen.
 --@include wake_pending
@@ -30,7 +31,7 @@ for set = 1, 2 do
         set_aside[#set_aside + 1] = id
         set_aside[#set_aside + 1] = problem
       else
-        local record = record_from_hash(redis.call('HGETALL', key))
+        local record = record_from_hash(redis.call('HGETALL', key), true)
         redis.call('DEL', key)
         pending_push(st, id, record, false)
         moved = moved + 1

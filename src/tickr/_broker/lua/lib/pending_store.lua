@@ -143,10 +143,13 @@ end
 
 -- Fields of a task hash that mean nothing while it waits.
 local PENDING_DROPPED = {msg = true, pri = true, mr = true, state = true, pm = true, due = true,
-  owner = true, dq = true, cancel = true}
+  owner = true, dq = true, cancel = true, rdy = true}
 
 -- record_from_hash(fields): a record from a task hash's HGETALL reply.
-local function record_from_hash(fields)
+-- With `ready`, the record keeps the hash's due time as `rdy`: when the task became
+-- runnable, which the server measures its wait from (a task without one waited since
+-- its enqueue).
+local function record_from_hash(fields, ready)
   local by_name = {}
   local record = {false, 0, 0}
   for i = 1, #fields, 2 do
@@ -159,6 +162,10 @@ local function record_from_hash(fields)
   record[1] = by_name.msg or ''
   record[2] = tonumber(by_name.pri) or 0
   record[3] = tonumber(by_name.mr) or 0
+  if ready and by_name.due then
+    record[#record + 1] = 'rdy'
+    record[#record + 1] = by_name.due
+  end
   return record
 end
 
