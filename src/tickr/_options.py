@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from tickr._broker import EnqueueItem
 from tickr._checks import (
@@ -45,6 +45,7 @@ DEFAULT_TIMEOUT: Final = 1800
 DEFAULT_MAX_PAYLOAD_BYTES: Final = 512 * 1024
 PRIORITY_LIMIT: Final = 2**31
 _NO_HEADERS: Final[Mapping[str, str]] = MappingProxyType({})
+_SpecHeaders = Literal["spec"]
 MAX_RETRY_LIMIT: Final = 2**31
 
 
@@ -210,11 +211,17 @@ def _id_and_token(task_id: str | None) -> tuple[str, str]:
 
 
 def prepare_task(
-    spec: TaskSpec, *, now_ms: int, max_payload_bytes: int, now: datetime | None = None
+    spec: TaskSpec,
+    *,
+    now_ms: int,
+    max_payload_bytes: int,
+    now: datetime | None = None,
+    headers: Mapping[str, str] | _SpecHeaders | None = "spec",
 ) -> PreparedTask:
     """Validate and encode a spec.
 
-    `now` may pass `now_ms` as a datetime already made, to share it across a batch.
+    `now` may pass `now_ms` as a datetime already made, to share it across a batch;
+    `headers` replaces the spec's (the tracer adds its context so).
 
     Raises:
         TypeError: For an argument of the wrong type or an unencodable payload.
@@ -238,7 +245,8 @@ def prepare_task(
     retention_ms = check_duration_ms(spec.retention, "retention")
     unique_ms = None if spec.unique is None else check_positive_ms(spec.unique, "unique")
     task_id, token = _id_and_token(spec.task_id)
-    headers = _NO_HEADERS if spec.headers is None else MappingProxyType(check_headers(spec.headers))
+    given = spec.headers if headers == "spec" else headers
+    headers = _NO_HEADERS if given is None else MappingProxyType(check_headers(given))
 
     msg = encode_message(
         task_type, spec.payload, max_retry, timeout_ms, deadline_ms, retention_ms, now_ms, headers

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -96,6 +96,7 @@ class Client(ClosedOnExit):
         """Replicas that must have a task before `enqueue` returns (0: do not wait)."""
         self._broker = Broker.connect(url, redis, namespace)
         self._registered_queues: dict[str, float] = {}
+        observe.ensure_tracing()
         self._listener: EventListener | None = None
         self._listener_task: asyncio.Task[None] | None = None
         self._waiters: dict[tuple[str, str], set[asyncio.Event]] = {}
@@ -167,20 +168,30 @@ class Client(ClosedOnExit):
             max_retry=max_retry, timeout=timeout, deadline=deadline, task_id=task_id,
             unique=unique, retention=retention, headers=headers,
         )  # fmt: skip
-        prepared = prepare_task(
-            spec, now_ms=await self._broker.time_ms(), max_payload_bytes=self.max_payload_bytes
-        )
-        await self._register_queues((prepared.queue,))
-        outcome = await self._broker.enqueue(
-            prepared.queue,
-            prepared.item,
-            replicas=self.wait_replicas,
-            timeout_ms=self._wait_timeout_ms,
-        )
-        result = _interpret(prepared, outcome)
-        if isinstance(result, TaskInfo):
-            return result
-        raise result
+        trace = observe.sending(queue, 1)
+        try:
+            prepared = prepare_task(
+                spec,
+                now_ms=await self._broker.time_ms(),
+                max_payload_bytes=self.max_payload_bytes,
+                headers=trace.carry(headers),
+            )
+            await self._register_queues((prepared.queue,))
+            outcome = await self._broker.enqueue(
+                prepared.queue,
+                prepared.item,
+                replicas=self.wait_replicas,
+                timeout_ms=self._wait_timeout_ms,
+            )
+            result = _interpret(prepared, outcome)
+            trace.sent([prepared.item.id])
+            if not isinstance(result, TaskInfo):
+                raise result
+        except BaseException as exc:
+            trace.close(exc)
+            raise
+        trace.close(None)
+        return result
 
     async def enqueue_many(
         self, specs: Iterable[TaskSpec]
@@ -200,13 +211,36 @@ class Client(ClosedOnExit):
         now = await self._broker.time_ms()
         now_datetime = datetime_from_ms(now)
         limit = self.max_payload_bytes
-        prepared = []
+        specs = list(specs)
         for spec in specs:
             if not isinstance(spec, TaskSpec):
                 raise TypeError(f"enqueue_many takes TaskSpec objects, not {type(spec).__name__}")
-            prepared.append(
-                prepare_task(spec, now_ms=now, max_payload_bytes=limit, now=now_datetime)
-            )
+        traces = _batch_traces(specs)
+        try:
+            prepared = [
+                prepare_task(
+                    spec,
+                    now_ms=now,
+                    max_payload_bytes=limit,
+                    now=now_datetime,
+                    headers=traces[spec.queue].carry(spec.headers)
+                    if spec.queue in traces
+                    else spec.headers,
+                )
+                for spec in specs
+            ]
+            results = await self._store_many(prepared)
+        except BaseException as exc:
+            for trace in traces.values():
+                trace.close(exc)
+            raise
+        for trace in traces.values():
+            trace.close(None)
+        return results
+
+    async def _store_many(
+        self, prepared: list[PreparedTask]
+    ) -> list[TaskInfo | TaskIDConflict | DuplicateTask]:
         if not prepared:
             return []
         by_queue: dict[str, list[int]] = {}
@@ -353,6 +387,15 @@ class Client(ClosedOnExit):
         """
         check_task(task_id, queue)
         return await self._broker.cancel(queue, task_id)
+
+
+def _batch_traces(specs: Sequence[TaskSpec]) -> dict[str, observe.SendScope]:
+    """One tracing scope per queue of a batch (queues that are no str are refused later)."""
+    counts: dict[str, int] = {}
+    for spec in specs:
+        if isinstance(spec.queue, str):
+            counts[spec.queue] = counts.get(spec.queue, 0) + 1
+    return {queue: observe.sending(queue, count) for queue, count in counts.items()}
 
 
 def _interpret(

@@ -243,6 +243,7 @@ class Scheduler(Service):
         self._registered: dict[str, _Entry] = {}
         self._provided: dict[str, _Entry] = {}
         self._entries: dict[str, _Entry] = {}
+        observe.ensure_tracing()
         self._changed = asyncio.Event()
 
     # ------------------------------------------------------------------ entries
@@ -467,16 +468,29 @@ class Scheduler(Service):
     async def _enqueue_tick(self, broker: Broker, entry: _Entry, tick: float, now: float) -> None:
         task = entry.task
         spec = TaskSpec(task.type, task.payload, **task.options)
-        prepared = prepare_task(spec, now_ms=int(now * 1000), max_payload_bytes=self._max_payload)
-        claim = await broker.cron_tick(
-            entry.queue,
-            entry.id,
-            int(tick * 1000),
-            prepared.item,
-            now_ms=int(now * 1000),
-            history=self._history,
-            state_ttl_ms=STATE_TTL_MS,
-        )
+        trace = observe.sending(entry.queue, 1)
+        try:
+            prepared = prepare_task(
+                spec,
+                now_ms=int(now * 1000),
+                max_payload_bytes=self._max_payload,
+                headers=trace.carry(spec.headers),
+            )
+            claim = await broker.cron_tick(
+                entry.queue,
+                entry.id,
+                int(tick * 1000),
+                prepared.item,
+                now_ms=int(now * 1000),
+                history=self._history,
+                state_ttl_ms=STATE_TTL_MS,
+            )
+        except BaseException as exc:
+            trace.close(exc)
+            raise
+        if claim.outcome is not None:
+            trace.sent([prepared.item.id])
+        trace.close(None)
         enqueued = claim.outcome
         if enqueued is None:
             return  # another scheduler claimed the tick

@@ -168,6 +168,7 @@ class Server(Service):
         if scheduler is not None and not isinstance(scheduler, Scheduler):
             raise TypeError("scheduler must be a tickr.Scheduler")
         self.scheduler = scheduler
+        observe.ensure_tracing()
 
     async def aclose(self) -> None:
         """Shut down if serving (see `shutdown`); the connection closes with `serve()`."""

@@ -85,6 +85,7 @@ PUBLIC_MODULES = {
     "tickr.serialization": {"MessageDecodeError", "decode_value", "encode_value"},
     "tickr.server": {"Server"},
     "tickr.task": {"Task", "current_task"},
+    "tickr.tracing": {"CHILD_WITHIN", "disable", "enable"},
     "tickr.logs": {"TASK_FIELDS", "TaskLogFilter", "current_task"},
     "tickr.metrics": {
         "DURATION_BUCKETS", "OTHER_TYPE", "WAIT_BUCKETS", "Metrics", "QueueCollector",

@@ -7,6 +7,7 @@ import enum
 from collections.abc import Mapping
 
 from tickr._log_fields import task_fields
+from tickr._observe import NO_PROCESS, ProcessScope
 
 __all__ = ["Job", "StopReason"]
 
@@ -36,6 +37,7 @@ class Job:
         "retried",
         "scope",
         "stop_reason",
+        "trace",
         "type",
     )
 
@@ -50,6 +52,8 @@ class Job:
         """When the task became runnable (its due time), 0 when that was its enqueue."""
         self.ran_seconds: float | None = None
         """How long its handler ran; None until it ran."""
+        self.trace: ProcessScope = NO_PROCESS
+        """The attempt's tracing scope, once decoded."""
         self.type = ""
         self.scope: asyncio.Timeout | None = None
         self.stop_reason: StopReason | None = None

@@ -201,7 +201,7 @@ class Processor:
         """
         for job in self.take_waiting():
             job.stop_reason = StopReason.SHUTDOWN
-            self._finisher.requeue(job)
+            self._requeue(job)
         if self.running and not force.is_set():
             idle = asyncio.create_task(self.wait_until_idle())
             forced = asyncio.create_task(force.wait())
@@ -222,7 +222,7 @@ class Processor:
             requeue = job.stop_reason is None
             job.stop(StopReason.SHUTDOWN)  # before the requeue, which makes the job done
             if requeue:
-                self._finisher.requeue(job)
+                self._requeue(job)
 
     async def stop(self) -> None:
         """Give the handlers still running a moment to end, then cancel every worker."""
@@ -304,7 +304,7 @@ class Processor:
                 extra=job.log_fields,
             )
             self._finisher.archive(job, str(exc))
-            observe.attempt_ended(job.queue, "", "archived", None)
+            self._ended(job, "", "archived", None)
             return
         job.type = message.type
         started = self._now_ms()
@@ -325,6 +325,9 @@ class Processor:
             enqueued_ms=message.enqueued_ms,
             headers=message.headers,
         )
+        job.trace = observe.processing(
+            job.queue, job.id, message.type, job.retried, message.headers, message.enqueued_ms
+        )
         if job.stop_reason is not None:
             await self._stopped_before_start(job, task)
             return
@@ -337,11 +340,23 @@ class Processor:
             return
         await self._run(job, task, message, handler, deadline_ms, started)
 
+    def _requeue(self, job: Job) -> None:
+        """Give a job back to pending (shutdown): not an attempt, so not counted."""
+        job.trace.close("requeued", None)
+        self._finisher.requeue(job)
+
+    def _ended(
+        self, job: Job, task_type: str, outcome: Outcome, error: BaseException | None
+    ) -> None:
+        """Report the end of an attempt to the metrics and the tracer."""
+        observe.attempt_ended(job.queue, task_type, outcome, job.ran_seconds)
+        job.trace.close(outcome, error)
+
     async def _stopped_before_start(self, job: Job, task: Task) -> None:
         if job.stop_reason is StopReason.CANCELLED:
             await self._fail(job, task, asyncio.CancelledError("cancelled"), final=True)
         elif job.stop_reason is StopReason.SHUTDOWN:
-            self._finisher.requeue(job)
+            self._requeue(job)
 
     async def _run(
         self,
@@ -368,11 +383,13 @@ class Processor:
             job.queue, task.type, max(0.0, (started_ms - ready_ms) / 1000) if ready_ms else None
         )
         running = _RUNNING_TASK.set(task)
+        traced = job.trace.enter()
         began = time.perf_counter()
         try:
             succeeded, outcome = await self._call(job, handler, task, when)
         finally:
             job.ran_seconds = time.perf_counter() - began
+            job.trace.leave(traced)
             _RUNNING_TASK.reset(running)
             self.running.pop(key, None)
             if worker is not None:
@@ -416,7 +433,7 @@ class Processor:
             if self._cancelling:
                 if job.stop_reason is None:
                     job.stop_reason = StopReason.SHUTDOWN
-                    self._finisher.requeue(job)
+                    self._requeue(job)
                 raise
             return False, exc  # a CancelledError of the handler's own making
         except BaseException as exc:  # noqa: BLE001 - any error of the handler is a failed attempt
@@ -468,7 +485,7 @@ class Processor:
                 timeout = (message.timeout_ms or 0) / 1000
                 await self._fail(job, task, TimeoutError(f"timed out after {timeout:g}s"))
         elif reason is StopReason.LEASE_LOST:  # another server owns the task now
-            observe.attempt_ended(job.queue, task.type, "lost", job.ran_seconds)
+            self._ended(job, task.type, "lost", None)
         # SHUTDOWN: requeued already, not an attempt.
 
     async def _succeed(self, job: Job, task: Task, message: TaskMessage, result: Any) -> None:
@@ -495,7 +512,7 @@ class Processor:
                 )
                 error = TypeError(f"result cannot be stored: {detail}")
                 self._finisher.archive(job, str(error))
-                observe.attempt_ended(job.queue, task.type, "archived", job.ran_seconds)
+                self._ended(job, task.type, "archived", error)
                 await self._report(task, error)
                 return
         if logger.isEnabledFor(logging.DEBUG):
@@ -503,7 +520,7 @@ class Processor:
                 "task %s (%s) in %r completed", job.id, task.type, job.queue, extra=job.log_fields
             )
         self._finisher.complete(job, message.retention_ms, encoded)
-        observe.attempt_ended(job.queue, task.type, "completed", job.ran_seconds)
+        self._ended(job, task.type, "completed", None)
 
     async def _fail(self, job: Job, task: Task, exc: BaseException, *, final: bool = False) -> None:
         error = describe(exc)
@@ -524,7 +541,7 @@ class Processor:
                 outcome = "cancelled"
             elif job.ran_seconds is None:
                 outcome = "archived"  # the handler never ran: no handler, deadline passed
-            observe.attempt_ended(job.queue, task.type, outcome, job.ran_seconds)
+            self._ended(job, task.type, outcome, exc)
         else:
             delay = self._delay(task, exc)
             logger.debug(
@@ -537,7 +554,7 @@ class Processor:
                 extra=job.log_fields,
             )
             self._finisher.retry(job, self._now_ms() + int(delay * 1000), error)
-            observe.attempt_ended(job.queue, task.type, "retried", job.ran_seconds)
+            self._ended(job, task.type, "retried", exc)
         await self._report(task, exc)
 
     def _delay(self, task: Task, exc: BaseException) -> float:
