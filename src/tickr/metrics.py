@@ -344,6 +344,7 @@ class QueueCollector:
         self._up = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._closed = False
         self.reads = 0
         """How many times Redis was read (for tests and curiosity)."""
 
@@ -352,9 +353,11 @@ class QueueCollector:
         return iter(())
 
     def collect(self) -> Iterator[Any]:
-        """The gauges, from a reading at most `cache_seconds` old."""
+        """The gauges, from a reading at most `cache_seconds` old (none once closed)."""
         with self._lock:
-            if time.monotonic() - self._read_at >= self.cache_seconds:
+            if self._closed:
+                self._infos, self._up = [], False
+            elif time.monotonic() - self._read_at >= self.cache_seconds:
                 self._read()
             infos, up = self._infos, self._up
         sizes = self._family(
@@ -402,7 +405,13 @@ class QueueCollector:
         return self._loop
 
     def close(self) -> None:
-        """Close the connections and stop the collector's thread (call it once)."""
+        """Close the connections and stop the collector's thread.
+
+        A scrape after that reports ``tickr_queue_collector_up 0`` and reads nothing;
+        unregister the collector from its registry to drop it.
+        """
+        with self._lock:
+            self._closed = True
         loop, thread = self._loop, self._thread
         if loop is None or thread is None:
             return

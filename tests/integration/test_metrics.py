@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import sys
+import time
 import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
@@ -263,3 +264,34 @@ async def test_a_worker_process_serves_what_it_ran_on_its_metrics_port(
     assert total(found, "tickr_task_duration_seconds_count") == 6
     assert value(found, "tickr_queue_collector_up") == 1
     assert ("tickr_queue_size", (("queue", "default"), ("state", "archived"))) in found
+
+
+async def test_a_blocked_loop_shows_in_the_lag_gauge_after_the_block(
+    client: tickr.Client,
+    running_server: ServerFactory,
+    registry: prometheus_client.CollectorRegistry,
+) -> None:
+    async def blocking(task: tickr.Task) -> None:
+        time.sleep(0.7)  # noqa: ASYNC251 - blocking the loop on purpose
+
+    async with running_server(blocking):
+        info = await client.enqueue("t", retention=60)
+        await client.result(info.id, timeout=10)
+        await asyncio.sleep(0.6)  # the block ended a while ago
+        found = scrape(registry)
+    [lag] = [v for (name, _), v in found.items() if name == "tickr_event_loop_lag_seconds"]
+    assert lag >= 0.7 - 0.5, "at least the block's length less the timer's period"
+
+
+async def test_a_closed_collector_reports_down_and_reads_nothing(
+    client: tickr.Client, url: str, namespace: str
+) -> None:
+    collector = tickr.metrics.QueueCollector(url, namespace=namespace, cache_seconds=0)
+    registry = prometheus_client.CollectorRegistry()
+    registry.register(collector)
+    await client.enqueue("t")
+    assert value(await asyncio.to_thread(scrape, registry), "tickr_queue_collector_up") == 1
+    await asyncio.to_thread(collector.close)
+    found = await asyncio.to_thread(scrape, registry)
+    assert value(found, "tickr_queue_collector_up") == 0
+    assert collector.reads == 1

@@ -37,6 +37,9 @@ logger = logging.getLogger("tickr.server.leases")
 
 TICK_SECONDS: Final = 0.5
 _LOOP_LATE: Final = 1.5 * TICK_SECONDS
+LAG_WINDOW: Final = 15.0
+"""Seconds for which `LeaseKeeper.loop_lag` remembers the loop's worst lateness, so that
+a scrape every 15 s sees every block."""
 """A loop whose tick is this late is stuck: handed tasks may wait unread."""
 
 
@@ -66,7 +69,8 @@ class LeaseKeeper:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tick = time.monotonic()
-        self._lag = 0.0
+        self._peak_lag = 0.0
+        self._peak_at = 0.0
         self._tick_handle: asyncio.TimerHandle | None = None
         self._blocked_since: float | None = None
         self.failure: BaseException | None = None
@@ -97,13 +101,22 @@ class LeaseKeeper:
     def _mark(self) -> None:
         assert self._loop is not None
         now = time.monotonic()
-        self._lag = max(0.0, now - self._tick - TICK_SECONDS)
+        lag = max(0.0, now - self._tick - TICK_SECONDS)
+        if lag >= self._peak_lag or now - self._peak_at > LAG_WINDOW:
+            self._peak_lag, self._peak_at = lag, now
         self._tick = now
         self._tick_handle = self._loop.call_later(TICK_SECONDS, self._mark)
 
     def loop_lag(self) -> float:
-        """Seconds the event loop ran late: at its last tick, or blocked since (any thread)."""
-        return max(self._lag, time.monotonic() - self._tick - TICK_SECONDS)
+        """Seconds the event loop ran late lately (read from any thread).
+
+        The most its timer ran late, or its silence seen by the lease thread, in the last
+        `LAG_WINDOW` seconds; or how long it has been blocked now, if longer.  A block
+        shows at least its length less `TICK_SECONDS`.
+        """
+        now = time.monotonic()
+        recent = self._peak_lag if now - self._peak_at <= LAG_WINDOW else 0.0
+        return max(recent, now - self._tick - TICK_SECONDS)
 
     # In the thread ----------------------------------------------------------
 
@@ -166,7 +179,10 @@ class LeaseKeeper:
             )
 
     def _watch_loop(self) -> None:
-        silent = time.monotonic() - self._tick
+        now = time.monotonic()
+        silent = now - self._tick
+        if silent - TICK_SECONDS > self._peak_lag:  # a block seen while it lasts
+            self._peak_lag, self._peak_at = silent - TICK_SECONDS, now
         if silent < self._blocked_after:
             if self._blocked_since is not None:
                 logger.warning(
