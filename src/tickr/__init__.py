@@ -33,6 +33,7 @@ from tickr.inspector import Inspector
 from tickr.mux import CallNext, Handler, Middleware, ServeMux
 from tickr.scheduler import PeriodicTask, Scheduler
 from tickr.server import Server
+from tickr.sync_client import SyncClient
 from tickr.task import Task
 from tickr.values import (
     DailyStats,
@@ -70,6 +71,7 @@ __all__ = [
     "Server",
     "ServerInfo",
     "SkipRetry",
+    "SyncClient",
     "Task",
     "TaskFailed",
     "TaskIDConflict",

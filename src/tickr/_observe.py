@@ -59,7 +59,9 @@ OUTCOMES: Final[tuple[Outcome, ...]] = (
 its deadline with no retry left (failed: archived) or with one (retried); the task was
 archived without its handler failing (archived: undecodable, no handler, deadline
 passed before the start, a result that cannot be stored); its cancellation stopped it
-(cancelled); or this server lost its lease, and another one took it back (lost)."""
+(cancelled); or its server stopped renewing its lease and this one took the task back
+(lost, counted by the server that took it back, as Redis' counters count it, with the
+type unknown)."""
 
 
 class Observer(Protocol):

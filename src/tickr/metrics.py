@@ -146,6 +146,9 @@ class Metrics:
     ) -> None:
         prometheus = _prometheus()
         self.registry = registry
+        task_types = frozenset(task_types)
+        self.settings = (task_types, tuple(duration_buckets), tuple(wait_buckets))
+        """What `install` was given: (task types, duration buckets, wait buckets)."""
         self._label = _TypeLabels(task_types)
         self.enqueued = prometheus.Counter(
             "tickr_tasks_enqueued",
@@ -256,7 +259,8 @@ def install(
 ) -> Metrics:
     """Start counting Tickr's events of this process into `registry`.
 
-    Installing again into the same registry returns the metrics installed there.
+    Installing again into the same registry returns the metrics installed there, if
+    the arguments are the same.
 
     Args:
         registry: Where the metrics live; default prometheus_client's global REGISTRY.
@@ -267,11 +271,19 @@ def install(
 
     Raises:
         ImportError: If prometheus-client is not installed (the ``metrics`` extra).
+        ValueError: If metrics are installed in `registry` with other arguments
+            (uninstall them first).
     """
     prometheus = _prometheus()
     target = prometheus.REGISTRY if registry is None else registry
+    settings = (frozenset(task_types), tuple(duration_buckets), tuple(wait_buckets))
     with _install_lock:
         metrics = _installed.get(id(target))
+        if metrics is not None and metrics.settings != settings:
+            raise ValueError(
+                "tickr metrics are installed in this registry with other settings; "
+                "uninstall them first"
+            )
         if metrics is None:
             metrics = Metrics(
                 target,

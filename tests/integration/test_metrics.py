@@ -19,6 +19,7 @@ import tickr.metrics
 from tests.conftest import ServerFactory
 from tests.helpers import FAST_RETRY, eventually
 from tests.helpers.processes import WorkerProcess
+from tests.integration.test_recovery import FAST, take_as_ghost
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -295,3 +296,38 @@ async def test_a_closed_collector_reports_down_and_reads_nothing(
     found = await asyncio.to_thread(scrape, registry)
     assert value(found, "tickr_queue_collector_up") == 0
     assert collector.reads == 1
+
+
+async def test_a_task_taken_back_from_a_dead_server_counts_as_lost_once(
+    client: tickr.Client,
+    raw_redis: aredis.Redis,
+    namespace: str,
+    running_server: ServerFactory,
+    registry: prometheus_client.CollectorRegistry,
+) -> None:
+    info = await client.enqueue("t", retention=60)
+    assert await take_as_ghost(raw_redis, namespace, 1) == [info.id]
+
+    async def handler(task: tickr.Task) -> None:
+        return None
+
+    async with running_server(handler, **FAST):
+        await client.result(info.id, timeout=10)
+        await eventually(
+            _holds(lambda: total(scrape(registry), "tickr_tasks_processed_total") == 2)
+        )
+    found = scrape(registry)
+    processed = "tickr_tasks_processed_total"
+    assert value(found, processed, queue="default", type="_other", outcome="lost") == 1
+    assert value(found, processed, queue="default", type="_other", outcome="completed") == 1
+
+
+def test_installing_again_with_other_settings_is_refused() -> None:
+    registry = prometheus_client.CollectorRegistry()
+    metrics = tickr.metrics.install(registry, task_types=["a"])
+    try:
+        assert tickr.metrics.install(registry, task_types=["a"]) is metrics
+        with pytest.raises(ValueError, match="other settings"):
+            tickr.metrics.install(registry, task_types=["b"])
+    finally:
+        tickr.metrics.uninstall(metrics)

@@ -29,6 +29,7 @@ CONTRACT_NAMES = {
 }
 ADDITIONS = {
     "CallNext",
+    "SyncClient",
     "DailyStats",
     "MinuteStats",
     "EntryNotFound",
@@ -84,6 +85,7 @@ PUBLIC_MODULES = {
     "tickr.scheduler": {"CatchUp", "PeriodicTask", "Scheduler"},
     "tickr.serialization": {"MessageDecodeError", "decode_value", "encode_value"},
     "tickr.server": {"Server"},
+    "tickr.sync_client": {"SyncClient"},
     "tickr.task": {"Task", "current_task"},
     "tickr.tracing": {"CHILD_WITHIN", "disable", "enable"},
     "tickr.logs": {"TASK_FIELDS", "TaskLogFilter", "current_task"},

@@ -19,6 +19,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, Final
 
+from tickr import _observe as observe
 from tickr._aio import call_hook
 from tickr._broker import Broker, HeartbeatReport
 from tickr._server.context import ServerContext
@@ -167,6 +168,8 @@ class Heartbeat(Loop):
                     retried,
                     archived,
                 )
+                for _ in range(retried + archived):  # as Redis counts them: here
+                    observe.attempt_ended(queue, "", "lost", None)
 
     async def _report(self, error: BaseException | None) -> None:
         await call_hook(self._health_check, (error,), logger, "health_check raised")

@@ -485,7 +485,7 @@ class Processor:
                 timeout = (message.timeout_ms or 0) / 1000
                 await self._fail(job, task, TimeoutError(f"timed out after {timeout:g}s"))
         elif reason is StopReason.LEASE_LOST:  # another server owns the task now
-            self._ended(job, task.type, "lost", None)
+            job.trace.close("lost", None)  # counted by the server that took it back
         # SHUTDOWN: requeued already, not an attempt.
 
     async def _succeed(self, job: Job, task: Task, message: TaskMessage, result: Any) -> None:
