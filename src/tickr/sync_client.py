@@ -19,13 +19,14 @@ from concurrent.futures import CancelledError, Future
 from contextlib import AbstractContextManager
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, Concatenate, ParamSpec, TypeVar
-
-from anyio.from_thread import BlockingPortal, start_blocking_portal
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from tickr._broker import RedisClient
 from tickr._options import DEFAULT_MAX_PAYLOAD_BYTES
 from tickr.client import Client
+
+if TYPE_CHECKING:
+    from anyio.from_thread import BlockingPortal
 
 __all__ = ["SyncClient"]
 
@@ -127,6 +128,8 @@ class SyncClient:
             if self._closed:
                 raise RuntimeError("this SyncClient is closed")
             if self._portal is None:
+                from anyio.from_thread import start_blocking_portal
+
                 context = start_blocking_portal(name="tickr-sync-client")
                 self._portal = context.__enter__()
                 self._portal_context = context

@@ -103,12 +103,13 @@ def tickr_process(*args: str) -> subprocess.Popen[str]:
 
 def test_import_tickr_does_not_import_the_cli() -> None:
     code = (
-        "import sys, tickr; print(sorted(m for m in sys.modules if 'tickr.' in m and 'cli' in m))"
+        "import sys, tickr; "
+        "print(sorted(m for m in sys.modules if m == 'tickr.cli' or m.startswith('tickr._cli')))"
     )
     found = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
-    assert found.stdout.strip() == "['tickr.client']"
+    assert found.stdout.strip() == "[]"
 
 
 def test_help_version_and_missing_command(capsys: pytest.CaptureFixture[str]) -> None:

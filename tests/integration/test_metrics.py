@@ -212,7 +212,7 @@ def test_an_unreachable_redis_is_reported_not_raised() -> None:
 def test_installing_twice_gives_the_same_metrics_and_uninstall_stops_counting() -> None:
     registry = prometheus_client.CollectorRegistry()
     metrics = tickr.metrics.install(registry, task_types=["known"])
-    assert tickr.metrics.install(registry) is metrics
+    assert tickr.metrics.install(registry, task_types=["known"]) is metrics
     metrics.task_enqueued("q", "known")
     metrics.task_enqueued("q", "unknown")
     found = scrape(registry)
