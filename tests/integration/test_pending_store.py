@@ -143,3 +143,28 @@ async def test_a_pending_small_task_costs_at_most_150_bytes_of_redis(
         await client.enqueue_many(specs)
     after = (await raw_redis.info("memory"))["used_memory"]
     assert (after - before) / count <= 150
+
+
+async def test_a_task_is_never_missing_while_it_moves_from_pending_to_active(
+    client: tickr.Client, running_server: ServerFactory
+) -> None:
+    """get_task reads the hash or the pending record in one step: two reads could both
+    miss a task that a dequeue moved between them."""
+    infos = await client.enqueue_many([tickr.TaskSpec("t", n, retention=60) for n in range(400)])
+    ids = [info.id for info in infos if isinstance(info, tickr.TaskInfo)]
+    missing: list[str] = []
+
+    async def slow(task: tickr.Task) -> None:
+        await asyncio.sleep(0.001)
+
+    async with running_server(slow, concurrency=4):
+        for _ in range(20):
+            for task_id in ids:
+                try:
+                    await client.get_task(task_id)
+                except tickr.TaskNotFound:
+                    missing.append(task_id)
+            states = [(await client.get_task(i)).state for i in ids[-5:]]
+            if set(states) == {"completed"}:
+                break
+    assert not missing

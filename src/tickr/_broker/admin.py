@@ -42,7 +42,7 @@ _BULK = load_script("bulk")
 _PURGE = load_script("purge")
 _UNPAUSE = load_script("unpause")
 _MIGRATE = load_script("migrate")
-_READ_PENDING = load_script("read_pending")
+_READ_TASK = load_script("read_task")
 _LIST_PENDING = load_script("list_pending")
 
 
@@ -481,8 +481,14 @@ class Admin(Calls):
         A key of another type reads as ``{"err": DAMAGED_RECORD}``, without a state.
         """
         keys = self.keys(queue)
-        record = (await self._records([keys.task(task_id)]))[0]
-        if record is not None:
-            return record
-        (raw,) = await self._eval(_READ_PENDING, (keys.pending,), (keys.pending_prefix, task_id))
-        return pending_fields(raw) if raw else None
+        reply = await self._eval(
+            _READ_TASK, (keys.task(task_id), keys.pending), (keys.pending_prefix, task_id)
+        )
+        kind = text(reply[0])
+        if kind == "hash":
+            return _fields(reply[1:]) or {}
+        if kind == "pending":
+            return pending_fields(reply[1])
+        if kind == "damaged":
+            return {"err": DAMAGED_RECORD}
+        return None
