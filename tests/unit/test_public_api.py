@@ -88,6 +88,13 @@ PUBLIC_MODULES = {
     "tickr.sync_client": {"SyncClient"},
     "tickr.task": {"Task", "current_task"},
     "tickr.tracing": {"CHILD_WITHIN", "disable", "enable"},
+    "tickr.web": {
+        "MAX_BODY_BYTES", "MAX_RESULT_WAIT", "SCOPES", "Token", "TokenStore", "create_app",
+        "load_token_file",
+    },
+    "tickr.web.app": {"MAX_BODY_BYTES", "MAX_RESULT_WAIT", "create_app"},
+    "tickr.web.jsonform": {"from_json", "to_json"},
+    "tickr.web.tokens": {"SCOPES", "Token", "TokenStore", "load_token_file"},
     "tickr.logs": {"TASK_FIELDS", "TaskLogFilter", "current_task"},
     "tickr.metrics": {
         "DURATION_BUCKETS", "OTHER_TYPE", "WAIT_BUCKETS", "Metrics", "QueueCollector",

@@ -1,0 +1,282 @@
+"""The HTTP API, black-box over a real socket, with a real Redis and a real Server."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import socket
+import threading
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+import tickr
+from tests.conftest import ServerFactory
+from tickr.web import Token, TokenStore, create_app, load_token_file
+
+ADMIN = "admin-secret-0123456789"
+SUBMIT = "submit-secret-0123456789"
+EMAIL_READER = "email-reader-0123456789"
+TOKENS = [
+    Token("ops", secret=ADMIN, scopes=["admin"]),
+    Token("bot", secret=SUBMIT, scopes=["tasks:submit", "tasks:read"]),
+    Token("mail", secret=EMAIL_READER, scopes=["tasks:read", "payload:read"], queues=["email*"]),
+]
+
+
+class Running:
+    """An app served by uvicorn from a thread of its own, on a free loopback port."""
+
+    def __init__(self, app: Any) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        for _ in range(500):
+            if self.server.started:
+                return f"http://127.0.0.1:{self.port}"
+            threading.Event().wait(0.01)
+        raise AssertionError("uvicorn did not start")
+
+    def __exit__(self, *_: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture
+def base_url(url: str, namespace: str) -> Iterator[str]:
+    with Running(create_app(url, namespace=namespace, tokens=TOKENS)) as base:
+        yield base
+
+
+@pytest.fixture
+async def http(base_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+        yield client
+
+
+def auth(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}
+
+
+async def test_health_needs_no_token(http: httpx.AsyncClient) -> None:
+    assert (await http.get("/healthz")).json() == {"status": "ok"}
+    ready = await http.get("/readyz")
+    assert ready.status_code == 200 and ready.json() == {"status": "ready"}
+
+
+async def test_readyz_answers_503_when_redis_is_away() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    app = create_app(f"redis://127.0.0.1:{port}/0", tokens=TOKENS)
+    with Running(app) as base:
+        async with httpx.AsyncClient(base_url=base) as client:
+            reply = await client.get("/readyz")
+    assert reply.status_code == 503
+    assert reply.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "detail"),
+    [
+        ({}, 401, "a bearer token is required"),
+        ({"Authorization": "Basic abc"}, 401, "a bearer token is required"),
+        (auth("not-a-known-secret-at-all"), 401, "unknown token"),
+        (auth(EMAIL_READER), 403, "lacks 'tasks:submit'"),
+    ],
+    ids=["none", "basic", "unknown", "scope"],
+)
+async def test_submitting_needs_a_token_with_the_scope(
+    http: httpx.AsyncClient, headers: dict[str, str], status: int, detail: str
+) -> None:
+    reply = await http.post("/api/v1/queues/email/tasks", json={"type": "t"}, headers=headers)
+    assert reply.status_code == status
+    assert reply.headers["content-type"] == "application/problem+json"
+    document = reply.json()
+    assert document["status"] == status and detail in document["detail"]
+    if status == 401:
+        assert reply.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_queue_patterns_limit_a_token(http: httpx.AsyncClient) -> None:
+    created = await http.post(
+        "/api/v1/queues/email-eu/tasks", json={"type": "t", "payload": 1}, headers=auth(ADMIN)
+    )
+    other = await http.post("/api/v1/queues/reports/tasks", json={"type": "t"}, headers=auth(ADMIN))
+    task = created.json()["id"]
+    mine = await http.get(f"/api/v1/queues/email-eu/tasks/{task}", headers=auth(EMAIL_READER))
+    assert mine.status_code == 200 and mine.json()["payload"] == 1
+    theirs = await http.get(
+        f"/api/v1/queues/reports/tasks/{other.json()['id']}", headers=auth(EMAIL_READER)
+    )
+    assert theirs.status_code == 403 and "on queue 'reports'" in theirs.json()["detail"]
+
+
+async def test_submit_then_read_the_task_and_its_result(
+    http: httpx.AsyncClient, running_server: ServerFactory
+) -> None:
+    async def echo(task: tickr.Task) -> Any:
+        return {"got": task.payload}
+
+    body = {"type": "echo", "payload": {"raw": {"$bytes": "AAEC"}}, "retention": 60}
+    created = await http.post("/api/v1/queues/default/tasks", json=body, headers=auth(SUBMIT))
+    assert created.status_code == 201
+    task = created.json()
+    assert created.headers["location"] == f"/api/v1/queues/default/tasks/{task['id']}"
+    assert task["state"] == "pending" and "payload" not in task, "no payload:read"
+    read = await http.get(f"/api/v1/queues/default/tasks/{task['id']}", headers=auth(ADMIN))
+    assert read.json()["payload"] == {"raw": {"$bytes": "AAEC"}}
+    path = f"/api/v1/queues/default/tasks/{task['id']}/result"
+    not_yet = await http.get(path, headers=auth(SUBMIT))
+    assert not_yet.status_code == 202 and not_yet.json() == {"state": "pending"}
+    async with running_server(echo):
+        done = await http.get(path, params={"wait": 10}, headers=auth(ADMIN))
+    assert done.status_code == 200
+    assert done.json() == {"result": {"got": {"raw": {"$bytes": "AAEC"}}}}
+
+
+async def test_a_long_poll_returns_as_soon_as_the_task_completes(
+    http: httpx.AsyncClient, running_server: ServerFactory
+) -> None:
+    async def slow(task: tickr.Task) -> str:
+        await asyncio.sleep(0.3)
+        return "late"
+
+    task = (
+        await http.post(
+            "/api/v1/queues/default/tasks", json={"type": "t", "retention": 60}, headers=auth(ADMIN)
+        )
+    ).json()
+    async with running_server(slow):
+        began = asyncio.get_running_loop().time()
+        reply = await http.get(
+            f"/api/v1/queues/default/tasks/{task['id']}/result",
+            params={"wait": 30},
+            headers=auth(ADMIN),
+        )
+        waited = asyncio.get_running_loop().time() - began
+    assert reply.json() == {"result": "late"}
+    assert waited < 10, "answered at the completion, not at the end of the wait"
+
+
+async def test_a_failed_task_answers_409_with_its_error(
+    http: httpx.AsyncClient, running_server: ServerFactory
+) -> None:
+    async def broken(task: tickr.Task) -> None:
+        raise RuntimeError("boom")
+
+    task = (
+        await http.post(
+            "/api/v1/queues/default/tasks", json={"type": "t", "max_retry": 0}, headers=auth(ADMIN)
+        )
+    ).json()
+    async with running_server(broken):
+        reply = await http.get(
+            f"/api/v1/queues/default/tasks/{task['id']}/result",
+            params={"wait": 10},
+            headers=auth(ADMIN),
+        )
+    assert reply.status_code == 409
+    assert reply.json()["last_error"] == "RuntimeError: boom"
+
+
+async def test_idempotency_keys_replay_or_conflict(http: httpx.AsyncClient) -> None:
+    path = "/api/v1/queues/default/tasks"
+    body = {"type": "charge", "payload": {"cents": 500}}
+    key = {"Idempotency-Key": "order-17-charge", **auth(SUBMIT)}
+    first = await http.post(path, json=body, headers=key)
+    again = await http.post(path, json=body, headers=key)
+    other = await http.post(path, json={**body, "payload": {"cents": 900}}, headers=key)
+    assert (first.status_code, again.status_code, other.status_code) == (201, 200, 409)
+    assert first.json()["id"] == again.json()["id"] == "order-17-charge"
+    assert "different body" in other.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "detail"),
+    [
+        (b"{not json", 400, "not JSON"),
+        (b"[1, 2]", 400, "JSON object"),
+        (b'{"payload": 1}', 400, "type is required"),
+        (b'{"type": "t", "colour": "red"}', 400, "unknown field(s): colour"),
+        (b'{"type": "t", "priority": 4294967296}', 400, "priority"),
+        (b'{"type": "t", "payload": {"$bytes": "%%%"}}', 400, "base64"),
+        (b'{"type": "t", "task_id": "a b"}', 400, "task_id"),
+        (b'{"type": "t", "payload": "' + b"x" * (1024 * 1024) + b'"}', 413, "over"),
+    ],
+    ids=["json", "array", "type", "field", "priority", "bytes", "task-id", "size"],
+)
+async def test_bad_requests_get_a_problem_and_write_nothing(
+    http: httpx.AsyncClient, body: bytes, status: int, detail: str, client: tickr.Client
+) -> None:
+    reply = await http.post(
+        "/api/v1/queues/default/tasks",
+        content=body,
+        headers={"Content-Type": "application/json", **auth(SUBMIT)},
+    )
+    assert reply.status_code == status, reply.text
+    assert detail in reply.json()["detail"]
+
+
+async def test_unknown_tasks_are_404(http: httpx.AsyncClient) -> None:
+    for path in ("/api/v1/queues/default/tasks/nope", "/api/v1/queues/default/tasks/nope/result"):
+        reply = await http.get(path, headers=auth(ADMIN))
+        assert reply.status_code == 404 and reply.json()["title"] == "Not Found"
+
+
+async def test_a_read_only_app_refuses_changes(url: str, namespace: str) -> None:
+    app = create_app(url, namespace=namespace, tokens=TOKENS, read_only=True)
+    with Running(app) as base:
+        async with httpx.AsyncClient(base_url=base) as http:
+            reply = await http.post(
+                "/api/v1/queues/default/tasks", json={"type": "t"}, headers=auth(ADMIN)
+            )
+    assert reply.status_code == 403 and "read-only" in reply.json()["detail"]
+
+
+def test_a_token_file_is_read_and_checked(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.toml"
+    digest = hashlib.sha256(b"deploy-secret-0123456789").hexdigest()
+    path.write_text(
+        "[[token]]\n"
+        'name = "deploy-bot"\n'
+        f'sha256 = "{digest}"\n'
+        'scopes = ["tasks:submit", "tasks:read"]\n'
+        'queues = ["email*", "reports"]\n'
+    )
+    [token] = load_token_file(path)
+    assert (token.name, token.queues) == ("deploy-bot", ("email*", "reports"))
+    assert TokenStore([token]).find("deploy-secret-0123456789") is token
+    assert TokenStore([token]).find("deploy-secret-0123456780") is None
+    for bad, message in [
+        ('[[token]]\nname = "x"\n', "secret or its sha256"),
+        ('[[token]]\nname = "x"\nsha256 = "abc"\n', "64 hex digits"),
+        (f'[[token]]\nname = "x"\nsha256 = "{digest}"\nscopes = ["root"]\n', "unknown scope"),
+        (f'[[token]]\nname = "x"\nsha256 = "{digest}"\ncolour = 1\n', "unknown key"),
+        ("not toml at all [", "not valid TOML"),
+    ]:
+        path.write_text(bad)
+        with pytest.raises(ValueError, match=message):
+            load_token_file(path)
+
+
+def test_tokens_are_checked() -> None:
+    with pytest.raises(ValueError, match="16 characters"):
+        Token("x", secret="short")
+    with pytest.raises(ValueError, match="same name"):
+        TokenStore([Token("x", secret=ADMIN), Token("x", secret=SUBMIT)])
+    with pytest.raises(ValueError, match="same secret"):
+        TokenStore([Token("x", secret=ADMIN), Token("y", secret=ADMIN)])
+    assert "secret" not in repr(Token("x", secret=ADMIN)).lower() or ADMIN not in repr(
+        Token("x", secret=ADMIN)
+    )
