@@ -146,11 +146,10 @@ async def _commands(raw: aredis.Redis) -> int:
     return sum(int(v["calls"]) for k, v in stats.items() if k != "cmdstat_info")
 
 
+@pytest.mark.single_redis  # counts the commands of one Redis
 async def test_a_scrape_of_the_queues_costs_the_same_whatever_the_backlog(
     client: tickr.Client, url: str, namespace: str, raw_redis: aredis.Redis
 ) -> None:
-    if "cluster" in url or "sentinel" in url:
-        pytest.skip("counts the commands of one Redis")
     collector = tickr.metrics.QueueCollector(
         url, namespace=namespace, queues=["default", "other"], cache_seconds=0
     )
