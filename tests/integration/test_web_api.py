@@ -280,3 +280,79 @@ def test_tokens_are_checked() -> None:
     assert "secret" not in repr(Token("x", secret=ADMIN)).lower() or ADMIN not in repr(
         Token("x", secret=ADMIN)
     )
+
+
+MANAGER = "manager-secret-0123456789"
+MANAGERS = [*TOKENS, Token("ops-mgr", secret=MANAGER, scopes=["tasks:read", "tasks:manage"])]
+
+
+@pytest.fixture
+def manage_url(url: str, namespace: str) -> Iterator[str]:
+    with Running(create_app(url, namespace=namespace, tokens=MANAGERS)) as base:
+        yield base
+
+
+async def test_queues_and_pages_of_tasks_with_totals(manage_url: str, client: tickr.Client) -> None:
+    await client.enqueue_many([tickr.TaskSpec("t", n, queue="email") for n in range(5)])
+    await client.enqueue("t", queue="reports")
+    async with httpx.AsyncClient(base_url=manage_url) as http:
+        everything = (await http.get("/api/v1/queues", headers=auth(ADMIN))).json()
+        mine = (await http.get("/api/v1/queues", headers=auth(EMAIL_READER))).json()
+        one = (await http.get("/api/v1/queues/email", headers=auth(ADMIN))).json()
+        page = await http.get(
+            "/api/v1/queues/email/tasks",
+            params={"state": "pending", "page": 2, "page_size": 2},
+            headers=auth(EMAIL_READER),
+        )
+        bad_state = await http.get(
+            "/api/v1/queues/email/tasks", params={"state": "lost"}, headers=auth(ADMIN)
+        )
+        nowhere = await http.get("/api/v1/queues/nowhere", headers=auth(ADMIN))
+    assert [q["queue"] for q in everything["queues"]] == ["email", "reports"]
+    assert [q["queue"] for q in mine["queues"]] == ["email"], "only the token's queues"
+    assert (one["pending"], one["paused"]) == (5, False)
+    listed = page.json()
+    assert (listed["total"], listed["page"], listed["page_size"]) == (5, 2, 2)
+    assert [task["payload"] for task in listed["tasks"]] == [2, 3]
+    assert bad_state.status_code == 400 and "state must be one of" in bad_state.json()["detail"]
+    assert nowhere.status_code == 404
+
+
+async def test_task_actions_need_tasks_manage_and_answer_409_in_the_wrong_state(
+    manage_url: str, client: tickr.Client
+) -> None:
+    scheduled = await client.enqueue("t", delay=3600)
+    pending = await client.enqueue("t")
+    base = "/api/v1/queues/default/tasks"
+    async with httpx.AsyncClient(base_url=manage_url) as http:
+        refused = await http.post(f"{base}/{pending.id}/archive", headers=auth(SUBMIT))
+        archived = await http.post(f"{base}/{scheduled.id}/archive", headers=auth(MANAGER))
+        again = await http.post(f"{base}/{scheduled.id}/archive", headers=auth(MANAGER))
+        ran = await http.post(f"{base}/{scheduled.id}/run", headers=auth(MANAGER))
+        wrong = await http.post(f"{base}/{pending.id}/run", headers=auth(MANAGER))
+        deleted = await http.delete(f"{base}/{pending.id}", headers=auth(MANAGER))
+        gone = await http.delete(f"{base}/{pending.id}", headers=auth(MANAGER))
+        cancelled = await http.post(f"{base}/{scheduled.id}/cancel", headers=auth(MANAGER))
+        unknown = await http.post(f"{base}/{scheduled.id}/explode", headers=auth(MANAGER))
+    assert refused.status_code == 403
+    assert archived.status_code == 200 and archived.json()["done"] == "archive"
+    assert again.status_code == 409 and "it is archived" in again.json()["detail"]
+    assert ran.status_code == 200
+    assert wrong.status_code == 409
+    assert (deleted.status_code, gone.status_code) == (200, 404)
+    assert cancelled.status_code == 200
+    assert unknown.status_code == 404
+    with pytest.raises(tickr.TaskNotFound):
+        await client.get_task(scheduled.id)
+
+
+async def test_pausing_needs_queues_manage(manage_url: str, client: tickr.Client) -> None:
+    await client.enqueue("t", queue="email")
+    async with httpx.AsyncClient(base_url=manage_url) as http:
+        refused = await http.post("/api/v1/queues/email/pause", headers=auth(MANAGER))
+        paused = await http.post("/api/v1/queues/email/pause", headers=auth(ADMIN))
+        info = (await http.get("/api/v1/queues/email", headers=auth(ADMIN))).json()
+        resumed = await http.post("/api/v1/queues/email/unpause", headers=auth(ADMIN))
+    assert refused.status_code == 403 and "queues:manage" in refused.json()["detail"]
+    assert paused.json() == {"queue": "email", "paused": True} and info["paused"] is True
+    assert resumed.json() == {"queue": "email", "paused": False}

@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 import tickr
 from tickr._broker import RedisClient
-from tickr.values import TaskInfo
+from tickr.values import TASK_STATES, QueueInfo, TaskInfo, TaskState
 from tickr.web.jsonform import from_json, to_json
 from tickr.web.tokens import Token, TokenStore
 
@@ -247,6 +247,123 @@ class _Api:
         return JSONResponse({"result": to_json(info.result) if shown else None})
 
 
+def _queue_json(info: QueueInfo) -> dict[str, Any]:
+    return {
+        "queue": info.queue,
+        "pending": info.pending,
+        "active": info.active,
+        "scheduled": info.scheduled,
+        "retry": info.retry,
+        "archived": info.archived,
+        "completed": info.completed,
+        "processed": info.processed,
+        "failed": info.failed,
+        "paused": info.paused,
+        "latency": info.latency,
+        "size": info.size,
+    }
+
+
+class _Manage:
+    """The routes that read and change queues and tasks (the Inspector's calls)."""
+
+    def __init__(self, api: _Api) -> None:
+        self.api = api
+
+    @property
+    def inspector(self) -> tickr.Inspector:
+        assert self.api.inspector is not None, "the app's lifespan has not started"
+        return self.api.inspector
+
+    async def queues(self, request: Request) -> Response:
+        token = self.api.authorize(request, "tasks:read")
+        infos = await self.inspector.queue_infos()
+        return JSONResponse(
+            {"queues": [_queue_json(info) for info in infos if token.may_touch(info.queue)]}
+        )
+
+    async def queue(self, request: Request) -> Response:
+        queue = request.path_params["queue"]
+        self.api.authorize(request, "tasks:read", queue)
+        try:
+            info = await self.inspector.queue_info(queue, memory=False)
+        except tickr.QueueNotFound:
+            return _problem(404, "Not Found", f"no queue {queue!r}")
+        except (TypeError, ValueError) as exc:
+            return _problem(400, "Bad Request", str(exc))
+        return JSONResponse(_queue_json(info))
+
+    async def list_tasks(self, request: Request) -> Response:
+        queue = request.path_params["queue"]
+        token = self.api.authorize(request, "tasks:read", queue)
+        params = request.query_params
+        wanted = params.get("state", "pending")
+        states = [known for known in TASK_STATES if known == wanted]
+        if not states:
+            return _problem(400, "Bad Request", f"state must be one of {', '.join(TASK_STATES)}")
+        state: TaskState = states[0]
+        try:
+            page, page_size = int(params.get("page", "1")), int(params.get("page_size", "30"))
+        except ValueError:
+            return _problem(400, "Bad Request", "page and page_size must be whole numbers")
+        try:
+            info = await self.inspector.queue_info(queue, memory=False)
+            tasks = await self.inspector.list_tasks(queue, state, page=page, page_size=page_size)
+        except tickr.QueueNotFound:
+            return _problem(404, "Not Found", f"no queue {queue!r}")
+        except (TypeError, ValueError) as exc:
+            return _problem(400, "Bad Request", str(exc))
+        return JSONResponse(
+            {
+                "tasks": [_task_json(task, token) for task in tasks],
+                "state": state,
+                "page": page,
+                "page_size": page_size,
+                "total": getattr(info, state),
+            }
+        )
+
+    async def act(self, request: Request) -> Response:
+        queue, task_id = request.path_params["queue"], request.path_params["task_id"]
+        action = request.path_params.get("action", "delete")
+        self.api.authorize(request, "tasks:manage", queue)
+        self.api.writable()
+        inspector = self.inspector
+        try:
+            if action == "cancel":
+                if not await inspector.cancel(task_id, queue):
+                    return _problem(409, "Conflict", f"task {task_id!r} has finished already")
+            elif action == "run":
+                await inspector.run_task(task_id, queue)
+            elif action == "archive":
+                await inspector.archive_task(task_id, queue)
+            elif action == "delete":
+                await inspector.delete_task(task_id, queue)
+            else:
+                return _problem(404, "Not Found", f"no action {action!r}")
+        except tickr.TaskNotFound:
+            return _problem(404, "Not Found", f"no task {task_id!r} in {queue!r}")
+        except tickr.TaskStateConflict as exc:
+            return _problem(409, "Conflict", str(exc))
+        except (TypeError, ValueError) as exc:
+            return _problem(400, "Bad Request", str(exc))
+        return JSONResponse({"id": task_id, "queue": queue, "done": action})
+
+    async def pause(self, request: Request) -> Response:
+        queue = request.path_params["queue"]
+        paused = request.url.path.endswith("/pause")
+        self.api.authorize(request, "queues:manage", queue)
+        self.api.writable()
+        try:
+            if paused:
+                await self.inspector.pause(queue)
+            else:
+                await self.inspector.unpause(queue)
+        except (TypeError, ValueError) as exc:
+            return _problem(400, "Bad Request", str(exc))
+        return JSONResponse({"queue": queue, "paused": paused})
+
+
 def _guarded(handler: Handler) -> Handler:
     async def guarded(request: Request) -> Response:
         try:
@@ -296,13 +413,25 @@ def create_app(
             finally:
                 api.client = api.inspector = None
 
+    manage = _Manage(api)
     prefix = "/api/v1/queues/{queue}/tasks"
     routes = [
         Route("/healthz", _guarded(api.healthz), methods=["GET"]),
         Route("/readyz", _guarded(api.readyz), methods=["GET"]),
+        Route("/api/v1/queues", _guarded(manage.queues), methods=["GET"]),
+        Route("/api/v1/queues/{queue}", _guarded(manage.queue), methods=["GET"]),
+        Route("/api/v1/queues/{queue}/pause", _guarded(manage.pause), methods=["POST"]),
+        Route("/api/v1/queues/{queue}/unpause", _guarded(manage.pause), methods=["POST"]),
         Route(prefix, _guarded(api.submit), methods=["POST"]),
+        Route(prefix, _guarded(manage.list_tasks), methods=["GET"]),
         Route(prefix + "/{task_id}", _guarded(api.get_task), methods=["GET"]),
+        Route(prefix + "/{task_id}", _guarded(manage.act), methods=["DELETE"]),
         Route(prefix + "/{task_id}/result", _guarded(api.result), methods=["GET"]),
+        Route(
+            prefix + "/{task_id}/{action:str}",
+            _guarded(manage.act),
+            methods=["POST"],
+        ),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.tickr_tokens = store
