@@ -356,3 +356,40 @@ async def test_pausing_needs_queues_manage(manage_url: str, client: tickr.Client
     assert refused.status_code == 403 and "queues:manage" in refused.json()["detail"]
     assert paused.json() == {"queue": "email", "paused": True} and info["paused"] is True
     assert resumed.json() == {"queue": "email", "paused": False}
+
+
+async def test_history_servers_and_schedulers(
+    manage_url: str, client: tickr.Client, running_server: ServerFactory, url: str, namespace: str
+) -> None:
+    async def handler(task: tickr.Task) -> None:
+        return None
+
+    info = await client.enqueue("t", retention=60)
+    scheduler = tickr.Scheduler(url, namespace=namespace, heartbeat_interval=0.2)
+    scheduler.register("@every 1h", "report:hourly", {"secret": "x"}, entry_id="hourly")
+    serving = asyncio.create_task(scheduler.serve())
+    try:
+        await scheduler.wait_ready()
+        async with running_server(handler), httpx.AsyncClient(base_url=manage_url) as http:
+            await client.result(info.id, timeout=10)
+            history = await http.get(
+                "/api/v1/queues/default/history", params={"days": 3}, headers=auth(ADMIN)
+            )
+            servers = (await http.get("/api/v1/servers", headers=auth(SUBMIT))).json()
+            entries = (await http.get("/api/v1/schedulers", headers=auth(SUBMIT))).json()
+            with_payload = (await http.get("/api/v1/schedulers", headers=auth(ADMIN))).json()
+            bad_days = await http.get(
+                "/api/v1/queues/default/history", params={"days": 0}, headers=auth(ADMIN)
+            )
+    finally:
+        await scheduler.shutdown()
+        await serving
+    days = history.json()["history"]
+    assert len(days) == 3 and days[-1]["processed"] == 1
+    [server] = servers["servers"]
+    assert server["queues"] == {"default": 1} and server["concurrency"] == 10
+    [entry] = entries["entries"]
+    assert (entry["id"], entry["type"]) == ("hourly", "report:hourly")
+    assert "payload" not in entry, "no payload:read"
+    assert with_payload["entries"][0]["payload"] == {"secret": "x"}
+    assert bad_days.status_code == 400

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from datetime import date, datetime
 from typing import Any, Final
 
 from starlette.applications import Starlette
@@ -247,6 +249,18 @@ class _Api:
         return JSONResponse({"result": to_json(info.result) if shown else None})
 
 
+def _record_json(record: Any) -> dict[str, Any]:
+    """A dataclass record of the Inspector (DailyStats, ServerInfo, ...) as JSON."""
+    shown = {}
+    for item in dataclasses.fields(record):
+        value = getattr(record, item.name)
+        if isinstance(value, datetime | date):
+            shown[item.name] = value.isoformat()
+        else:
+            shown[item.name] = to_json(value)
+    return shown
+
+
 def _queue_json(info: QueueInfo) -> dict[str, Any]:
     return {
         "queue": info.queue,
@@ -349,6 +363,33 @@ class _Manage:
             return _problem(400, "Bad Request", str(exc))
         return JSONResponse({"id": task_id, "queue": queue, "done": action})
 
+    async def history(self, request: Request) -> Response:
+        queue = request.path_params["queue"]
+        self.api.authorize(request, "tasks:read", queue)
+        try:
+            days = int(request.query_params.get("days", "7"))
+            history = await self.inspector.history(queue, days)
+        except tickr.QueueNotFound:
+            return _problem(404, "Not Found", f"no queue {queue!r}")
+        except (TypeError, ValueError) as exc:
+            return _problem(400, "Bad Request", f"days: {exc}")
+        return JSONResponse({"history": [_record_json(day) for day in history]})
+
+    async def servers(self, request: Request) -> Response:
+        self.api.authorize(request, "tasks:read")
+        servers = await self.inspector.servers()
+        return JSONResponse({"servers": [_record_json(server) for server in servers]})
+
+    async def schedulers(self, request: Request) -> Response:
+        token = self.api.authorize(request, "tasks:read")
+        entries = []
+        for entry in await self.inspector.scheduler_entries():
+            shown = _record_json(entry)
+            if not token.allows("payload:read", entry.queue):
+                shown.pop("payload", None)
+            entries.append(shown)
+        return JSONResponse({"entries": entries})
+
     async def pause(self, request: Request) -> Response:
         queue = request.path_params["queue"]
         paused = request.url.path.endswith("/pause")
@@ -422,6 +463,9 @@ def create_app(
         Route("/api/v1/queues/{queue}", _guarded(manage.queue), methods=["GET"]),
         Route("/api/v1/queues/{queue}/pause", _guarded(manage.pause), methods=["POST"]),
         Route("/api/v1/queues/{queue}/unpause", _guarded(manage.pause), methods=["POST"]),
+        Route("/api/v1/queues/{queue}/history", _guarded(manage.history), methods=["GET"]),
+        Route("/api/v1/servers", _guarded(manage.servers), methods=["GET"]),
+        Route("/api/v1/schedulers", _guarded(manage.schedulers), methods=["GET"]),
         Route(prefix, _guarded(api.submit), methods=["POST"]),
         Route(prefix, _guarded(manage.list_tasks), methods=["GET"]),
         Route(prefix + "/{task_id}", _guarded(api.get_task), methods=["GET"]),
