@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any, Final
@@ -17,6 +18,7 @@ from tickr.errors import (
     EntryNotFound,
     QueueNotEmpty,
     QueueNotFound,
+    RedisUnavailable,
     TaskNotFound,
     TaskStateConflict,
 )
@@ -104,33 +106,13 @@ class Inspector(ClosedOnExit):
         """
         await self._check_queue(queue)
         now = await self._broker.time_ms()
-        today = utc_day(now)
-        sizes, daily, next_id = await self._broker.queue_stats(queue, [today])
-        latency = 0.0
-        if next_id is not None:
-            fields = await self._broker.get_task(queue, next_id.decode())
-            if fields is not None:
-                enqueued = task_info(queue, next_id.decode(), fields).enqueued_at
-                if enqueued is not None:
-                    latency = max(0.0, now / 1000 - enqueued.timestamp())
-        processed, failed = daily[0]
-        size = sum(sizes[state] for state in TASK_STATES)
-        used = await self._broker.queue_memory(queue, sizes) if memory else 0
-        return QueueInfo(
-            queue=queue,
-            pending=sizes["pending"],
-            active=sizes["active"],
-            scheduled=sizes["scheduled"],
-            retry=sizes["retry"],
-            archived=sizes["archived"],
-            completed=sizes["completed"],
-            processed=processed,
-            failed=failed,
-            paused=bool(sizes["paused"]),
-            latency=latency,
-            size=size,
-            memory=used,
-        )
+        read = (await self._broker.queue_overview([queue], utc_day(now))).get(queue)
+        if read is None:
+            raise RedisUnavailable(f"the Redis node of queue {queue!r} cannot be reached")
+        info = _queue_info(queue, read, now)
+        if not memory:
+            return info
+        return dataclasses.replace(info, memory=await self._broker.queue_memory(queue, read.sizes))
 
     async def queue_infos(self, queues: Iterable[str] | None = None) -> list[QueueInfo]:
         """The `QueueInfo` of many queues (default every queue), sorted by name, cheaply.
