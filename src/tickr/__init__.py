@@ -36,6 +36,7 @@ from tickr.server import Server
 from tickr.sync_client import SyncClient
 from tickr.task import Task
 from tickr.values import (
+    AuditEntry,
     DailyStats,
     MinuteStats,
     QueueInfo,
@@ -49,6 +50,7 @@ from tickr.values import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "AuditEntry",
     "CallNext",
     "Client",
     "DailyStats",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any, Final
@@ -24,6 +25,7 @@ from tickr.errors import (
 )
 from tickr.values import (
     TASK_STATES,
+    AuditEntry,
     DailyStats,
     MinuteStats,
     QueueInfo,
@@ -34,7 +36,12 @@ from tickr.values import (
     TaskState,
 )
 
-__all__ = ["BULK_STATES", "MAX_PAGE", "MAX_PAGE_SIZE", "Inspector"]
+__all__ = ["AUDIT_KEEP", "BULK_STATES", "MAX_PAGE", "MAX_PAGE_SIZE", "Inspector"]
+
+AUDIT_KEEP: Final = 100_000
+"""About how many entries the audit log keeps by default (older ones are trimmed)."""
+
+_STREAM_ID: Final = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 
 MAX_PAGE: Final = 2**31 - 1
 """The highest page number `Inspector.list_tasks` accepts."""
@@ -424,6 +431,85 @@ class Inspector(ClosedOnExit):
         """
         check_name(queue, "queue")
         await self._broker.unpause(queue)
+
+    async def check_ready(self) -> None:
+        """Check that Redis answers and holds Tickr's scripts, loading those it lacks.
+
+        Raises:
+            RedisUnavailable: If Redis (on a Cluster: any primary) cannot be reached.
+            TickrError: If Redis refuses to list or load scripts (an ACL, say).
+        """
+        await self._broker.scripts_ready()
+
+    async def record_audit(
+        self,
+        action: str,
+        *,
+        actor: str,
+        address: str = "",
+        queue: str | None = None,
+        task_id: str | None = None,
+        status: int = 200,
+        detail: str = "",
+        keep: int = AUDIT_KEEP,
+    ) -> str:
+        """Append an entry to the namespace's audit log; returns its id.
+
+        The log is a Redis stream trimmed to about `keep` entries (never fewer); the
+        entry's time is Redis' clock.
+
+        Raises:
+            TypeError: If a text argument is not a str, or status or keep not an int.
+            ValueError: If action or actor is empty, or keep is below 1.
+            RedisUnavailable: If Redis cannot be reached.
+        """
+        texts = {"action": action, "actor": actor, "address": address, "detail": detail}
+        for name, value in [*texts.items(), ("queue", queue), ("task_id", task_id)]:
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+        if not action or not actor:
+            raise ValueError("an audit entry needs an action and an actor")
+        check_int(status, "status", 100, 599)
+        check_int(keep, "keep", 1, 2**31 - 1)
+        fields = {**texts, "status": str(status)}
+        if queue is not None:
+            fields["queue"] = queue
+        if task_id is not None:
+            fields["task_id"] = task_id
+        return await self._broker.add_audit(fields, keep)
+
+    async def audit_log(self, *, limit: int = 100, before: str | None = None) -> list[AuditEntry]:
+        """The newest entries of the audit log, newest first.
+
+        Args:
+            limit: How many entries at most (1 to 1,000).
+            before: An entry id: only entries older than it (the next page).
+
+        Raises:
+            TypeError, ValueError: For a limit out of range or an id not of the form
+                "<ms>-<n>".
+            RedisUnavailable: If Redis cannot be reached.
+        """
+        check_int(limit, "limit", 1, 1000)
+        if before is not None and (not isinstance(before, str) or not _STREAM_ID.fullmatch(before)):
+            raise ValueError(f"before must be an audit entry id like '1700000000000-0': {before!r}")
+        entries = []
+        for entry_id, fields in await self._broker.audit_entries(limit, before):
+            status = fields.get("status", "0")
+            entries.append(
+                AuditEntry(
+                    id=entry_id,
+                    time=datetime_from_ms(int(entry_id.partition("-")[0])),
+                    actor=fields.get("actor", ""),
+                    address=fields.get("address", ""),
+                    action=fields.get("action", ""),
+                    queue=fields.get("queue"),
+                    task_id=fields.get("task_id"),
+                    status=int(status) if status.isdigit() else 0,
+                    detail=fields.get("detail", ""),
+                )
+            )
+        return entries
 
 
 def _server_info(record: dict[str, Any]) -> ServerInfo:

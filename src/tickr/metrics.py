@@ -47,6 +47,7 @@ __all__ = [
     "Metrics",
     "QueueCollector",
     "install",
+    "queue_families",
     "serve",
     "uninstall",
 ]
@@ -343,7 +344,7 @@ class QueueCollector:
         cache_seconds: float = 5.0,
         timeout: float = 2.0,
     ) -> None:
-        self._family = _prometheus().core.GaugeMetricFamily
+        _prometheus()
         from tickr.inspector import Inspector
 
         self._inspector = Inspector(url, namespace=namespace)
@@ -372,28 +373,7 @@ class QueueCollector:
             elif time.monotonic() - self._read_at >= self.cache_seconds:
                 self._read()
             infos, up = self._infos, self._up
-        sizes = self._family(
-            "tickr_queue_size", "Tasks in each queue, by state.", labels=("queue", "state")
-        )
-        latency = self._family(
-            "tickr_queue_latency_seconds",
-            "Age of the task that runs next in each queue (0 when none is pending).",
-            labels=("queue",),
-        )
-        paused = self._family(
-            "tickr_queue_paused", "1 while the queue is paused.", labels=("queue",)
-        )
-        for info in infos:
-            for state in QUEUE_STATES:
-                sizes.add_metric((info.queue, state), getattr(info, state))
-            latency.add_metric((info.queue,), info.latency)
-            paused.add_metric((info.queue,), 1 if info.paused else 0)
-        yield sizes
-        yield latency
-        yield paused
-        yield self._family(
-            "tickr_queue_collector_up", "1 when the last read of the queues worked.", value=up
-        )
+        return iter(queue_families(infos, up))
 
     def _read(self) -> None:
         loop = self._ensure_loop()
@@ -432,6 +412,33 @@ class QueueCollector:
         thread.join(self.timeout)
         loop.close()
         self._loop = self._thread = None
+
+
+def queue_families(infos: Iterable[QueueInfo], up: bool) -> list[Any]:
+    """The queue gauges of `QueueCollector` (prometheus_client metric families) for `infos`.
+
+    `up` is reported as ``tickr_queue_collector_up``: False when `infos` could not be read.
+
+    Raises:
+        ImportError: If prometheus-client is not installed (the ``metrics`` extra).
+    """
+    family = _prometheus().core.GaugeMetricFamily
+    sizes = family("tickr_queue_size", "Tasks in each queue, by state.", labels=("queue", "state"))
+    latency = family(
+        "tickr_queue_latency_seconds",
+        "Age of the task that runs next in each queue (0 when none is pending).",
+        labels=("queue",),
+    )
+    paused = family("tickr_queue_paused", "1 while the queue is paused.", labels=("queue",))
+    for info in infos:
+        for state in QUEUE_STATES:
+            sizes.add_metric((info.queue, state), getattr(info, state))
+        latency.add_metric((info.queue,), info.latency)
+        paused.add_metric((info.queue,), 1 if info.paused else 0)
+    up_family = family(
+        "tickr_queue_collector_up", "1 when the last read of the queues worked.", value=up
+    )
+    return [sizes, latency, paused, up_family]
 
 
 def serve(port: int, addr: str = "127.0.0.1", registry: CollectorRegistry | None = None) -> Any:

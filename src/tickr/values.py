@@ -13,6 +13,7 @@ from typing import Any, Final, Literal, get_args
 
 __all__ = [
     "TASK_STATES",
+    "AuditEntry",
     "DailyStats",
     "MinuteStats",
     "QueueInfo",
@@ -201,3 +202,30 @@ class SchedulerEvent:
     enqueued_at: datetime
     task_id: str
     outcome: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One change made through the HTTP app (or recorded with `Inspector.record_audit`).
+
+    Attributes:
+        id: The entry's id in the audit stream ("<ms>-<n>"), a cursor for older entries.
+        time: When Redis recorded it.
+        actor: The name of the token that asked.
+        address: The client's address.
+        action: What was asked ("task.submit", "task.cancel", "queue.pause"...).
+        queue: The queue it touched, if any.
+        task_id: The task it touched, if any.
+        status: The HTTP status answered (2xx done, 4xx refused).
+        detail: Why it was refused, or what was done; may be empty.
+    """
+
+    id: str
+    time: datetime
+    actor: str
+    address: str
+    action: str
+    queue: str | None = None
+    task_id: str | None = None
+    status: int = 200
+    detail: str = ""

@@ -5,51 +5,24 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import socket
-import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 import tickr
 from tests.conftest import ServerFactory
+from tests.integration.web_support import (
+    ADMIN,
+    EMAIL_READER,
+    SUBMIT,
+    TOKENS,
+    Running,
+    auth,
+)
 from tickr.web import Token, TokenStore, create_app, load_token_file
-
-ADMIN = "admin-secret-0123456789"
-SUBMIT = "submit-secret-0123456789"
-EMAIL_READER = "email-reader-0123456789"
-TOKENS = [
-    Token("ops", secret=ADMIN, scopes=["admin"]),
-    Token("bot", secret=SUBMIT, scopes=["tasks:submit", "tasks:read"]),
-    Token("mail", secret=EMAIL_READER, scopes=["tasks:read", "payload:read"], queues=["email*"]),
-]
-
-
-class Running:
-    """An app served by uvicorn from a thread of its own, on a free loopback port."""
-
-    def __init__(self, app: Any) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        for _ in range(500):
-            if self.server.started:
-                return f"http://127.0.0.1:{self.port}"
-            threading.Event().wait(0.01)
-        raise AssertionError("uvicorn did not start")
-
-    def __exit__(self, *_: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
 
 
 @pytest.fixture
@@ -62,10 +35,6 @@ def base_url(url: str, namespace: str) -> Iterator[str]:
 async def http(base_url: str) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
         yield client
-
-
-def auth(secret: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {secret}"}
 
 
 async def test_health_needs_no_token(http: httpx.AsyncClient) -> None:

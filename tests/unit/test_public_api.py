@@ -28,6 +28,7 @@ CONTRACT_NAMES = {
     "SkipRetry",
 }
 ADDITIONS = {
+    "AuditEntry",
     "CallNext",
     "SyncClient",
     "DailyStats",
@@ -76,7 +77,7 @@ PUBLIC_MODULES = {
         "SkipRetry", "TaskFailed", "TaskIDConflict", "TaskNotFound", "TaskStateConflict",
         "TickrError",
     },
-    "tickr.inspector": {"BULK_STATES", "MAX_PAGE", "MAX_PAGE_SIZE", "Inspector"},
+    "tickr.inspector": {"AUDIT_KEEP", "BULK_STATES", "MAX_PAGE", "MAX_PAGE_SIZE", "Inspector"},
     "tickr.mux": {"CallNext", "Handler", "Middleware", "ServeMux"},
     "tickr.options": {"TaskSpec"},
     "tickr.schedule": {
@@ -89,16 +90,16 @@ PUBLIC_MODULES = {
     "tickr.task": {"Task", "current_task"},
     "tickr.tracing": {"CHILD_WITHIN", "disable", "enable"},
     "tickr.web": {
-        "MAX_BODY_BYTES", "MAX_RESULT_WAIT", "SCOPES", "Token", "TokenStore", "create_app",
-        "load_token_file",
+        "MAX_BODY_BYTES", "MAX_RESULT_WAIT", "SCOPES", "FailedAuthLimiter", "Token", "TokenStore",
+        "create_app", "load_token_file",
     },
-    "tickr.web.app": {"MAX_BODY_BYTES", "MAX_RESULT_WAIT", "create_app"},
+    "tickr.web.app": {"create_app"},
     "tickr.web.jsonform": {"from_json", "to_json"},
     "tickr.web.tokens": {"SCOPES", "Token", "TokenStore", "load_token_file"},
     "tickr.logs": {"TASK_FIELDS", "TaskLogFilter", "current_task"},
     "tickr.metrics": {
         "DURATION_BUCKETS", "OTHER_TYPE", "WAIT_BUCKETS", "Metrics", "QueueCollector",
-        "install", "serve", "uninstall",
+        "install", "queue_families", "serve", "uninstall",
     },
     "tickr.testing": {"ManualClock", "RedisServer", "drain", "find_redis_server"},
     "tickr.testing.topology": {"ClusterServers", "SentinelServers", "find_valkey_server"},
@@ -106,8 +107,8 @@ PUBLIC_MODULES = {
         "tickr_client", "tickr_namespace", "tickr_redis_server", "tickr_redis_url",
     },
     "tickr.values": {
-        "TASK_STATES", "DailyStats", "MinuteStats", "QueueInfo", "SchedulerEntry", "SchedulerEvent",
-        "ServerInfo", "TaskInfo", "TaskState",
+        "TASK_STATES", "AuditEntry", "DailyStats", "MinuteStats", "QueueInfo", "SchedulerEntry",
+        "SchedulerEvent", "ServerInfo", "TaskInfo", "TaskState",
     },
 }  # fmt: skip
 """Every public module and exactly what it exports; the rest of the package is private."""

@@ -21,7 +21,7 @@ from redis.exceptions import ResponseError
 from tickr._broker.calls import Calls, ScriptCall, text
 from tickr._broker.cluster import ClusterExecutor
 from tickr._broker.keys import QueueKeys
-from tickr._broker.scripts import load_script
+from tickr._broker.scripts import every_script, load_script
 from tickr._broker.types import DailyCounts, QueueOverview, QueueStats
 from tickr.errors import RedisUnavailable, TickrError
 from tickr.values import TASK_STATES
@@ -151,6 +151,60 @@ class Admin(Calls):
             for node, reply in answered.items():
                 nodes.setdefault(node, {}).update(_text_fields(reply))
         return nodes
+
+    async def scripts_ready(self) -> None:
+        """Make sure every Redis node holds every Tickr script, loading those it lacks.
+
+        Raises:
+            RedisUnavailable: If a node (on a Cluster: any primary) cannot be reached.
+            TickrError: If Redis refuses SCRIPT EXISTS or SCRIPT LOAD (an ACL, say).
+        """
+        scripts = every_script()
+        question = ("SCRIPT", "EXISTS", *(script.sha for script in scripts))
+        executor = self._executor
+        if isinstance(executor, ClusterExecutor):
+            replies = await self._call(functools.partial(executor.on_every_primary, *question))
+            answers = list(replies.values())
+        else:
+            answers = [await self._command(*question)]
+        missing: dict[str, str] = {}
+        for answer in answers:
+            if isinstance(answer, Exception):
+                raise self._failure(answer)
+            for script, present in zip(scripts, answer, strict=True):
+                if not int(present):
+                    missing[script.sha] = script.source
+        for source in missing.values():
+            await self._command("SCRIPT", "LOAD", source)
+
+    # ------------------------------------------------------------------ audit log
+
+    async def add_audit(self, fields: Mapping[str, str], cap: int) -> str:
+        """Append an entry to the namespace's audit stream, keeping about `cap` entries.
+
+        Returns the entry's id ("<ms>-<n>", stamped by Redis' clock).
+        """
+        flat = [item for pair in fields.items() for item in pair]
+        reply = await self._command(
+            "XADD", self.namespace_keys.audit, "MAXLEN", "~", cap, "*", *flat
+        )
+        return text(reply)
+
+    async def audit_entries(
+        self, count: int, before: str | None
+    ) -> list[tuple[str, dict[str, str]]]:
+        """Up to `count` audit entries, newest first, older than the entry id `before`."""
+        end = "+" if before is None else f"({before}"
+        key = self.namespace_keys.audit
+        reply = await self._command("XREVRANGE", key, end, "-", "COUNT", count)
+        entries = []
+        for entry_id, fields in reply:
+            if isinstance(fields, dict):  # redis-py's cluster client parses the reply
+                pairs = list(fields.items())
+            else:
+                pairs = list(zip(fields[::2], fields[1::2], strict=True))
+            entries.append((text(entry_id), {text(name): text(value) for name, value in pairs}))
+        return entries
 
     # ------------------------------------------------------------------ processes
 

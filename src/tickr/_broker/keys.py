@@ -2,7 +2,8 @@
 
 Every per-queue key carries the hash tag ``{<namespace>:<queue>}`` so that all keys of one
 queue live in one cluster slot and each Lua script touches one slot.  Namespace-wide keys
-(the queue registry, the server registry) carry the tag ``{<namespace>}``.
+(the queue registry, the server registry, the audit log) carry the tag ``{<namespace>}``;
+``<ns>:{<ns>}:audit`` is a stream of the changes made through the HTTP app, capped.
 
 Per queue, with ``P = "<ns>:{<ns>:<queue>}:"``:
 
@@ -206,7 +207,7 @@ def pending_bucket_index(task_id: str, level: int, split: int) -> int:
 class NamespaceKeys:
     """Key names shared by all queues of a namespace."""
 
-    __slots__ = ("namespace", "prefix", "queues", "schedulers", "servers")
+    __slots__ = ("audit", "namespace", "prefix", "queues", "schedulers", "servers")
 
     def __init__(self, namespace: str) -> None:
         prefix = f"{namespace}:{{{namespace}}}:"
@@ -215,6 +216,7 @@ class NamespaceKeys:
         self.queues = prefix + "queues"
         self.servers = prefix + "servers"
         self.schedulers = prefix + "schedulers"
+        self.audit = prefix + "audit"
 
     def server(self, server_id: str) -> str:
         """Key of one server's registry record."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-__all__ = ["Script", "load_script"]
+__all__ = ["Script", "every_script", "load_script"]
 
 _INCLUDE = re.compile(r"^--@include\s+(\w+)\s*$", re.MULTILINE)
 
@@ -44,3 +44,10 @@ def load_script(name: str) -> Script:
     """
     source = _expand(_read(f"{name}.lua"))
     return Script(name, source, hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest())
+
+
+def every_script() -> list[Script]:
+    """Every script of `lua/` (not the fragments of `lua/lib/`), sorted by name."""
+    folder = resources.files(__package__) / "lua"
+    names = sorted(item.name[:-4] for item in folder.iterdir() if item.name.endswith(".lua"))
+    return [load_script(name) for name in names]
