@@ -1,6 +1,7 @@
 """The ``tickr`` command line: run workers, and inspect and steer queues and tasks.
 
     tickr worker app.tasks:mux [--concurrency N] [--queue NAME=WEIGHT ...] [--burst]
+    tickr web [--host H] [--port P] [--token-file F] [--read-only] [--root-path /prefix]
     tickr stats [--watch [SECONDS]]
     tickr queue ls | inspect Q | history Q | pause Q | unpause Q | rm Q [--force]
     tickr task ls Q --state S | get ID | cancel ID | delete ID | run ID | archive ID

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from tickr import __version__
 from tickr._checks import check_name
 from tickr._cli.commands import COMMANDS
+from tickr._cli.web import run_web
 from tickr._cli.worker import run_worker
 from tickr.inspector import MAX_PAGE, MAX_PAGE_SIZE
 from tickr.server import MAX_CONCURRENCY
@@ -219,6 +220,54 @@ def _add_worker(commands: Adder) -> None:
     worker.set_defaults(run=run_worker)
 
 
+def _add_web(commands: Adder) -> None:
+    web = commands(
+        "web",
+        help="serve the HTTP API (extra 'web')",
+        description="Serve the HTTP API (docs/http-api.md) until SIGINT/SIGTERM.  SIGHUP "
+        "reads the token file again.  Without tokens it serves only on a loopback "
+        "address, where every request may do everything.",
+        parents=_common(read=False),
+    )
+    web.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    web.add_argument("--port", type=_port, default=8080, help="port (default 8080)")
+    web.add_argument("--token-file", metavar="FILE", help="the tokens, as TOML ([[token]] tables)")
+    web.add_argument("--read-only", action="store_true", help="refuse every change (403)")
+    web.add_argument(
+        "--root-path",
+        default="",
+        metavar="PATH",
+        help="the path prefix a reverse proxy serves the API under, e.g. /tickr",
+    )
+    web.add_argument(
+        "--forwarded-allow-ips",
+        default="127.0.0.1",
+        metavar="IPS",
+        help="proxies whose X-Forwarded-For/-Proto are trusted, comma-separated, or '*' "
+        "(default 127.0.0.1)",
+    )
+    web.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="log every request on stderr (default on)",
+    )
+    web.add_argument(
+        "--shutdown-timeout",
+        type=_seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="how long requests in flight may finish at shutdown (default 10)",
+    )
+    web.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default="info",
+        help="logging level on stderr (default info)",
+    )
+    web.set_defaults(run=run_web)
+
+
 def _add_queue(commands: Adder) -> None:
     queue = commands(
         "queue", help="list, inspect, pause and delete queues", parents=_common(read=False)
@@ -298,6 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
         title="commands", dest="command", metavar="COMMAND", required=True
     ).add_parser
     _add_worker(commands)
+    _add_web(commands)
     stats = commands(
         "stats",
         help="one table of every queue",
