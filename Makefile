@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest bench compare install clean
+.PHONY: demo test lint typecheck pytest bench compare install system clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,11 +25,23 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# Programs the suite runs besides Python (curl, for examples/http_api.sh): installed
+# with apt when missing and run as root, as on CI; elsewhere the tests needing them skip.
+SYSTEM_PACKAGES := curl
+
+system:
+	@for program in $(SYSTEM_PACKAGES); do \
+	  command -v $$program >/dev/null && continue; \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$program; \
+	  else echo "$$program is missing: tests that use it will skip (apt-get install $$program)"; fi; \
+	done
+
 # The whole suite on one Redis, then the integration and hostile tests again on a
 # Redis Cluster and on Sentinel (tests that need one plain Redis are left out there).
 TOPOLOGY_TESTS := tests/integration tests/hostile
 
-pytest: install
+pytest: install system
 	$(BIN)/python -m coverage run -m pytest $(PYTEST_ARGS)
 	TICKR_TEST_TOPOLOGY=cluster $(BIN)/python -m coverage run --append -m pytest $(TOPOLOGY_TESTS)
 	TICKR_TEST_TOPOLOGY=sentinel $(BIN)/python -m coverage run --append -m pytest $(TOPOLOGY_TESTS)

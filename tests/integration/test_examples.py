@@ -1,6 +1,8 @@
 """The examples run to completion, as a user would run them."""
 
 import os
+import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -34,3 +36,31 @@ def test_quickstart_runs_to_completion(with_url: bool, url: str) -> None:
     assert "result of report:build  'report for 2026-11-22: 42 rows'" in output
     assert "result of email:send    {'sent_to': 'grace@example.com'}" in output
     assert output.rstrip().endswith("all tasks done")
+
+
+def test_the_http_example_posts_a_task_with_curl_and_reads_its_result(
+    url: str, namespace: str
+) -> None:
+    if shutil.which("curl") is None:
+        pytest.skip("examples/http_api.sh needs curl: apt-get install curl")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {
+        **os.environ,
+        "TICKR_REDIS_URL": url,
+        "TICKR_NAMESPACE": namespace,
+        "TICKR_WEB_PORT": str(port),
+        "PYTHON": sys.executable,
+    }
+    completed = subprocess.run(
+        ["bash", str(EXAMPLES / "http_api.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert '"id":"greet-ada-1"' in completed.stdout
+    assert completed.stdout.rstrip().endswith('result: {"result":{"greeting":"Hello, Ada!"}}')
