@@ -44,6 +44,7 @@ from tickr.values import (
     SchedulerEvent,
     ServerInfo,
     TaskInfo,
+    TaskSearch,
     TaskState,
 )
 
@@ -79,6 +80,7 @@ __all__ = [
     "TaskIDConflict",
     "TaskInfo",
     "TaskNotFound",
+    "TaskSearch",
     "TaskSpec",
     "TaskState",
     "TaskStateConflict",

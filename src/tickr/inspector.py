@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import re
 from collections.abc import Iterable
 from datetime import timedelta
@@ -33,10 +34,22 @@ from tickr.values import (
     SchedulerEvent,
     ServerInfo,
     TaskInfo,
+    TaskSearch,
     TaskState,
 )
 
-__all__ = ["AUDIT_KEEP", "BULK_STATES", "MAX_PAGE", "MAX_PAGE_SIZE", "Inspector"]
+__all__ = [
+    "AUDIT_KEEP",
+    "BULK_STATES",
+    "MAX_PAGE",
+    "MAX_PAGE_SIZE",
+    "SEARCH_SCAN",
+    "Inspector",
+]
+
+SEARCH_SCAN: Final = 10_000
+"""How many tasks one `Inspector.find_tasks` call looks at, by default."""
+_SEARCH_STEP: Final = 500  # tasks read per round trip while searching
 
 AUDIT_KEEP: Final = 100_000
 """About how many entries the audit log keeps by default (older ones are trimmed)."""
@@ -303,6 +316,69 @@ class Inspector(ClosedOnExit):
         await self._check_queue(queue)
         rows = await self._broker.list_tasks(queue, state, (page - 1) * page_size, page_size)
         return [task_info(queue, task_id, fields) for task_id, fields in rows if fields]
+
+    async def find_tasks(
+        self,
+        queue: str,
+        state: TaskState,
+        *,
+        type: str | None = None,
+        error: str | None = None,
+        cursor: int = 0,
+        limit: int = 30,
+        scan: int = SEARCH_SCAN,
+    ) -> TaskSearch:
+        """The tasks of a state that match filters, looking at no more than `scan` tasks.
+
+        One call is one bounded step: give its `next_cursor` to the next call to go on
+        through the state (in `list_tasks` order) until `next_cursor` is None.  Tasks
+        that move meanwhile may be skipped or seen twice.
+
+        Args:
+            queue: The queue.
+            state: The state to look through.
+            type: A task type, or a shell pattern of types (``email:*``).
+            error: Text the last error must contain (case is ignored).
+            cursor: Where to start: 0, or a `next_cursor`.
+            limit: Stop after this many matches (1 to `MAX_PAGE_SIZE`).
+            scan: Stop after looking at this many tasks (1 to 100,000).
+
+        Raises:
+            QueueNotFound: If the namespace has no such queue.
+            TypeError, ValueError: For an invalid argument.
+            RedisUnavailable: If Redis cannot be reached.
+        """
+        check_state(state)
+        check_int(cursor, "cursor", 0, 2**53)
+        check_int(limit, "limit", 1, MAX_PAGE_SIZE)
+        check_int(scan, "scan", 1, 100_000)
+        for name, value in (("type", type), ("error", error)):
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"{name} must be a str, not {value!r}")
+        await self._check_queue(queue)
+        needle = error.casefold() if error else None
+        found: list[TaskInfo] = []
+        scanned = 0
+        position = cursor
+        while scanned < scan and len(found) < limit:
+            step = min(_SEARCH_STEP, scan - scanned)
+            rows = await self._broker.list_tasks(queue, state, position, step)
+            for task_id, fields in rows:
+                scanned += 1
+                position += 1
+                if not fields:
+                    continue
+                info = task_info(queue, task_id, fields)
+                if type is not None and not fnmatch.fnmatchcase(info.type, type):
+                    continue
+                if needle is not None and needle not in (info.last_error or "").casefold():
+                    continue
+                found.append(info)
+                if len(found) == limit:
+                    break
+            if len(rows) < step:
+                return TaskSearch(found, scanned, None if len(found) < limit else position)
+        return TaskSearch(found, scanned, position)
 
     async def delete_task(self, task_id: str, queue: str = DEFAULT_QUEUE) -> None:
         """Delete a task that is not active (cancel an active one).

@@ -21,6 +21,7 @@ __all__ = [
     "SchedulerEvent",
     "ServerInfo",
     "TaskInfo",
+    "TaskSearch",
     "TaskState",
 ]
 
@@ -229,3 +230,18 @@ class AuditEntry:
     task_id: str | None = None
     status: int = 200
     detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSearch:
+    """A bounded step of `Inspector.find_tasks`: the matches and where to go on.
+
+    Attributes:
+        tasks: The tasks that matched, in the state's list order.
+        scanned: How many tasks this step looked at.
+        next_cursor: The cursor of the next step; None when the state has no more tasks.
+    """
+
+    tasks: list[TaskInfo]
+    scanned: int
+    next_cursor: int | None

@@ -165,3 +165,39 @@ async def test_history_covers_the_last_days(
     history = await inspector.history("default", days=30)
     assert len(history) == 30
     assert history[-1].processed == 4 and sum(day.processed for day in history) == 4
+
+
+async def test_find_tasks_filters_by_type_and_error_in_bounded_steps(
+    client: tickr.Client, inspector: tickr.Inspector, running_server: ServerFactory
+) -> None:
+    for number in range(30):
+        kind = "email:send" if number % 3 == 0 else "sms:send"
+        await client.enqueue(kind, number, delay=3600, task_id=f"s{number:02d}")
+    found, cursor, steps = [], 0, 0
+    while cursor is not None:
+        step = await inspector.find_tasks(
+            "default", "scheduled", type="email:*", cursor=cursor, scan=7
+        )
+        assert step.scanned <= 7
+        found += [task.id for task in step.tasks]
+        cursor, steps = step.next_cursor, steps + 1
+    assert found == [f"s{number:02d}" for number in range(0, 30, 3)]
+    assert steps == 5, "30 tasks looked at 7 at a time"
+    first_two = await inspector.find_tasks("default", "scheduled", type="sms:send", limit=2)
+    assert [task.id for task in first_two.tasks] == ["s01", "s02"]
+    assert first_two.next_cursor == 3
+
+    async def fail(task: tickr.Task) -> None:
+        raise RuntimeError("Disk FULL" if task.payload % 2 else "timeout")
+
+    for number in range(6):
+        await client.enqueue("job", number, queue="jobs", max_retry=0)
+    async with running_server(fail, queues={"jobs": 1}):
+        await eventually(lambda: _archived(inspector, "jobs", 6))
+    full = await inspector.find_tasks("jobs", "archived", error="disk full")
+    assert sorted(task.payload for task in full.tasks) == [1, 3, 5]
+    assert full.next_cursor is None and full.scanned == 6
+
+
+async def _archived(inspector: tickr.Inspector, queue: str, count: int) -> bool:
+    return (await inspector.queue_info(queue, memory=False)).archived == count

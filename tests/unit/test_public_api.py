@@ -29,6 +29,7 @@ CONTRACT_NAMES = {
 }
 ADDITIONS = {
     "AuditEntry",
+    "TaskSearch",
     "CallNext",
     "SyncClient",
     "DailyStats",
@@ -77,7 +78,9 @@ PUBLIC_MODULES = {
         "SkipRetry", "TaskFailed", "TaskIDConflict", "TaskNotFound", "TaskStateConflict",
         "TickrError",
     },
-    "tickr.inspector": {"AUDIT_KEEP", "BULK_STATES", "MAX_PAGE", "MAX_PAGE_SIZE", "Inspector"},
+    "tickr.inspector": {
+        "AUDIT_KEEP", "BULK_STATES", "MAX_PAGE", "MAX_PAGE_SIZE", "SEARCH_SCAN", "Inspector",
+    },
     "tickr.mux": {"CallNext", "Handler", "Middleware", "ServeMux"},
     "tickr.options": {"TaskSpec"},
     "tickr.schedule": {
@@ -108,7 +111,7 @@ PUBLIC_MODULES = {
     },
     "tickr.values": {
         "TASK_STATES", "AuditEntry", "DailyStats", "MinuteStats", "QueueInfo", "SchedulerEntry",
-        "SchedulerEvent", "ServerInfo", "TaskInfo", "TaskState",
+        "SchedulerEvent", "ServerInfo", "TaskInfo", "TaskSearch", "TaskState",
     },
 }  # fmt: skip
 """Every public module and exactly what it exports; the rest of the package is private."""
