@@ -173,7 +173,9 @@ async def test_find_tasks_filters_by_type_and_error_in_bounded_steps(
     for number in range(30):
         kind = "email:send" if number % 3 == 0 else "sms:send"
         await client.enqueue(kind, number, delay=3600, task_id=f"s{number:02d}")
-    found, cursor, steps = [], 0, 0
+    found: list[str] = []
+    cursor: int | None = 0
+    steps = 0
     while cursor is not None:
         step = await inspector.find_tasks(
             "default", "scheduled", type="email:*", cursor=cursor, scan=7
