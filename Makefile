@@ -25,17 +25,19 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-# Programs the suite runs besides Python (curl, for examples/http_api.sh): installed
-# with apt when missing and run as root, as on CI; elsewhere the tests needing them skip.
-SYSTEM_PACKAGES := curl
+# Programs the suite runs besides Python, as program:Debian package (curl for
+# examples/http_api.sh, Chromium for the dashboard's browser tests): installed with apt
+# when missing and run as root, as on CI; elsewhere the tests needing them skip.
+SYSTEM_PROGRAMS := curl:curl chromium:chromium chromedriver:chromium-driver
 
 system:
-	@for program in $(SYSTEM_PACKAGES); do \
-	  command -v $$program >/dev/null && continue; \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$program; \
-	  else echo "$$program is missing: tests that use it will skip (apt-get install $$program)"; fi; \
-	done
+	@missing=""; for pair in $(SYSTEM_PROGRAMS); do \
+	  command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair#*:}"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	else echo "missing:$$missing; tests that need them will skip (apt-get install$$missing)"; fi
 
 # The whole suite on one Redis, then the integration and hostile tests again on a
 # Redis Cluster and on Sentinel (tests that need one plain Redis are left out there).

@@ -74,6 +74,9 @@ def task_info(queue: str, task_id: str, fields: dict[str, bytes]) -> TaskInfo:
         enqueued_at=datetime_from_ms(message.enqueued_ms),
         retention=message.retention_ms / 1000,
         headers=message.headers,
+        last_failed_at=datetime_from_ms(_int(failed))
+        if (failed := fields.get("failed_at"))
+        else None,
     )
 
 

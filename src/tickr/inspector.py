@@ -600,6 +600,9 @@ def _server_info(record: dict[str, Any]) -> ServerInfo:
         active_tasks=[(str(queue), str(task_id)) for queue, task_id in record["active"]],
         workers_alive=None if record.get("workers_alive") is None else int(record["workers_alive"]),
         restarts={str(kind): int(n) for kind, n in (record.get("restarts") or {}).items()},
+        last_heartbeat_at=(
+            datetime_from_ms(int(record["heartbeat_ms"])) if record.get("heartbeat_ms") else None
+        ),
     )
 
 

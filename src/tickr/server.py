@@ -60,6 +60,7 @@ from tickr._server.processor import ErrorHandler, Processor
 from tickr._server.redis_check import check_redis
 from tickr._server.supervisor import Supervisor
 from tickr._service import Run, Service
+from tickr._time import now_ms
 from tickr.backoff import RetryDelay, exponential_backoff
 from tickr.errors import RedisUnavailable
 from tickr.mux import CallNext, ServeMux
@@ -388,6 +389,7 @@ class Server(Service):
             active=[[queue, task_id] for queue, task_id in tuple(ctx.held)],
             workers_alive=supervisor.alive.get("worker", 0),
             restarts=dict(supervisor.restarts),
+            heartbeat_ms=now_ms(),
         )
 
     def _empty(self, run: Run) -> None:

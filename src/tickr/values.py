@@ -55,6 +55,8 @@ class TaskInfo:
         enqueued_at: When the task was enqueued.
         retention: Seconds a completed task and its result are kept.
         headers: The string metadata given at enqueue, read-only (empty when none).
+        last_failed_at: When the latest failed attempt ended (or an operator archived
+            the task), if one did.
     """
 
     id: str
@@ -74,6 +76,7 @@ class TaskInfo:
     enqueued_at: datetime | None = None
     retention: float = 0.0
     headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    last_failed_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +159,9 @@ class ServerInfo:
     restarts: dict[str, int] = field(default_factory=dict)
     """Kind of part ("worker", "fetcher", "heartbeat"...) -> times it ended unexpectedly
     and was restarted since the server started."""
+    last_heartbeat_at: datetime | None = None
+    """When it last wrote this record, by its own clock; None for a server of a version
+    that did not say."""
 
 
 @dataclass(frozen=True, slots=True)

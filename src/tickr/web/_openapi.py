@@ -77,6 +77,7 @@ SCHEMAS: Final[dict[str, dict[str, Any]]] = {
             "next_process_at": _TIME,
             "completed_at": _TIME,
             "enqueued_at": _TIME,
+            "last_failed_at": _TIME,
             "retention": {"type": "number"},
             "headers": {"type": "object", "additionalProperties": {"type": "string"}},
             "payload": {**_ANY_JSON, "description": "Only for a token with payload:read."},

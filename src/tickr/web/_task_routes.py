@@ -63,6 +63,7 @@ def task_json(info: TaskInfo, token: Token) -> dict[str, Any]:
         "next_process_at": _iso(info.next_process_at),
         "completed_at": _iso(info.completed_at),
         "enqueued_at": _iso(info.enqueued_at),
+        "last_failed_at": _iso(info.last_failed_at),
         "retention": info.retention,
         "headers": dict(info.headers),
         **({"payload": to_json(info.payload)} if shown else {}),

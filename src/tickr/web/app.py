@@ -13,31 +13,30 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Final
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 import tickr
 from tickr._broker import RedisClient
 from tickr.inspector import AUDIT_KEEP
 from tickr.values import TASK_STATES
+from tickr.web import _audit as audit
 from tickr.web import _queue_routes as queue_routes
 from tickr.web import _service_routes as service_routes
 from tickr.web import _task_routes as task_routes
-from tickr.web._auth import FailedAuthLimiter, Guard, client_address
+from tickr.web._auth import FailedAuthLimiter, Guard
 from tickr.web._context import Context
+from tickr.web._dashboard.session import SessionKeys
 from tickr.web._openapi import Endpoint, Parameter, document
 from tickr.web._problems import Failure, problem
 from tickr.web.tokens import Token, TokenStore
 
 __all__ = ["create_app"]
-
-_logger = logging.getLogger("tickr.web")
 
 Route_ = Callable[[Context, Request], Awaitable[Response]]
 
@@ -300,22 +299,19 @@ async def _audit(ctx: Context, action: str, request: Request, response: Response
     if not isinstance(token, Token):
         return  # not authenticated: nothing was attempted in anyone's name
     params = request.path_params
-    task_id = params.get("task_id") or (
-        _answered_id(response) if response.status_code < 300 else None
+    task_id = params.get("task_id")
+    if task_id is None and response.status_code < 300:
+        task_id = _answered_id(response)
+    await audit.record(
+        ctx,
+        request,
+        token,
+        action,
+        queue=params.get("queue"),
+        task_id=task_id,
+        status=response.status_code,
+        detail=_problem_detail(response),
     )
-    try:
-        await ctx.inspector.record_audit(
-            action,
-            actor=token.name,
-            address=client_address(request),
-            queue=params.get("queue"),
-            task_id=task_id,
-            status=response.status_code,
-            detail=_problem_detail(response),
-            keep=ctx.audit_keep,
-        )
-    except tickr.TickrError as exc:
-        _logger.warning("could not write the audit entry of %s by %s: %s", action, token.name, exc)
 
 
 def _route(ctx: Context, endpoint: Endpoint) -> Route:
@@ -343,6 +339,9 @@ def create_app(
     anonymous_scopes: Iterable[str] = (),
     audit_keep: int = AUDIT_KEEP,
     auth_limiter: FailedAuthLimiter | None = None,
+    dashboard: bool = True,
+    session_secret: bytes | None = None,
+    session_max_age: float = 8 * 3600,
 ) -> Starlette:
     """Tickr's HTTP API as an ASGI application.
 
@@ -358,10 +357,16 @@ def create_app(
         audit_keep: About how many audit entries to keep.
         auth_limiter: The brake on unknown tokens per client address (default 10 a
             minute, then 429 until the minute is over).
+        dashboard: Serve the dashboard's pages at ``/`` (docs/dashboard.md).
+        session_secret: The key (32 bytes or more) that signs the dashboard's session
+            cookies; default a random one, so that sessions end with the process.  Give
+            the same key to every process behind one address.
+        session_max_age: Seconds a dashboard session lasts.
 
     Raises:
         TypeError, ValueError: For an invalid argument (as `Client`), a token that is
-            not a `Token`, or an unknown anonymous scope.
+            not a `Token`, an unknown anonymous scope, or a session secret shorter
+            than 32 bytes.
     """
     store = tokens if isinstance(tokens, TokenStore) else TokenStore(tokens)
     guard = Guard(
@@ -390,8 +395,13 @@ def create_app(
         root_path = str(request.scope.get("root_path", ""))
         return JSONResponse(document(table, version=tickr.__version__, root_path=root_path))
 
-    routes = [_route(ctx, endpoint) for endpoint in table]
+    routes: list[BaseRoute] = [_route(ctx, endpoint) for endpoint in table]
     routes.append(Route("/openapi.json", openapi, methods=["GET"], name="openapi"))
+    if dashboard:
+        from tickr.web import _dashboard
+
+        keys = SessionKeys(session_secret, max_age=session_max_age)
+        routes += _dashboard.routes(ctx, keys)
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.tickr_tokens = store
     return app

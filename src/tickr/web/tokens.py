@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import re
 import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -128,6 +128,9 @@ class TokenStore:
 
     def __len__(self) -> int:
         return len(self._tokens)
+
+    def __iter__(self) -> Iterator[Token]:
+        return iter(self._tokens)
 
     def find(self, secret: str) -> Token | None:
         """The token whose secret this is, comparing with every token in constant time."""
