@@ -585,7 +585,27 @@ def write_markdown(doc: Doc, path: Path, chart: Path | None) -> None:
     lines += recovery_section(doc)
     lines += problems_section(doc)
     lines += versions_section(doc)
-    path.write_text("\n".join(lines).rstrip() + "\n")
+    kept = _kept_sections(path)
+    path.write_text("\n".join(lines).rstrip() + "\n" + kept)
+
+
+KEPT_SECTIONS = ("## HTTP API submissions",)
+"""Sections of RESULTS.md that other benchmarks write (bench_http.py): a rewrite keeps them."""
+
+
+def _kept_sections(path: Path) -> str:
+    """The kept sections of the file as it is, each up to the next section heading."""
+    if not path.exists():
+        return ""
+    text = path.read_text()
+    kept = []
+    for heading in KEPT_SECTIONS:
+        start = text.find("\n" + heading + "\n")
+        if start < 0:
+            continue
+        end = text.find("\n## ", start + len(heading) + 2)
+        kept.append(text[start : end if end >= 0 else len(text)].rstrip() + "\n")
+    return "".join(kept)
 
 
 # ---------------------------------------------------------------------------- chart
