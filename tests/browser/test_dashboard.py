@@ -219,7 +219,6 @@ async def test_screenshots_of_every_page(
         ("overview", "/"),
         ("queue-archived", "/queues/email?state=archived"),
         ("queue-filtered", "/queues/email?state=archived&error=smtp"),
-        ("cron", "/cron"),
         ("audit", "/audit"),
     ):
         browser.get(base_url + path)
@@ -240,3 +239,37 @@ async def test_screenshots_of_every_page(
 
 async def _archived(inspector: tickr.Inspector, queue: str, count: int) -> bool:
     return (await inspector.queue_info(queue, memory=False)).archived >= count
+
+
+async def test_cron_entries_show_their_next_runs_and_run_now(
+    fresh_browser: webdriver.Chrome, base_url: str, url: str, namespace: str,
+    inspector: tickr.Inspector,
+) -> None:  # fmt: skip
+    browser = fresh_browser
+    scheduler = tickr.Scheduler(url, namespace=namespace)
+    scheduler.register("0 6 * * 1", "report:weekly", {"team": "ops"}, entry_id="weekly-report")
+    scheduler.register("@every 12h", "cache:refresh", entry_id="cache", queue="maintenance")
+    serving = asyncio.create_task(scheduler.serve())
+    try:
+        await scheduler.wait_ready()
+        await eventually(lambda: _entries(inspector, 2))  # its first heartbeat
+        log_in(browser, base_url, ADMIN, "/cron")
+        assert "weekly-report" in cell_text(browser, "table")
+        runs = browser.find_elements(By.XPATH, "//tr[td/a[text()='weekly-report']]//li")
+        assert len(runs) == 5 and all(" 06:00:00 UTC" in run.text for run in runs)
+        browser.find_element(By.LINK_TEXT, "weekly-report").click()
+        wait_text(browser, "main h2", "History of weekly-report")
+        shot(browser, "cron")
+        browser.find_element(By.CSS_SELECTOR, "tr.chosen button").click()
+        wait_text(browser, ".notice", "weekly-report: task")
+        pending = await inspector.list_tasks("default", "pending")
+        assert [(task.type, task.payload) for task in pending] == [
+            ("report:weekly", {"team": "ops"})
+        ]
+    finally:
+        await scheduler.shutdown()
+        await serving
+
+
+async def _entries(inspector: tickr.Inspector, count: int) -> bool:
+    return len(await inspector.scheduler_entries()) == count
