@@ -11,7 +11,15 @@ from typing import Any, Final
 
 from tickr._aio import ClosedOnExit
 from tickr._broker import Broker, QueueOverview, RedisClient, enqueued
-from tickr._checks import check_int, check_name, check_state, check_task, check_url
+from tickr._checks import (
+    check_bool,
+    check_int,
+    check_name,
+    check_positive_seconds,
+    check_state,
+    check_task,
+    check_url,
+)
 from tickr._options import DEFAULT_QUEUE
 from tickr._records import read_task, task_info
 from tickr._serialization import MessageDecodeError, decode_value
@@ -30,6 +38,7 @@ from tickr.values import (
     DailyStats,
     MinuteStats,
     QueueInfo,
+    RateLimit,
     SchedulerEntry,
     SchedulerEvent,
     ServerInfo,
@@ -508,6 +517,95 @@ class Inspector(ClosedOnExit):
         check_name(queue, "queue")
         await self._broker.unpause(queue)
 
+    async def set_rate_limit(
+        self,
+        queue: str,
+        limit: int,
+        period: float | timedelta = 1.0,
+        *,
+        burst: int = 1,
+        per_lane: bool = False,
+    ) -> None:
+        """Let at most `burst` + `limit` * t / `period` tasks of `queue` start in any t seconds.
+
+        Across every server, exact to the millisecond (a GCRA in the dequeue script);
+        tasks held back stay pending, nothing is retried.  Servers apply a change within
+        a second, without a restart.
+
+        Args:
+            queue: The queue.
+            limit: Starts per period (1 to 1,000,000,000).
+            period: The period, seconds or a timedelta (1 ms to 1 year).
+            burst: Starts allowed at once after a quiet time (1 to 1,000,000): 1 spaces
+                starts evenly.
+            per_lane: Apply the limit to each lane of the queue separately (a queue
+                whose tasks carry no lane is one lane).
+
+        Raises:
+            TypeError, ValueError: For an invalid argument.
+            RedisUnavailable: If Redis cannot be reached.
+        """
+        check_name(queue, "queue")
+        check_int(limit, "limit", 1, 1_000_000_000)
+        seconds = check_positive_seconds(period, "period")
+        if not 0.001 <= seconds <= 366 * 86400:
+            raise ValueError(f"period must be from 1 ms to a year, got {seconds} s")
+        check_int(burst, "burst", 1, 1_000_000)
+        check_bool(per_lane, "per_lane")
+        await self._broker.register_queues([queue])
+        await self._broker.set_limits(
+            queue,
+            {
+                "rate": limit,
+                "period": repr(seconds * 1000),
+                "burst": burst,
+                "rate_lane": int(per_lane),
+            },
+        )
+
+    async def clear_rate_limit(self, queue: str) -> None:
+        """Remove the rate limit of `queue` (servers apply it within a second).
+
+        Raises:
+            TypeError, ValueError: For an invalid queue name.
+            RedisUnavailable: If Redis cannot be reached.
+        """
+        check_name(queue, "queue")
+        await self._broker.clear_limits(queue, "rate")
+
+    async def set_concurrency_limit(
+        self, queue: str, limit: int, *, per_lane: bool = False
+    ) -> None:
+        """Let at most `limit` tasks of `queue` be active at once, across every server.
+
+        Counted from the live leases, so that a dead server's slots free when its
+        leases expire; a finished task wakes one waiting server.
+
+        Args:
+            queue: The queue.
+            limit: Active tasks at most (1 to 1,000,000).
+            per_lane: Apply the limit to each lane separately.
+
+        Raises:
+            TypeError, ValueError: For an invalid argument.
+            RedisUnavailable: If Redis cannot be reached.
+        """
+        check_name(queue, "queue")
+        check_int(limit, "limit", 1, 1_000_000)
+        check_bool(per_lane, "per_lane")
+        await self._broker.register_queues([queue])
+        await self._broker.set_limits(queue, {"conc": limit, "conc_lane": int(per_lane)})
+
+    async def clear_concurrency_limit(self, queue: str) -> None:
+        """Remove the concurrency limit of `queue` (servers apply it within a second).
+
+        Raises:
+            TypeError, ValueError: For an invalid queue name.
+            RedisUnavailable: If Redis cannot be reached.
+        """
+        check_name(queue, "queue")
+        await self._broker.clear_limits(queue, "conc")
+
     async def check_ready(self) -> None:
         """Check that Redis answers and holds Tickr's scripts, loading those it lacks.
 
@@ -638,6 +736,15 @@ def _queue_info(queue: str, read: QueueOverview, now_ms: int) -> QueueInfo:
         enqueued = task_info(queue, "", read.next_task).enqueued_at
         if enqueued is not None:
             latency = max(0.0, now_ms / 1000 - enqueued.timestamp())
+    limits = read.limits
+    rate_limit = None
+    if "rate" in limits and "period" in limits:
+        rate_limit = RateLimit(
+            limit=int(float(limits["rate"])),
+            period=float(limits["period"]) / 1000,
+            burst=int(float(limits.get("burst", "1"))),
+            per_lane=limits.get("rate_lane") == "1",
+        )
     return QueueInfo(
         queue=queue,
         pending=sizes["pending"],
@@ -652,4 +759,7 @@ def _queue_info(queue: str, read: QueueOverview, now_ms: int) -> QueueInfo:
         latency=latency,
         size=sum(sizes[state] for state in TASK_STATES),
         memory=0,
+        rate_limit=rate_limit,
+        concurrency_limit=int(float(limits["conc"])) if "conc" in limits else None,
+        concurrency_per_lane=limits.get("conc_lane") == "1",
     )

@@ -17,6 +17,7 @@ __all__ = [
     "DailyStats",
     "MinuteStats",
     "QueueInfo",
+    "RateLimit",
     "SchedulerEntry",
     "SchedulerEvent",
     "ServerInfo",
@@ -80,6 +81,23 @@ class TaskInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class RateLimit:
+    """A queue's rate limit: at most `burst` + `limit` * t / `period` starts in any t seconds.
+
+    Attributes:
+        limit: Starts allowed per period, across every server.
+        period: The period, in seconds.
+        burst: Starts allowed at once after a quiet time (1: evenly spaced).
+        per_lane: Whether the limit applies to each lane of the queue separately.
+    """
+
+    limit: int
+    period: float = 1.0
+    burst: int = 1
+    per_lane: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class QueueInfo:
     """Sizes and counters of one queue.
 
@@ -94,6 +112,10 @@ class QueueInfo:
         size: Tasks in all states together.
         memory: Approximate bytes used by the queue: its sets, plus a few sampled task
             records scaled to the number of tasks.
+        rate_limit: Its rate limit, if it has one (`Inspector.set_rate_limit`).
+        concurrency_limit: How many of its tasks may be active at once across every
+            server, if it is limited (`Inspector.set_concurrency_limit`).
+        concurrency_per_lane: Whether that limit applies to each lane separately.
     """
 
     queue: str
@@ -109,6 +131,9 @@ class QueueInfo:
     latency: float = 0.0
     size: int = 0
     memory: int = 0
+    rate_limit: RateLimit | None = None
+    concurrency_limit: int | None = None
+    concurrency_per_lane: bool = False
 
 
 @dataclass(frozen=True, slots=True)

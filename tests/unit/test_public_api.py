@@ -29,6 +29,7 @@ CONTRACT_NAMES = {
 }
 ADDITIONS = {
     "AuditEntry",
+    "RateLimit",
     "TaskSearch",
     "CallNext",
     "SyncClient",
@@ -110,7 +111,8 @@ PUBLIC_MODULES = {
         "tickr_client", "tickr_namespace", "tickr_redis_server", "tickr_redis_url",
     },
     "tickr.values": {
-        "TASK_STATES", "AuditEntry", "DailyStats", "MinuteStats", "QueueInfo", "SchedulerEntry",
+        "TASK_STATES", "AuditEntry", "DailyStats", "MinuteStats", "QueueInfo", "RateLimit",
+        "SchedulerEntry",
         "SchedulerEvent", "ServerInfo", "TaskInfo", "TaskSearch", "TaskState",
     },
 }  # fmt: skip

@@ -26,7 +26,7 @@ from tickr._broker.types import DailyCounts, QueueOverview, QueueStats
 from tickr.errors import RedisUnavailable, TickrError
 from tickr.values import TASK_STATES
 
-__all__ = ["DAMAGED_RECORD", "Admin"]
+__all__ = ["DAMAGED_RECORD", "LIMIT_FIELDS", "Admin"]
 
 DAMAGED_RECORD: Final = b"corrupt task record: not a hash"
 """The error shown for a task whose key holds another type (until a script sets it aside)."""
@@ -44,6 +44,10 @@ _UNPAUSE = load_script("unpause")
 _MIGRATE = load_script("migrate")
 _READ_TASK = load_script("read_task")
 _LIST_PENDING = load_script("list_pending")
+_LIMITS = load_script("limits")
+
+LIMIT_FIELDS: Final = ("rate", "period", "burst", "rate_lane", "conc", "conc_lane")
+"""The fields of a queue's limits hash (see keys.py)."""
 
 
 def _fields(reply: Any) -> dict[str, bytes] | None:
@@ -290,7 +294,7 @@ class Admin(Calls):
         of counts for every queue, then one list_pending.lua call per queue with tasks
         pending.  A queue whose node cannot be reached (on a Cluster) is left out.
         """
-        per_queue = len(_STATE_SETS) + 3
+        per_queue = len(_STATE_SETS) + 4
         commands: list[tuple[Any, ...]] = []
         for queue in queues:
             keys = self.keys(queue)
@@ -298,18 +302,24 @@ class Admin(Calls):
             commands.append(("HGET", keys.pending, "n"))
             commands.append(("EXISTS", keys.paused))
             commands.append(("MGET", keys.processed_on(day), keys.failed_on(day)))
+            commands.append(("HMGET", keys.limits, *LIMIT_FIELDS))
         replies = await self._pipeline_partial(commands)
-        read: dict[str, tuple[dict[str, int], DailyCounts]] = {}
+        read: dict[str, tuple[dict[str, int], DailyCounts, dict[str, str]]] = {}
         for index, queue in enumerate(queues):
             row = replies[index * per_queue : (index + 1) * per_queue]
             if any(isinstance(reply, Exception) for reply in row):
                 continue
             sizes = {state: int(count) for state, count in zip(_STATE_SETS, row, strict=False)}
-            sizes["pending"] = int(row[-3] or 0)
-            sizes["paused"] = int(row[-2])
-            processed, failed = row[-1]
-            read[queue] = (sizes, DailyCounts(int(processed or 0), int(failed or 0)))
-        waiting = [queue for queue, (sizes, _) in read.items() if sizes["pending"]]
+            sizes["pending"] = int(row[-4] or 0)
+            sizes["paused"] = int(row[-3])
+            processed, failed = row[-2]
+            limits = {
+                name: text(value)
+                for name, value in zip(LIMIT_FIELDS, row[-1], strict=True)
+                if value is not None
+            }
+            read[queue] = (sizes, DailyCounts(int(processed or 0), int(failed or 0)), limits)
+        waiting = [queue for queue, (sizes, _, _) in read.items() if sizes["pending"]]
         calls: list[ScriptCall] = [
             (_LIST_PENDING, (self.keys(q).pending,), (self.keys(q).pending_prefix, 0, 1))
             for q in waiting
@@ -320,9 +330,26 @@ class Admin(Calls):
             if isinstance(head, list) and len(head) >= 2 and head[1]:
                 next_tasks[queue] = pending_fields(head[1])
         return {
-            queue: QueueOverview(sizes, today, next_tasks.get(queue))
-            for queue, (sizes, today) in read.items()
+            queue: QueueOverview(sizes, today, next_tasks.get(queue), limits)
+            for queue, (sizes, today, limits) in read.items()
         }
+
+    # ------------------------------------------------------------------ flow control
+
+    async def set_limits(self, queue: str, fields: Mapping[str, str | int | float]) -> None:
+        """Set some of a queue's limits (LIMIT_FIELDS), telling every server at once."""
+        keys = self.keys(queue)
+        flat = [str(item) for pair in fields.items() for item in pair]
+        await self._eval(
+            _LIMITS, (keys.limits, keys.tat, keys.capwait), (keys.events_channel, "set", *flat)
+        )
+
+    async def clear_limits(self, queue: str, kind: str) -> None:
+        """Remove a queue's "rate" or "conc" limit, telling every server at once."""
+        keys = self.keys(queue)
+        await self._eval(
+            _LIMITS, (keys.limits, keys.tat, keys.capwait), (keys.events_channel, kind)
+        )
 
     async def minute_counts(
         self, queue: str, first_minute: int, last_minute: int

@@ -62,10 +62,15 @@ class EventKind(enum.Enum):
     CANCEL = "cancel"
     DONE = "done"
     RESYNC = "resync"
+    LIMITS = "limits"
+    SLOT = "slot"
 
 
 class Event(NamedTuple):
-    """One notification about a queue (and, for CANCEL and DONE, one task)."""
+    """One notification about a queue (and, for CANCEL and DONE, one task).
+
+    For SLOT, `task_id` holds the id of the server a concurrency slot freed for.
+    """
 
     kind: EventKind
     queue: str
@@ -200,6 +205,10 @@ class EventListener:
             self._sink(Event(EventKind.SCHEDULE, queue))
         elif data[:1] == b"c":
             self._sink(Event(EventKind.CANCEL, queue, data[1:].decode()))
+        elif data == b"l":
+            self._sink(Event(EventKind.LIMITS, queue))
+        elif data[:1] == b"w":
+            self._sink(Event(EventKind.SLOT, queue, data[1:].decode()))
 
 
 class WireTransport:

@@ -31,6 +31,11 @@ P retry                  zset    task id -> due time (ms)
 P archived               zset    task id -> archive time (ms)
 P completed              zset    task id -> expiry of the kept result (ms)
 P paused                 string  present while the queue is paused
+P limits                 hash    the queue's flow control: rate, period (ms), burst,
+                                 rate_lane, conc, conc_lane (absent: no limit)
+P tat                    string  the rate limiter's theoretical arrival time (ms)
+P capwait                zset    servers held by the concurrency limit (id -> since ms);
+                                 a finished task wakes one with 'w<id>' on P events
 P idle                   string  present while some server found the queue empty
 P waiters                zset    idle servers ("<lease ms> <server id>" -> registration
                                  expiry ms) that take a new task directly (hand-off)
@@ -45,7 +50,8 @@ P processed:<day>        string  daily counters (UTC day, kept 90 days)
 P minutes:<hour>         hash    per-minute counters of one hour (hours since the epoch):
                                  p<minute> processed, f<minute> failed (minute 0-59 of the
                                  hour), kept until 25 hours after the hour began
-P events                 pubsub  "p" pending work, "s" earlier due time, "c<id>" cancel
+P events                 pubsub  "p" pending work, "s" earlier due time, "c<id>" cancel,
+                                 "l" the limits changed, "w<server>" a slot for that server
 P done                   pubsub  id of a finished task somebody waits on
 =======================  ======  ==========================================================
 """
@@ -72,6 +78,7 @@ class QueueKeys:
     __slots__ = (
         "active",
         "archived",
+        "capwait",
         "completed",
         "done_channel",
         "events_channel",
@@ -80,6 +87,7 @@ class QueueKeys:
         "inbox_prefix",
         "legacy_pending",
         "legacy_seq",
+        "limits",
         "namespace",
         "paused",
         "pending",
@@ -90,6 +98,7 @@ class QueueKeys:
         "retry",
         "scheduled",
         "task_prefix",
+        "tat",
         "unique_prefix",
         "waiters",
     )
@@ -111,6 +120,9 @@ class QueueKeys:
         self.archived = prefix + "archived"
         self.completed = prefix + "completed"
         self.paused = prefix + "paused"
+        self.limits = prefix + "limits"  # lib/enqueue_task.lua derives it from `paused`
+        self.tat = prefix + "tat"
+        self.capwait = prefix + "capwait"
         self.idle = prefix + "idle"
         self.waiters = prefix + "waiters"
         self.inbox_prefix = prefix + "inbox:"

@@ -18,6 +18,7 @@ from tickr._broker.keys import HANDED_WINDOW_LEASES, INBOX_TTL_MS
 from tickr._broker.scripts import Script, load_script
 from tickr._broker.types import (
     CronTick,
+    Dequeued,
     DequeuedTask,
     Enqueued,
     EnqueueItem,
@@ -236,9 +237,7 @@ class Serving(Calls):
 
     # ------------------------------------------------------------------ taking work
 
-    async def dequeue(
-        self, queue: str, count: int, lease_expiry_ms: int, owner: str
-    ) -> list[DequeuedTask]:
+    async def dequeue(self, queue: str, count: int, lease_expiry_ms: int, owner: str) -> Dequeued:
         """Take up to `count` pending tasks of `queue` under a lease held by `owner`.
 
         Sent once, never re-sent: when the connection fails, whether the call ran is
@@ -248,9 +247,18 @@ class Serving(Calls):
             RedisUnavailable: If the call failed (it may have run: see `reclaim`).
         """
         keys = self.keys(queue)
-        taken, rejected = await self._eval(
+        taken, rejected, hold = await self._eval(
             _DEQUEUE,
-            (keys.pending, keys.active, keys.paused, keys.idle, keys.archived),
+            (
+                keys.pending,
+                keys.active,
+                keys.paused,
+                keys.idle,
+                keys.archived,
+                keys.limits,
+                keys.tat,
+                keys.capwait,
+            ),
             (
                 keys.task_prefix,
                 count,
@@ -262,7 +270,7 @@ class Serving(Calls):
             attempts=1,
         )
         _log_set_aside(queue, rejected)
-        return _dequeued(taken, queue)
+        return Dequeued(_dequeued(taken, queue), int(hold))
 
     @staticmethod
     def waiter_name(owner: str, lease_ms: int) -> str:
@@ -376,6 +384,7 @@ class Serving(Calls):
                 keys.failed_on(day),
                 keys.idle,
                 keys.minutes(now_ms // MS_PER_HOUR),
+                keys.capwait,
             ),
             args,
         )

@@ -8,6 +8,7 @@ construction and unpacking keep working.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final, NamedTuple
 
@@ -20,6 +21,7 @@ __all__ = [
     "OP_RETRY",
     "CronTick",
     "DailyCounts",
+    "Dequeued",
     "DequeuedTask",
     "EnqueueItem",
     "EnqueueOutcome",
@@ -112,6 +114,21 @@ class DequeuedTask(NamedTuple):
     """When the task became runnable (its due time), 0 when that was its enqueue."""
 
 
+class Dequeued(list[DequeuedTask]):
+    """The tasks one dequeue took, and whether a flow-control limit held more back.
+
+    Attributes:
+        hold_ms: 0 when no limit held tasks back; > 0 the ms until the queue's rate
+            limit allows the next start; < 0 its concurrency limit is full, and -hold_ms
+            is the ms until its earliest live lease expires (a finished task wakes a
+            waiting server sooner).
+    """
+
+    def __init__(self, tasks: Iterable[DequeuedTask] = (), hold_ms: int = 0) -> None:
+        super().__init__(tasks)
+        self.hold_ms = hold_ms
+
+
 class HandedTask(NamedTuple):
     """A task handed to an idle server, and its queue."""
 
@@ -197,6 +214,8 @@ class QueueOverview(NamedTuple):
     """Today's processed and failed."""
     next_task: dict[str, bytes] | None
     """The fields of the task that runs next (its msg among them); None when none."""
+    limits: dict[str, str]
+    """The fields of its limits hash that are set (see keys.py)."""
 
 
 class WatchedTask(NamedTuple):

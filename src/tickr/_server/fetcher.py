@@ -5,6 +5,10 @@ spreading the request over the queues by weight (or strictly in weight order).  
 that returns fewer tasks than asked is empty (or paused) for this round; the dequeue
 script then flags it idle, so the next enqueue publishes a wake-up.  When every queue
 came back short the fetcher sleeps until such a wake-up: an idle server sends nothing.
+
+A queue whose rate or concurrency limit held tasks back (the dequeue says how long) is
+left out of the rounds until then, while the other queues keep flowing; a change of its
+limits, or a slot freed for this server, brings it back at once.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import logging
 from typing import Any, Final
 
 from tickr._aio import Backoff, wait_event
-from tickr._broker import Broker, DequeuedTask
+from tickr._broker import Broker, Dequeued, DequeuedTask
 from tickr._server.context import ServerContext
 from tickr._server.failures import log_failure
 from tickr._server.handoff import HandOff
@@ -63,6 +67,8 @@ class Fetcher(Loop):
         self._sick = Quarantine()
         self._stragglers: dict[str, tuple[int, asyncio.Future[list[DequeuedTask]]]] = {}
         self._reclaiming: dict[str, asyncio.Future[None]] = {}
+        self._held: dict[str, float] = {}
+        """Queue -> loop time until which a limit holds it back."""
         self.handoff = HandOff(ctx, processor, self.wake)
         """This server's registrations as a waiter (see handoff.py)."""
         self.taking = False
@@ -72,6 +78,30 @@ class Fetcher(Loop):
     def wake(self) -> None:
         """Look for tasks again now (new work was published, or events may be lost)."""
         self._wake.set()
+
+    def release(self, queue: str) -> None:
+        """Ask `queue` again now, though a limit held it back (its limits changed)."""
+        if self._held.pop(queue, None) is not None:
+            self._wake.set()
+
+    def slot_freed(self, queue: str, server: str) -> None:
+        """A task of `queue` finished and freed a concurrency slot for `server`."""
+        if server == self._owner:
+            self.release(queue)
+
+    def _hold(self, queue: str, tasks: list[DequeuedTask]) -> None:
+        hold_ms = tasks.hold_ms if isinstance(tasks, Dequeued) else 0
+        if hold_ms:
+            self._held[queue] = asyncio.get_running_loop().time() + abs(hold_ms) / 1000
+
+    def _is_held(self, queue: str) -> bool:
+        until = self._held.get(queue)
+        if until is None:
+            return False
+        if until <= asyncio.get_running_loop().time():
+            del self._held[queue]
+            return False
+        return True
 
     async def stop(self) -> None:
         """Take nothing more, then end the loop.
@@ -185,7 +215,9 @@ class Fetcher(Loop):
         candidates = [
             queue
             for queue in self._queues
-            if self._sick.ready(queue) and queue not in self._stragglers
+            if self._sick.ready(queue)
+            and queue not in self._stragglers
+            and not self._is_held(queue)
         ]
         remaining = wanted
         failure: RedisUnavailable | None = None
@@ -216,6 +248,7 @@ class Fetcher(Loop):
                     candidates.remove(queue)
                     continue
                 self._sick.recovered(queue)
+                self._hold(queue, tasks)
                 if tasks:
                     self._processor.submit(queue, tasks)
                     remaining -= len(tasks)
@@ -239,6 +272,7 @@ class Fetcher(Loop):
         if exc is None:
             self._sick.recovered(queue)
             tasks = take.result()
+            self._hold(queue, tasks)
             if tasks:
                 self._processor.submit(queue, tasks)
         elif isinstance(exc, RedisUnavailable):
@@ -252,9 +286,18 @@ class Fetcher(Loop):
         return any(self._sick.ready(queue) for queue in self._queues)
 
     def _idle_wait(self) -> float:
-        """How long an idle fetcher sleeps without a wake-up: until a sick queue's retry."""
+        """How long an idle fetcher sleeps without a wake-up.
+
+        Until a sick queue's retry, or until a limit stops holding a queue back.
+        """
+        waits = [SAFETY_RECHECK_SECONDS]
         retry_in = self._sick.next_ready_in()
-        return SAFETY_RECHECK_SECONDS if retry_in is None else min(retry_in, SAFETY_RECHECK_SECONDS)
+        if retry_in is not None:
+            waits.append(retry_in)
+        if self._held:
+            now = asyncio.get_running_loop().time()
+            waits.append(max(0.0, min(self._held.values()) - now))
+        return min(waits)
 
     def _plan(self, candidates: list[str], wanted: int) -> list[tuple[str, int]]:
         """How many tasks to ask of which queue.

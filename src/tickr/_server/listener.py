@@ -54,3 +54,7 @@ class Listener(Loop):
         elif kind is EventKind.RESYNC:
             self._fetcher.wake()
             self._forwarder.wake()
+        elif kind is EventKind.LIMITS:
+            self._fetcher.release(event.queue)
+        elif kind is EventKind.SLOT:
+            self._fetcher.slot_freed(event.queue, event.task_id)

@@ -26,7 +26,7 @@ local item = cmsgpack.unpack(ARGV[8])
 local scheduled_head = zset_head(KEYS[2])
 local st = store_open(ARGV[13])
 local handoff = nil
-if st.n == 0 and redis.call('EXISTS', KEYS[8]) == 0 then
+if st.n == 0 and handoff_open(KEYS[8]) then
   handoff = {waiters = KEYS[6], active = KEYS[7], inbox_prefix = ARGV[9], now = tonumber(ARGV[10]),
     inbox_ttl = ARGV[11], handed_leases = tonumber(ARGV[12])}
 end

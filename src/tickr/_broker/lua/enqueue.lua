@@ -21,7 +21,7 @@ local task_prefix, unique_prefix, events = ARGV[1], ARGV[2], ARGV[3]
 local items = cmsgpack.unpack(ARGV[4])
 local st = store_open(ARGV[9])
 local handoff = nil
-if st.n == 0 and redis.call('EXISTS', KEYS[6]) == 0 then
+if st.n == 0 and handoff_open(KEYS[6]) then
   handoff = {waiters = KEYS[4], active = KEYS[5], inbox_prefix = ARGV[5], now = tonumber(ARGV[6]),
     inbox_ttl = ARGV[7], handed_leases = tonumber(ARGV[8])}
 end

@@ -2,6 +2,7 @@
 -- KEYS[1] active    KEYS[2] pending store meta    KEYS[3] retry    KEYS[4] archived
 -- KEYS[5] completed    KEYS[6] processed    KEYS[7] failed    KEYS[8] processed today
 -- KEYS[9] failed today    KEYS[10] idle flag    KEYS[11] this hour's minute counters
+-- KEYS[12] servers waiting for a concurrency slot (zset; see dequeue.lua)
 -- ARGV[1] task key prefix    ARGV[2] unique key prefix    ARGV[3] events channel
 -- ARGV[4] done channel    ARGV[5] now (ms)    ARGV[6] owner (server id)
 -- ARGV[7] daily counter ttl (s)    ARGV[8] archive max size    ARGV[9] archive max age (ms)
@@ -20,7 +21,9 @@
 -- A task whose record is damaged (lib/task_record.lua) is archived with the problem as its
 -- error instead, if this server holds it (a record that is not a hash names no owner:
 -- being in the active set suffices).
--- Every call also forgets completed tasks whose retention ran out.
+-- Every call also forgets completed tasks whose retention ran out, and wakes as many
+-- servers waiting for a concurrency slot as it freed slots ('w<server id>' on the events
+-- channel: only that server dequeues).
 -- Returns one value per task: 1 applied, 0 ignored because the server no longer holds the
 -- task (its lease was lost and the task recovered, or it was finished already), 2
 -- archived because its record is damaged.
@@ -39,6 +42,7 @@ local now, owner, day_ttl = tonumber(ARGV[5]), ARGV[6], ARGV[7]
 local results = {}
 local processed, failed, requeued, archived = 0, 0, 0, 0
 local retry_head, earliest_retry = nil, nil
+local freed = 0
 local st = nil
 
 for _, outcome in ipairs(cmsgpack.unpack(ARGV[10])) do
@@ -51,7 +55,7 @@ for _, outcome in ipairs(cmsgpack.unpack(ARGV[10])) do
   end
   if problem and ((task[1] == 'active' and task[2] == owner)
       or (kind ~= 'hash' and redis.call('ZSCORE', KEYS[1], id))) then
-    redis.call('ZREM', KEYS[1], id)
+    freed = freed + redis.call('ZREM', KEYS[1], id)
     archive_corrupt(key, kind, KEYS[4], id, problem, now)
     task_ended(unique_prefix, task[3], id, task[4], done)
     processed, failed, archived = processed + 1, failed + 1, archived + 1
@@ -60,7 +64,7 @@ for _, outcome in ipairs(cmsgpack.unpack(ARGV[10])) do
       or (tonumber(task[6]) or 0) ~= attempt then
     results[#results + 1] = 0
   else
-    redis.call('ZREM', KEYS[1], id)
+    freed = freed + redis.call('ZREM', KEYS[1], id)
     local final = false
     if task[5] and (op == 'r' or op == 'q') then
       op, text = 'a', 'cancelled'
@@ -118,4 +122,10 @@ if archived > 0 then
   trim_archive(KEYS[4], task_prefix, tonumber(ARGV[8]), tonumber(ARGV[9]), now)
 end
 trim_completed(KEYS[5], now)
+if freed > 0 then
+  local waiting = redis.call('ZPOPMIN', KEYS[12], freed)
+  for i = 1, #waiting, 2 do
+    redis.call('PUBLISH', events, 'w' .. waiting[i])
+  end
+end
 return results

@@ -15,6 +15,14 @@
 -- whether it was handed to a server.
 -- A task whose id exists counts as enqueued when it was written by this very call, sent
 -- again after its reply was lost (same token, or a fresh id); otherwise the id is taken.
+-- Whether a task may go straight to an idle server: not while the queue is paused, nor
+-- while it has a rate or concurrency limit, which dequeue.lua alone applies.  The limits
+-- key is the paused key's sibling (QueueKeys.limits).
+local function handoff_open(paused_key)
+  local limits_key = string.sub(paused_key, 1, -7) .. 'limits'
+  return redis.call('EXISTS', paused_key, limits_key) == 0
+end
+
 local function pending_token(st, id)
   local raw = store_get(st, id)
   if not raw then

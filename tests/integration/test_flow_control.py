@@ -1,0 +1,137 @@
+"""Flow control across servers: rate limits and concurrency limits held in Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+import tickr
+from tests.conftest import ServerFactory
+from tests.helpers import eventually
+
+JITTER = 0.02
+"""Seconds between a dequeue in Redis and its handler's start, allowed for in the windows."""
+
+
+def _worst_excess(starts: list[float], limit: int, period: float, burst: int) -> float:
+    """The largest count over `burst + limit * t / period` in any window of the starts."""
+    ordered = sorted(starts)
+    worst = 0.0
+    for first in range(len(ordered)):
+        for last in range(first, len(ordered)):
+            window = ordered[last] - ordered[first] + JITTER
+            allowed = burst + limit * window / period
+            worst = max(worst, (last - first + 1) - allowed)
+    return worst
+
+
+async def _drained(inspector: tickr.Inspector, queue: str = "default") -> bool:
+    info = await inspector.queue_info(queue, memory=False)
+    return info.pending + info.active == 0
+
+
+async def test_a_rate_limit_holds_in_every_window_across_two_servers(
+    client: tickr.Client, inspector: tickr.Inspector, running_server: ServerFactory
+) -> None:
+    await inspector.set_rate_limit("default", 20, 1.0, burst=3)
+    starts: list[float] = []
+
+    async def record(task: tickr.Task) -> None:
+        starts.append(time.monotonic())
+
+    async with running_server(record, concurrency=10), running_server(record, concurrency=10):
+        await client.enqueue_many([tickr.TaskSpec("t", n) for n in range(50)])
+        await eventually(lambda: _drained(inspector), timeout=30)
+    assert len(starts) == 50
+    assert _worst_excess(starts, 20, 1.0, 3) <= 0, "never more than the limit allows"
+    span = max(starts) - min(starts)
+    assert span >= (50 - 3) / 20 - JITTER, "the limit held the queue back"
+    info = await inspector.queue_info("default", memory=False)
+    assert info.rate_limit == tickr.RateLimit(20, 1.0, 3)
+    assert info.retry == info.archived == 0, "held tasks stay pending: no attempt counted"
+
+
+async def test_changing_or_clearing_a_rate_limit_applies_at_once(
+    client: tickr.Client, inspector: tickr.Inspector, running_server: ServerFactory
+) -> None:
+    await inspector.set_rate_limit("default", 1, 3600.0)  # one an hour
+    starts: list[float] = []
+
+    async def record(task: tickr.Task) -> None:
+        starts.append(time.monotonic())
+
+    async with running_server(record, concurrency=5):
+        await client.enqueue_many([tickr.TaskSpec("t", n) for n in range(20)])
+        await eventually(lambda: _count(starts, 1))
+        await asyncio.sleep(0.3)
+        assert len(starts) == 1, "the rest waits for the next hour"
+        changed = time.monotonic()
+        await inspector.set_rate_limit("default", 50, 1.0)
+        await eventually(lambda: _count(starts, 6), timeout=5)
+        assert starts[5] - changed < 1.0, "the new limit holds within the second"
+        await inspector.clear_rate_limit("default")
+        await eventually(lambda: _drained(inspector), timeout=10)
+    assert (await inspector.queue_info("default", memory=False)).rate_limit is None
+
+
+async def _count(starts: list[float], count: int) -> bool:
+    return len(starts) >= count
+
+
+async def test_a_concurrency_limit_is_never_exceeded_across_servers(
+    client: tickr.Client, inspector: tickr.Inspector, running_server: ServerFactory
+) -> None:
+    await inspector.set_concurrency_limit("default", 3)
+    running = 0
+    most = 0
+
+    async def slow(task: tickr.Task) -> None:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.05)
+        running -= 1
+
+    async with running_server(slow, concurrency=10), running_server(slow, concurrency=10):
+        await client.enqueue_many([tickr.TaskSpec("t", n) for n in range(40)])
+        await eventually(lambda: _drained(inspector), timeout=30)
+    assert most == 3, "the limit was used, and never exceeded"
+    assert (await inspector.queue_info("default", memory=False)).concurrency_limit == 3
+    await inspector.clear_concurrency_limit("default")
+    assert (await inspector.queue_info("default", memory=False)).concurrency_limit is None
+
+
+async def test_a_limited_queue_does_not_hold_back_the_others(
+    client: tickr.Client, inspector: tickr.Inspector, running_server: ServerFactory
+) -> None:
+    await inspector.set_rate_limit("slow", 1, 3600.0)
+    done: list[str] = []
+
+    async def record(task: tickr.Task) -> None:
+        done.append(task.queue)
+
+    async with running_server(record, queues={"slow": 1, "fast": 1}, concurrency=4):
+        await client.enqueue_many([tickr.TaskSpec("t", n, queue="slow") for n in range(5)])
+        await client.enqueue_many([tickr.TaskSpec("t", n, queue="fast") for n in range(30)])
+        await eventually(lambda: _drained(inspector, "fast"), timeout=10)
+    assert done.count("fast") == 30 and done.count("slow") == 1
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda i: i.set_rate_limit("q", 0), "limit"),
+        (lambda i: i.set_rate_limit("q", 5, 0), "period"),
+        (lambda i: i.set_rate_limit("q", 5, burst=0), "burst"),
+        (lambda i: i.set_concurrency_limit("q", 0), "limit"),
+        (lambda i: i.set_concurrency_limit("q", True), "limit"),
+    ],
+)
+async def test_bad_limits_are_refused_before_anything_is_written(
+    inspector: tickr.Inspector, call: object, message: str
+) -> None:
+    with pytest.raises((TypeError, ValueError), match=message):
+        await call(inspector)  # type: ignore[operator]
+    assert "q" not in await inspector.queues()
