@@ -273,3 +273,31 @@ async def test_cron_entries_show_their_next_runs_and_run_now(
 
 async def _entries(inspector: tickr.Inspector, count: int) -> bool:
     return len(await inspector.scheduler_entries()) == count
+
+
+async def test_limits_are_shown_and_changed_on_the_queue_page(
+    fresh_browser: webdriver.Chrome, base_url: str, client: tickr.Client,
+    inspector: tickr.Inspector,
+) -> None:  # fmt: skip
+    browser = fresh_browser
+    await client.enqueue("t", 1, queue="api")
+    log_in(browser, base_url, ADMIN, "/queues/api")
+    assert "None" in cell_text(browser, "[data-rate-limit]")
+    rate_form = browser.find_element(By.CSS_SELECTOR, "form.limit-form:has(input[value=rate])")
+    rate_form.find_element(By.NAME, "limit").send_keys("100")
+    period = rate_form.find_element(By.NAME, "period")
+    period.clear()
+    period.send_keys("60")
+    rate_form.find_element(By.XPATH, ".//button[text()='Set']").click()
+    wait_text(browser, ".notice", "Rate limit set: 100 per 60 s")
+    assert "100 per 1 min, burst 1" in cell_text(browser, "[data-rate-limit]")
+    cap_form = browser.find_element(By.CSS_SELECTOR, "form.limit-form:has(input[value=conc])")
+    cap_form.find_element(By.NAME, "limit").send_keys("4")
+    cap_form.find_element(By.XPATH, ".//button[text()='Set']").click()
+    wait_text(browser, "[data-concurrency-limit]", "At most 4 active")
+    shot(browser, "queue-limits")
+    info = await inspector.queue_info("api", memory=False)
+    assert info.rate_limit == tickr.RateLimit(100, 60.0) and info.concurrency_limit == 4
+    browser.find_element(By.XPATH, "//form[input[@value='rate']]//button[text()='Remove']").click()
+    wait_text(browser, ".notice", "Rate limit removed.")
+    assert (await inspector.queue_info("api", memory=False)).rate_limit is None

@@ -327,6 +327,35 @@ async def test_pausing_needs_queues_manage(manage_url: str, client: tickr.Client
     assert resumed.json() == {"queue": "email", "paused": False}
 
 
+async def test_rate_and_concurrency_limits_are_set_and_removed(
+    manage_url: str, client: tickr.Client
+) -> None:
+    await client.enqueue("t", queue="email")
+    path = "/api/v1/queues/email"
+    async with httpx.AsyncClient(base_url=manage_url) as http:
+        refused = await http.put(f"{path}/rate-limit", json={"limit": 5}, headers=auth(MANAGER))
+        rate = await http.put(
+            f"{path}/rate-limit",
+            json={"limit": 100, "period": 60, "burst": 10},
+            headers=auth(ADMIN),
+        )
+        cap = await http.put(f"{path}/concurrency-limit", json={"limit": 4}, headers=auth(ADMIN))
+        bad = await http.put(f"{path}/concurrency-limit", json={"limit": 0}, headers=auth(ADMIN))
+        odd = await http.put(f"{path}/rate-limit", json={"limit": "5"}, headers=auth(ADMIN))
+        cleared = await http.delete(f"{path}/rate-limit", headers=auth(ADMIN))
+    assert refused.status_code == 403
+    assert rate.json()["rate_limit"] == {
+        "limit": 100,
+        "period": 60.0,
+        "burst": 10,
+        "per_lane": False,
+    }
+    assert cap.json()["concurrency_limit"] == 4 and cap.json()["rate_limit"] is not None
+    assert bad.status_code == 400 and "limit" in bad.json()["detail"]
+    assert odd.status_code == 400 and "limit must be int" in odd.json()["detail"]
+    assert cleared.json()["rate_limit"] is None and cleared.json()["concurrency_limit"] == 4
+
+
 async def test_history_servers_and_schedulers(
     manage_url: str, client: tickr.Client, running_server: ServerFactory, url: str, namespace: str
 ) -> None:

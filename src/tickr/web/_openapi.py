@@ -118,6 +118,36 @@ SCHEMAS: Final[dict[str, dict[str, Any]]] = {
             "paused": {"type": "boolean"},
             "latency": {"type": "number", "description": "Seconds the next task waited."},
             "size": {"type": "integer"},
+            "rate_limit": {
+                "oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/RateLimitBody"}]
+            },
+            "concurrency_limit": {"type": ["integer", "null"]},
+            "concurrency_per_lane": {"type": "boolean"},
+        },
+    },
+    "RateLimitBody": {
+        "type": "object",
+        "required": ["limit"],
+        "additionalProperties": False,
+        "properties": {
+            "limit": {"type": "integer", "minimum": 1, "description": "Starts per period."},
+            "period": {
+                "type": "number",
+                "exclusiveMinimum": 0,
+                "default": 1.0,
+                "description": "Seconds.",
+            },
+            "burst": {"type": "integer", "minimum": 1, "default": 1},
+            "per_lane": {"type": "boolean", "default": False},
+        },
+    },
+    "ConcurrencyLimitBody": {
+        "type": "object",
+        "required": ["limit"],
+        "additionalProperties": False,
+        "properties": {
+            "limit": {"type": "integer", "minimum": 1, "description": "Active tasks at most."},
+            "per_lane": {"type": "boolean", "default": False},
         },
     },
     "Queues": {

@@ -20,6 +20,7 @@ __all__ = [
     "act",
     "audit",
     "history",
+    "limit",
     "list_tasks",
     "pause",
     "queue",
@@ -32,11 +33,13 @@ __all__ = [
 
 def record_json(record: Any) -> dict[str, Any]:
     """A dataclass record of the Inspector (DailyStats, ServerInfo, ...) as JSON."""
-    shown = {}
+    shown: dict[str, Any] = {}
     for item in dataclasses.fields(record):
         value = getattr(record, item.name)
         if isinstance(value, datetime | date):
             shown[item.name] = value.isoformat()
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            shown[item.name] = record_json(value)
         else:
             shown[item.name] = to_json(value)
     return shown
@@ -176,6 +179,50 @@ async def pause(ctx: Context, request: Request) -> Response:
     except (TypeError, ValueError) as exc:
         raise Failure(400, str(exc)) from None
     return JSONResponse({"queue": name, "paused": paused})
+
+
+def _field(body: dict[str, Any], name: str, kinds: tuple[type, ...], default: Any) -> Any:
+    value = body.get(name, default)
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        raise Failure(400, f"{name} must be {' or '.join(k.__name__ for k in kinds)}")
+    return value
+
+
+async def limit(ctx: Context, request: Request) -> Response:
+    """Set (PUT) or remove (DELETE) a queue's rate or concurrency limit."""
+    name = request.path_params["queue"]
+    rate = request.url.path.endswith("/rate-limit")
+    ctx.guard.authorize(request, "queues:manage", name)
+    ctx.guard.writable()
+    inspector = ctx.inspector
+    try:
+        if request.method == "DELETE":
+            if rate:
+                await inspector.clear_rate_limit(name)
+            else:
+                await inspector.clear_concurrency_limit(name)
+        else:
+            body = await ctx.body(request)
+            unknown = sorted(set(body) - ({"limit", "period", "burst", "per_lane"} if rate
+                                          else {"limit", "per_lane"}))  # fmt: skip
+            if unknown:
+                raise Failure(400, f"unknown field(s): {', '.join(unknown)}")
+            if "limit" not in body:
+                raise Failure(400, "limit is required")
+            count = _field(body, "limit", (int,), None)
+            per_lane = _field(body, "per_lane", (bool,), False)
+            if rate:
+                period = _field(body, "period", (int, float), 1.0)
+                burst = _field(body, "burst", (int,), 1)
+                await inspector.set_rate_limit(
+                    name, count, float(period), burst=burst, per_lane=per_lane
+                )
+            else:
+                await inspector.set_concurrency_limit(name, count, per_lane=per_lane)
+        info = await inspector.queue_info(name, memory=False)
+    except (TypeError, ValueError) as exc:
+        raise Failure(400, str(exc)) from None
+    return JSONResponse(queue_json(info))
 
 
 async def audit(ctx: Context, request: Request) -> Response:

@@ -142,6 +142,48 @@ def _endpoints(ctx: Context, readings: service_routes.QueueReadings) -> list[End
             _answers(_OK, _BAD, schema="Done"),
             audit="queue.unpause",
         ),
+        *(
+            Endpoint(
+                method,
+                _QUEUE + path,
+                bind(queue_routes.limit),
+                summary,
+                "queues:manage",
+                _answers(_OK, _BAD, schema="Queue"),
+                body=body if method == "PUT" else None,
+                audit=action,
+            )
+            for method, path, summary, body, action in (
+                (
+                    "PUT",
+                    "/rate-limit",
+                    "Set the queue's rate limit, for every server.",
+                    "RateLimitBody",
+                    "queue.set_rate_limit",
+                ),
+                (
+                    "DELETE",
+                    "/rate-limit",
+                    "Remove the queue's rate limit.",
+                    None,
+                    "queue.clear_rate_limit",
+                ),
+                (
+                    "PUT",
+                    "/concurrency-limit",
+                    "Set how many of its tasks may be active at once.",
+                    "ConcurrencyLimitBody",
+                    "queue.set_concurrency_limit",
+                ),
+                (
+                    "DELETE",
+                    "/concurrency-limit",
+                    "Remove the queue's concurrency limit.",
+                    None,
+                    "queue.clear_concurrency_limit",
+                ),
+            )
+        ),
         Endpoint(
             "GET",
             _QUEUE + "/history",

@@ -21,7 +21,7 @@ from tickr.web._dashboard import pages
 from tickr.web._dashboard.access import Dashboard, Viewer
 from tickr.web._dashboard.session import LOGIN_COOKIE, SESSION_COOKIE
 
-__all__ = ["bulk", "log_in", "log_out", "pause", "run_entry", "task_action"]
+__all__ = ["bulk", "limits", "log_in", "log_out", "pause", "run_entry", "task_action"]
 
 MATCH_SCAN_LIMIT: Final = 100_000
 """The most tasks "all matching" looks through; a larger state needs a narrower filter."""
@@ -143,6 +143,45 @@ async def task_action(dash: Dashboard, request: Request) -> Response:
         dash, request, viewer, f"task.{action}", back, queue=name, task_id=task_id,
         notice=f"Task {task_id} {past[action]}.",
     )  # fmt: skip
+
+
+def _whole_number(text: str, name: str) -> int:
+    if not text.strip().isdigit():
+        raise ValueError(f"{name} must be a whole number, not {text!r}")
+    return int(text)
+
+
+async def limits(dash: Dashboard, request: Request) -> Response:
+    """Set or remove the queue's rate or concurrency limit."""
+    name = request.path_params["queue"]
+    viewer, form = await dash.change(request, "queues:manage", name)
+    inspector = dash.ctx.inspector
+    kind, clear = form.get("kind"), form.get("op") == "clear"
+    try:
+        if kind == "rate" and clear:
+            await inspector.clear_rate_limit(name)
+            notice = "Rate limit removed."
+        elif kind == "rate":
+            count = _whole_number(form.get("limit"), "limit")
+            period = float(form.get("period") or "1")
+            burst = _whole_number(form.get("burst") or "1", "burst")
+            await inspector.set_rate_limit(name, count, period, burst=burst)
+            notice = f"Rate limit set: {count:,} per {period:g} s, burst {burst:,}."
+        elif kind == "conc" and clear:
+            await inspector.clear_concurrency_limit(name)
+            notice = "Concurrency limit removed."
+        elif kind == "conc":
+            count = _whole_number(form.get("limit"), "limit")
+            await inspector.set_concurrency_limit(name, count)
+            notice = f"Concurrency limit set: {count:,} at once."
+        else:
+            raise ValueError(f"unknown limit {kind!r}")
+    except ValueError as exc:
+        return dash.redirect(request, f"/queues/{name}", notice=f"Not changed: {exc}.")
+    action = (
+        f"queue.{'clear' if clear else 'set'}_{'rate' if kind == 'rate' else 'concurrency'}_limit"
+    )
+    return await _done(dash, request, viewer, action, f"/queues/{name}", queue=name, notice=notice)
 
 
 def _bulk_state(text: str) -> TaskState | None:

@@ -50,6 +50,7 @@ def routes(ctx: Context, keys: SessionKeys) -> list[BaseRoute]:
         Route("/queues/{queue}/pause", bind(actions.pause), methods=["POST"]),
         Route("/queues/{queue}/unpause", bind(actions.pause), methods=["POST"]),
         Route("/queues/{queue}/bulk", bind(actions.bulk), methods=["POST"]),
+        Route("/queues/{queue}/limits", bind(actions.limits), methods=["POST"]),
         Route(task, bind(pages.task), methods=["GET"], name="task_page"),
         Route(task + "/{action}", bind(actions.task_action), methods=["POST"]),
         Route("/servers", bind(pages.servers), methods=["GET"], name="servers_page"),
