@@ -4,6 +4,7 @@
     tickr web [--host H] [--port P] [--token-file F] [--read-only] [--root-path /prefix]
     tickr stats [--watch [SECONDS]]
     tickr queue ls | inspect Q | history Q | pause Q | unpause Q | rm Q [--force]
+    tickr queue limit Q [--rate N [--period S] [--burst B]] [--concurrency N] [--clear-rate]
     tickr task ls Q --state S | get ID | cancel ID | delete ID | run ID | archive ID
     tickr server ls
     tickr cron ls | history ENTRY

@@ -203,7 +203,8 @@ async def test_queue_commands(
     assert row["queue"] == "work" and row["size"] == 2 and row["memory"] > 0
 
     shown = await cli("queue", "inspect", "work")
-    assert "archived:        2" in shown.lines and "failed today:    2" in shown.lines
+    assert "archived:          2" in shown.lines and "failed today:      2" in shown.lines
+    assert "rate limit:        none" in shown.lines
     info = (await cli("queue", "inspect", "work", "--json")).json()
     assert (info["archived"], info["processed"], info["failed"], info["paused"]) == (
         2, 4, 2, False,
@@ -776,3 +777,20 @@ def test_json_conversion_keeps_every_payload() -> None:
         "other": "<class 'object'>",
     }
     json.dumps(converted, allow_nan=False)
+
+
+async def test_queue_limit_shows_sets_and_removes_limits(
+    cli: CLI, client: tickr.Client, inspector: tickr.Inspector
+) -> None:
+    await client.enqueue("t", queue="api")
+    shown = await cli("queue", "limit", "api")
+    assert shown.lines == ["rate limit none; concurrency limit none"]
+    both = await cli(
+        "queue", "limit", "api", "--rate", "100", "--period", "60", "--concurrency", "4"
+    )
+    assert both.lines == ["now: rate limit 100 per 1m, burst 1; concurrency limit 4 at once"]
+    info = await inspector.queue_info("api", memory=False)
+    assert info.rate_limit == tickr.RateLimit(100, 60.0) and info.concurrency_limit == 4
+    assert "rate limit:" in " ".join((await cli("queue", "inspect", "api")).lines)
+    cleared = await cli("queue", "limit", "api", "--clear-rate")
+    assert cleared.lines == ["now: rate limit none; concurrency limit 4 at once"]

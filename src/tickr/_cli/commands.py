@@ -192,9 +192,49 @@ async def queue_inspect(args: Namespace, inspector: Inspector) -> int:
                 ("completed", info.completed),
                 ("processed today", info.processed),
                 ("failed today", info.failed),
+                ("rate limit", _rate_text(info)),
+                ("concurrency limit", _concurrency_text(info)),
             ]
         )
     )
+    return 0
+
+
+def _rate_text(info: QueueInfo) -> str:
+    limit = info.rate_limit
+    if limit is None:
+        return "none"
+    lane = ", per lane" if limit.per_lane else ""
+    return f"{limit.limit} per {duration(limit.period)}, burst {limit.burst}{lane}"
+
+
+def _concurrency_text(info: QueueInfo) -> str:
+    if info.concurrency_limit is None:
+        return "none"
+    lane = ", per lane" if info.concurrency_per_lane else ""
+    return f"{info.concurrency_limit} at once{lane}"
+
+
+async def queue_limit(args: Namespace, inspector: Inspector) -> int:
+    """Show, set or remove a queue's rate and concurrency limits."""
+    changed = False
+    if args.clear_rate:
+        await inspector.clear_rate_limit(args.queue)
+        changed = True
+    if args.clear_concurrency:
+        await inspector.clear_concurrency_limit(args.queue)
+        changed = True
+    if args.rate is not None:
+        await inspector.set_rate_limit(
+            args.queue, args.rate, args.period, burst=args.burst, per_lane=args.per_lane
+        )
+        changed = True
+    if args.concurrency is not None:
+        await inspector.set_concurrency_limit(args.queue, args.concurrency, per_lane=args.per_lane)
+        changed = True
+    info = await inspector.queue_info(args.queue, memory=False)
+    prefix = "now: " if changed else ""
+    out(f"{prefix}rate limit {_rate_text(info)}; concurrency limit {_concurrency_text(info)}")
     return 0
 
 
@@ -359,6 +399,7 @@ COMMANDS: dict[str, Callable[[Namespace], int]] = {
         "queue pause": queue_pause,
         "queue unpause": queue_unpause,
         "queue rm": queue_rm,
+        "queue limit": queue_limit,
         "task ls": task_ls,
         "task get": task_get,
         "task cancel": task_cancel,

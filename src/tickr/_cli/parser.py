@@ -288,6 +288,29 @@ def _add_queue(commands: Adder) -> None:
         _command(sub.add_parser, name, f"queue {name}", help, read=False).add_argument(
             "queue", metavar="QUEUE", type=_queue
         )
+    limit = _command(
+        sub.add_parser,
+        "limit",
+        "queue limit",
+        "show, set or remove a queue's rate and concurrency limits (for every server)",
+        read=False,
+    )
+    limit.add_argument("queue", metavar="QUEUE", type=_queue)
+    limit.add_argument("--rate", type=_positive, metavar="N", help="at most N starts per period")
+    limit.add_argument(
+        "--period", type=_seconds, default=1.0, metavar="SECONDS", help="of --rate (default 1)"
+    )
+    limit.add_argument(
+        "--burst", type=_positive, default=1, metavar="B", help="starts at once (default 1)"
+    )
+    limit.add_argument(
+        "--concurrency", type=_positive, metavar="N", help="at most N of its tasks active at once"
+    )
+    limit.add_argument("--per-lane", action="store_true", help="apply the limits to each lane")
+    limit.add_argument("--clear-rate", action="store_true", help="remove the rate limit")
+    limit.add_argument(
+        "--clear-concurrency", action="store_true", help="remove the concurrency limit"
+    )
     rm = _command(sub.add_parser, "rm", "queue rm", "delete a queue", read=False)
     rm.add_argument("queue", metavar="QUEUE", type=_queue)
     rm.add_argument("--force", action="store_true", help="delete its tasks too")
