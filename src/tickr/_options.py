@@ -33,11 +33,15 @@ __all__ = [
     "DEFAULT_MAX_RETRY",
     "DEFAULT_QUEUE",
     "DEFAULT_TIMEOUT",
+    "MAX_CONCURRENCY",
     "PreparedTask",
     "TaskSpec",
     "new_task_id",
     "prepare_task",
 ]
+
+MAX_CONCURRENCY: Final = 10_000
+"""The most worker coroutines one Server runs; run more servers for more."""
 
 DEFAULT_QUEUE: Final = "default"
 DEFAULT_MAX_RETRY: Final = 25

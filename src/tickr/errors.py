@@ -27,6 +27,7 @@ __all__ = [
     "QueueNotEmpty",
     "QueueNotFound",
     "RedisUnavailable",
+    "ServerNotFound",
     "SkipRetry",
     "TaskFailed",
     "TaskIDConflict",
@@ -90,6 +91,17 @@ class QueueNotEmpty(TickrError):
         super().__init__(f"queue {queue!r} still has {tasks} task(s)")
         self.queue = queue
         self.tasks = tasks
+
+
+class ServerNotFound(TickrError, KeyError):
+    """No live server has this id."""
+
+    def __init__(self, server_id: str) -> None:
+        super().__init__(f"no live server has the id {server_id!r}")
+        self.server_id = server_id
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class EntryNotFound(TickrError, KeyError):

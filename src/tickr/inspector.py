@@ -20,7 +20,7 @@ from tickr._checks import (
     check_task,
     check_url,
 )
-from tickr._options import DEFAULT_QUEUE
+from tickr._options import DEFAULT_QUEUE, MAX_CONCURRENCY
 from tickr._records import read_task, task_info
 from tickr._serialization import MessageDecodeError, decode_value
 from tickr._time import datetime_from_ms, utc_day
@@ -29,6 +29,7 @@ from tickr.errors import (
     QueueNotEmpty,
     QueueNotFound,
     RedisUnavailable,
+    ServerNotFound,
     TaskNotFound,
     TaskStateConflict,
 )
@@ -605,6 +606,23 @@ class Inspector(ClosedOnExit):
         """
         check_name(queue, "queue")
         await self._broker.clear_limits(queue, "conc")
+
+    async def set_server_concurrency(self, server_id: str, concurrency: int) -> None:
+        """Resize a running server, as its `Server.set_concurrency` does, from anywhere.
+
+        The server hears it on its queues' event channels at once (within the second).
+
+        Raises:
+            ServerNotFound: If no live server has this id.
+            TypeError, ValueError: For a concurrency that is not an int from 1 to
+                10,000.
+            RedisUnavailable: If Redis cannot be reached.
+        """
+        check_int(concurrency, "concurrency", 1, MAX_CONCURRENCY)
+        found = [server for server in await self.servers() if server.id == server_id]
+        if not found:
+            raise ServerNotFound(server_id)
+        await self._broker.publish_events(sorted(found[0].queues), f"n{server_id} {concurrency}")
 
     async def check_ready(self) -> None:
         """Check that Redis answers and holds Tickr's scripts, loading those it lacks.

@@ -46,6 +46,7 @@ from tickr._checks import (
     check_url,
     is_async_callable,
 )
+from tickr._options import MAX_CONCURRENCY
 from tickr._server.burst import BurstWatcher
 from tickr._server.context import ServerContext
 from tickr._server.fetcher import FETCH_GRACE, Fetcher
@@ -77,8 +78,6 @@ DEFAULT_ARCHIVE_MAX_SIZE: Final = 10_000
 DEFAULT_ARCHIVE_MAX_AGE: Final = timedelta(days=90)
 DEFAULT_MAX_RESULT_BYTES: Final = 1024 * 1024
 _FINAL_FLUSH_LIMIT: Final = 30.0
-MAX_CONCURRENCY: Final = 10_000
-"""The most worker coroutines one Server runs; run more servers for more."""
 
 
 class Server(Service):
@@ -159,6 +158,7 @@ class Server(Service):
         self._redis = redis
         self.namespace = namespace
         self.concurrency = concurrency
+        self._processor: Processor | None = None
         self.strict_priority = strict_priority
         self._retry_delay = retry_delay or exponential_backoff()
         self._error_handler = error_handler
@@ -228,6 +228,29 @@ class Server(Service):
                 start, or was shut down first).
         """
         await self._wait_ready()
+
+    async def set_concurrency(self, concurrency: int) -> None:
+        """Run up to `concurrency` tasks at once from now on, without a restart.
+
+        Growing starts workers at once; shrinking lets running handlers finish (no task
+        is stopped), and the workers beyond the new size end as they become free.  Not
+        serving, it sets the concurrency of the next `serve()`.
+        `Inspector.set_server_concurrency` does the same from another process.
+
+        Raises:
+            TypeError, ValueError: For a concurrency that is not an int from 1 to
+                `MAX_CONCURRENCY`.
+        """
+        check_int(concurrency, "concurrency", 1, MAX_CONCURRENCY)
+        self._resize(concurrency)
+
+    def _resize(self, concurrency: int) -> None:
+        if concurrency == self.concurrency:
+            return
+        logger.info("server %s: concurrency %d -> %d", self.id, self.concurrency, concurrency)
+        self.concurrency = concurrency
+        if self._processor is not None:
+            self._processor.resize(concurrency)
 
     async def shutdown(self) -> None:
         """Stop fetching, give running handlers `shutdown_timeout`, requeue the rest.
@@ -367,8 +390,9 @@ class Server(Service):
                 supervisor.take_failure() or (None if leases is None else leases.failure)
             ),
         )
+        self._processor = processor
         return _Parts(
-            listener=Listener(ctx, fetcher, forwarder, processor),
+            listener=Listener(ctx, fetcher, forwarder, processor, resize=self._resize),
             finisher=finisher,
             processor=processor,
             leases=leases,

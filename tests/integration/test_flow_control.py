@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -135,3 +136,82 @@ async def test_bad_limits_are_refused_before_anything_is_written(
     with pytest.raises((TypeError, ValueError), match=message):
         await call(inspector)  # type: ignore[operator]
     assert "q" not in await inspector.queues()
+
+
+async def test_a_running_server_grows_and_shrinks_without_stopping_a_task(
+    client: tickr.Client, inspector: tickr.Inspector, running_server: ServerFactory
+) -> None:
+    running = 0
+    most = 0
+    release = asyncio.Event()
+
+    async def held(task: tickr.Task) -> None:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await release.wait()
+        running -= 1
+
+    async with running_server(held, concurrency=2) as server:
+        await client.enqueue_many([tickr.TaskSpec("t", n) for n in range(12)])
+        await eventually(lambda: _value(lambda: running == 2))
+        await server.set_concurrency(6)
+        await eventually(lambda: _value(lambda: running == 6), timeout=5)
+        [info] = await inspector.servers()
+        await eventually(lambda: _concurrency(inspector, 6), timeout=5)
+        await inspector.set_server_concurrency(server.id, 3)
+        await eventually(lambda: _value(lambda: server.concurrency == 3), timeout=1)
+        release.set()  # six finish; from now on three at a time
+        await eventually(lambda: _drained(inspector), timeout=10)
+        assert server.concurrency == 3 and info.id == server.id
+    assert most == 6
+    assert (await inspector.queue_info("default", memory=False)).processed == 12
+
+
+async def test_after_shrinking_at_most_the_new_size_runs(
+    client: tickr.Client, inspector: tickr.Inspector, running_server: ServerFactory
+) -> None:
+    running = 0
+    most_after = 0
+    shrunk = False
+
+    async def short(task: tickr.Task) -> None:
+        nonlocal running, most_after
+        running += 1
+        if shrunk:
+            most_after = max(most_after, running)
+        await asyncio.sleep(0.02)
+        running -= 1
+
+    async with running_server(short, concurrency=8) as server:
+        await client.enqueue_many([tickr.TaskSpec("t", n) for n in range(20)])
+        await server.set_concurrency(2)
+        await eventually(lambda: _value(lambda: running <= 2))
+        shrunk = True
+        await client.enqueue_many([tickr.TaskSpec("t", n) for n in range(40)])
+        await eventually(lambda: _drained(inspector), timeout=10)
+    assert 1 <= most_after <= 2
+
+
+async def test_resizing_an_unknown_server_or_to_a_bad_size_is_refused(
+    inspector: tickr.Inspector, running_server: ServerFactory
+) -> None:
+    with pytest.raises(tickr.ServerNotFound):
+        await inspector.set_server_concurrency("no-such-server", 4)
+
+    async def noop(task: tickr.Task) -> None:
+        return None
+
+    async with running_server(noop) as server:
+        with pytest.raises(ValueError, match="concurrency"):
+            await inspector.set_server_concurrency(server.id, 0)
+        with pytest.raises(TypeError):
+            await server.set_concurrency(2.5)  # type: ignore[arg-type]
+
+
+async def _value(check: Callable[[], bool]) -> bool:
+    return check()
+
+
+async def _concurrency(inspector: tickr.Inspector, size: int) -> bool:
+    return [server.concurrency for server in await inspector.servers()] == [size]

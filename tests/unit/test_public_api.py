@@ -29,6 +29,7 @@ CONTRACT_NAMES = {
 }
 ADDITIONS = {
     "AuditEntry",
+    "ServerNotFound",
     "RateLimit",
     "TaskSearch",
     "CallNext",
@@ -76,7 +77,7 @@ PUBLIC_MODULES = {
     "tickr.clock": {"Clock", "SystemClock"},
     "tickr.errors": {
         "DuplicateTask", "EntryNotFound", "QueueNotEmpty", "QueueNotFound", "RedisUnavailable",
-        "SkipRetry", "TaskFailed", "TaskIDConflict", "TaskNotFound", "TaskStateConflict",
+        "ServerNotFound", "SkipRetry", "TaskFailed", "TaskIDConflict", "TaskNotFound", "TaskStateConflict",
         "TickrError",
     },
     "tickr.inspector": {

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import tickr
-from tickr.server import MAX_CONCURRENCY
+from tickr._options import MAX_CONCURRENCY
 
 ENTRY_POINTS: list[Callable[..., Any]] = [
     tickr.Client,

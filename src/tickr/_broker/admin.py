@@ -336,6 +336,13 @@ class Admin(Calls):
 
     # ------------------------------------------------------------------ flow control
 
+    async def publish_events(self, queues: Sequence[str], message: str) -> int:
+        """Publish `message` on the events channel of each queue; how many servers heard it."""
+        replies = await self._pipeline(
+            [("PUBLISH", self.keys(queue).events_channel, message) for queue in queues]
+        )
+        return sum(int(reply) for reply in replies)
+
     async def set_limits(self, queue: str, fields: Mapping[str, str | int | float]) -> None:
         """Set some of a queue's limits (LIMIT_FIELDS), telling every server at once."""
         keys = self.keys(queue)

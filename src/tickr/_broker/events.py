@@ -64,12 +64,14 @@ class EventKind(enum.Enum):
     RESYNC = "resync"
     LIMITS = "limits"
     SLOT = "slot"
+    RESIZE = "resize"
 
 
 class Event(NamedTuple):
     """One notification about a queue (and, for CANCEL and DONE, one task).
 
-    For SLOT, `task_id` holds the id of the server a concurrency slot freed for.
+    For SLOT, `task_id` holds the id of the server a concurrency slot freed for; for
+    RESIZE, "<server id> <concurrency>".
     """
 
     kind: EventKind
@@ -209,6 +211,8 @@ class EventListener:
             self._sink(Event(EventKind.LIMITS, queue))
         elif data[:1] == b"w":
             self._sink(Event(EventKind.SLOT, queue, data[1:].decode()))
+        elif data[:1] == b"n":
+            self._sink(Event(EventKind.RESIZE, queue, data[1:].decode()))
 
 
 class WireTransport:

@@ -51,7 +51,8 @@ P minutes:<hour>         hash    per-minute counters of one hour (hours since th
                                  p<minute> processed, f<minute> failed (minute 0-59 of the
                                  hour), kept until 25 hours after the hour began
 P events                 pubsub  "p" pending work, "s" earlier due time, "c<id>" cancel,
-                                 "l" the limits changed, "w<server>" a slot for that server
+                                 "l" the limits changed, "w<server>" a slot for that server,
+                                 "n<server> <n>" that server's new concurrency
 P done                   pubsub  id of a finished task somebody waits on
 =======================  ======  ==========================================================
 """

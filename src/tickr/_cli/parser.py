@@ -15,8 +15,8 @@ from tickr._checks import check_name
 from tickr._cli.commands import COMMANDS
 from tickr._cli.web import run_web
 from tickr._cli.worker import run_worker
+from tickr._options import MAX_CONCURRENCY
 from tickr.inspector import MAX_PAGE, MAX_PAGE_SIZE
-from tickr.server import MAX_CONCURRENCY
 from tickr.values import TASK_STATES
 
 __all__ = ["build_parser"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from tickr._broker import Event, EventKind
 from tickr._server.context import ServerContext
@@ -25,8 +26,16 @@ class Listener(Loop):
     kind = "listener"
 
     def __init__(
-        self, ctx: ServerContext, fetcher: Fetcher, forwarder: Forwarder, processor: Processor
+        self,
+        ctx: ServerContext,
+        fetcher: Fetcher,
+        forwarder: Forwarder,
+        processor: Processor,
+        *,
+        resize: Callable[[int], None],
     ) -> None:
+        self._owner = ctx.owner
+        self._resize = resize
         self._fetcher = fetcher
         self._forwarder = forwarder
         self._processor = processor
@@ -58,3 +67,7 @@ class Listener(Loop):
             self._fetcher.release(event.queue)
         elif kind is EventKind.SLOT:
             self._fetcher.slot_freed(event.queue, event.task_id)
+        elif kind is EventKind.RESIZE:
+            server, _, size = event.task_id.partition(" ")
+            if server == self._owner and size.isdigit() and int(size) > 0:
+                self._resize(int(size))

@@ -32,7 +32,7 @@ from tickr._serialization import MessageDecodeError, TaskMessage, decode_message
 from tickr._server.context import ServerContext
 from tickr._server.finisher import Finisher
 from tickr._server.job import Job, StopReason
-from tickr._server.supervisor import Supervisor
+from tickr._server.supervisor import RETIRED, Supervisor
 from tickr.backoff import RetryDelay, exponential_backoff
 from tickr.errors import SkipRetry
 from tickr.mux import CallNext, _no_handler_message
@@ -103,7 +103,10 @@ class Processor:
         self._finisher = finisher
         self._retry_delay = retry_delay
         self._error_handler = error_handler
-        self._inbox: asyncio.Queue[Job] = asyncio.Queue()
+        self._inbox: asyncio.Queue[Job | None] = asyncio.Queue()
+        """Jobs for the workers; None wakes an idle worker to see whether it retires."""
+        self._retiring = 0
+        self._supervisor: Supervisor | None = None
         self._free = concurrency
         self._slot_freed = asyncio.Event()
         self._all_idle = asyncio.Event()
@@ -147,10 +150,46 @@ class Processor:
         self._factory_loop = loop
         self._previous_factory = loop.get_task_factory()
         loop.set_task_factory(self._factory)
+        self._supervisor = supervisor
         self._workers = [
             supervisor.spawn("worker", self._work, name=f"tickr-worker-{i}")
             for i in range(self._concurrency)
         ]
+
+    @property
+    def concurrency(self) -> int:
+        """How many jobs run at once."""
+        return self._concurrency
+
+    def resize(self, concurrency: int) -> None:
+        """Run up to `concurrency` jobs at once from now on.
+
+        Growing starts workers at once; shrinking lets running handlers finish, and the
+        workers beyond the new size end as they become free.
+        """
+        change = concurrency - self._concurrency
+        if change == 0:
+            return
+        self._concurrency = concurrency
+        self._free += change
+        if change > 0:
+            cancelling = min(self._retiring, change)
+            self._retiring -= cancelling  # workers about to retire stay instead
+            supervisor = self._supervisor
+            if supervisor is not None:
+                first = len(self._workers)
+                self._workers = [worker for worker in self._workers if not worker.done()]
+                self._workers += [
+                    supervisor.spawn("worker", self._work, name=f"tickr-worker-{first + i}")
+                    for i in range(change - cancelling)
+                ]
+            self._slot_freed.set()
+        else:
+            self._retiring -= change
+            for _ in range(-change):
+                self._inbox.put_nowait(None)  # wakes idle workers, which then retire
+        if self._free >= self._concurrency:
+            self._all_idle.set()
 
     def submit(self, queue: str, tasks: list[DequeuedTask]) -> None:
         """Queue fetched tasks for the workers."""
@@ -189,8 +228,10 @@ class Processor:
         """Remove and return the jobs no worker has started yet."""
         jobs = []
         while not self._inbox.empty():
-            jobs.append(self._inbox.get_nowait())
-            self._release_worker()
+            job = self._inbox.get_nowait()
+            if job is not None:
+                jobs.append(job)
+                self._release_worker()
         return jobs
 
     async def drain(self, timeout: float, force: asyncio.Event) -> None:
@@ -253,10 +294,15 @@ class Processor:
 
     # One job --------------------------------------------------------------
 
-    async def _work(self) -> None:
+    async def _work(self) -> object:
         get = self._inbox.get
         while True:
+            if self._retiring > 0:
+                self._retiring -= 1
+                return RETIRED
             job = await get()
+            if job is None:
+                continue
             try:
                 await self._process(job)
             except asyncio.CancelledError:

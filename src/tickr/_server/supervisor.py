@@ -17,11 +17,15 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import Final
 
 from tickr._aio import Backoff, forget_cancellation
 from tickr.errors import TickrError
 
-__all__ = ["Supervisor"]
+__all__ = ["RETIRED", "Supervisor"]
+
+RETIRED: Final = object()
+"""What a part returns to end for good (a worker the server no longer needs)."""
 
 logger = logging.getLogger("tickr.server.supervisor")
 
@@ -65,37 +69,24 @@ class Supervisor:
         return failure
 
     def spawn(
-        self, kind: str, run: Callable[[], Awaitable[None]], *, name: str | None = None
+        self, kind: str, run: Callable[[], Awaitable[object]], *, name: str | None = None
     ) -> asyncio.Task[None]:
         """Start `run()` in a task of its own, supervised as a part of kind `kind`."""
         return asyncio.create_task(self.run(kind, run), name=name or f"tickr-{kind}")
 
-    async def run(self, kind: str, run: Callable[[], Awaitable[None]]) -> None:
+    async def run(self, kind: str, run: Callable[[], Awaitable[object]]) -> None:
         """Run `run()` until the server stops, restarting it whenever it ends early.
+
+        A part that returns `RETIRED` ends for good, and is not restarted.
 
         Raises:
             asyncio.CancelledError: When cancelled while the server is stopping.
         """
         backoff = Backoff()
         while True:
-            self.alive[kind] = self.alive.get(kind, 0) + 1
             started = time.monotonic()
-            try:
-                await run()
-            except asyncio.CancelledError as exc:
-                if self._stopping():
-                    raise
-                # Not ordered by the server (a hook or handler cancelled this task, or
-                # raised CancelledError itself): the part ended; forget it and restart.
-                forget_cancellation()
-                error: BaseException | None = exc
-            except BaseException as exc:  # noqa: BLE001 - even SystemExit must not kill a server
-                error = exc
-            else:
-                error = None
-            finally:
-                self.alive[kind] -= 1
-            if self._stopping():
+            retired, error = await self._once(kind, run)
+            if retired or self._stopping():
                 return
             if time.monotonic() - started > self._window:
                 backoff.reset()
@@ -110,6 +101,25 @@ class Supervisor:
                 forget_cancellation()
             if self._stopping():
                 return
+
+    async def _once(
+        self, kind: str, run: Callable[[], Awaitable[object]]
+    ) -> tuple[bool, BaseException | None]:
+        """Run the part once: whether it retired, and the error it ended with, if any."""
+        self.alive[kind] = self.alive.get(kind, 0) + 1
+        try:
+            return await run() is RETIRED, None
+        except asyncio.CancelledError as exc:
+            if self._stopping():
+                raise
+            # Not ordered by the server (a hook or handler cancelled this task, or
+            # raised CancelledError itself): the part ended; forget it and restart.
+            forget_cancellation()
+            return False, exc
+        except BaseException as exc:  # noqa: BLE001 - even SystemExit must not kill a server
+            return False, exc
+        finally:
+            self.alive[kind] -= 1
 
     def _restart(self, kind: str, error: BaseException | None, backoff: float) -> bool:
         """Log and count an unexpected end; returns whether to start the part again."""
