@@ -69,6 +69,8 @@ class Fetcher(Loop):
         self._reclaiming: dict[str, asyncio.Future[None]] = {}
         self._held: dict[str, float] = {}
         """Queue -> loop time until which a limit holds it back."""
+        self._asked: dict[str, float] = {}
+        """Queue -> loop time its latest dequeue was sent (a hold counts from then)."""
         self.handoff = HandOff(ctx, processor, self.wake)
         """This server's registrations as a waiter (see handoff.py)."""
         self.taking = False
@@ -92,7 +94,8 @@ class Fetcher(Loop):
     def _hold(self, queue: str, tasks: list[DequeuedTask]) -> None:
         hold_ms = tasks.hold_ms if isinstance(tasks, Dequeued) else 0
         if hold_ms:
-            self._held[queue] = asyncio.get_running_loop().time() + abs(hold_ms) / 1000
+            asked = self._asked.get(queue, asyncio.get_running_loop().time())
+            self._held[queue] = asked + abs(hold_ms) / 1000
 
     def _is_held(self, queue: str) -> bool:
         until = self._held.get(queue)
@@ -157,6 +160,7 @@ class Fetcher(Loop):
         """
         expiry = max(self._broker.clock.now_ms() + self._lease_ms, self._last_expiry + 1)
         self._last_expiry = expiry
+        self._asked[queue] = asyncio.get_running_loop().time()
         try:
             return await self._broker.dequeue(queue, count, expiry, self._owner)
         except RedisUnavailable:

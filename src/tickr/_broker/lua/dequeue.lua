@@ -13,9 +13,10 @@
 -- - concurrency `conc`: no more tasks than `conc` less the live leases (active tasks whose
 --   lease expiry is after now: a dead server's slots free when its leases expire);
 -- - rate `rate` per `period` ms with `burst`: a GCRA on the theoretical arrival time TAT
---   (KEYS[7]); a task may start at `now` when TAT - now <= (burst - 1) * period / rate,
---   and each start moves TAT on by period / rate, so in any window of t ms at most
---   burst + rate * t / period tasks start.
+--   (KEYS[7]); times are whole ms, so a start at `now` counts anywhere within that ms: a
+--   task may start when TAT < now + 1 + (burst - 1) * period / rate, and each start moves
+--   TAT on by period / rate, so in any window of t ms at most burst + rate * t / period
+--   tasks start (t >= 1).
 -- Returns {taken, rejected, hold}: taken is a flat array of (id, msg, retried, ready) per
 -- task taken, msg nil when the task's record vanished (the server archives such a task
 -- with an error), ready the due time (ms) it became runnable at, 0 when that was its
@@ -63,10 +64,11 @@ if rate and period then
   interval = period / rate
   tolerance = ((burst or 1) - 1) * interval
   arrival = math.max(tonumber(redis.call('GET', KEYS[7])) or 0, now)
-  -- The 1e-9 keeps a start due at exactly now from being lost to rounding.
-  local may = math.floor((now + tolerance - arrival) / interval + 1e-9) + 1
+  -- Starts whose arrival falls within this ms: the 1e-9 keeps one due at the very end of
+  -- the ms out (it belongs to the next) despite rounding.
+  local may = math.floor((now + 1 + tolerance - arrival) / interval - 1e-9) + 1
   if may <= 0 then
-    return {{}, {}, math.max(1, math.ceil(arrival - tolerance - now))}
+    return {{}, {}, math.max(1, math.floor(arrival - tolerance - now))}
   end
   if may < allowed then
     allowed, held_by = may, 'rate'
@@ -119,7 +121,7 @@ local hold = 0
 if got < allowed then
   redis.call('SET', KEYS[4], '1')
 elseif held_by == 'rate' then
-  hold = math.max(1, math.ceil(arrival + got * interval - tolerance - now))
+  hold = math.max(1, math.floor(arrival + got * interval - tolerance - now))
 elseif held_by == 'conc' then
   redis.call('ZADD', KEYS[8], now, owner)
   hold = lease_wait()
