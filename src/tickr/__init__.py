@@ -14,6 +14,7 @@ The public surface, all importable from ``tickr``::
 
 from tickr import logs as logs
 from tickr._options import TaskSpec
+from tickr.autoscale import Autoscale
 from tickr.backoff import RetryDelay, constant_delay, exponential_backoff
 from tickr.client import Client
 from tickr.errors import (
@@ -54,6 +55,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AuditEntry",
+    "Autoscale",
     "CallNext",
     "Client",
     "DailyStats",

@@ -47,6 +47,7 @@ from tickr._checks import (
     is_async_callable,
 )
 from tickr._options import MAX_CONCURRENCY
+from tickr._server.autoscaler import Autoscaler
 from tickr._server.burst import BurstWatcher
 from tickr._server.context import ServerContext
 from tickr._server.fetcher import FETCH_GRACE, Fetcher
@@ -62,6 +63,7 @@ from tickr._server.redis_check import check_redis
 from tickr._server.supervisor import Supervisor
 from tickr._service import Run, Service
 from tickr._time import now_ms
+from tickr.autoscale import Autoscale
 from tickr.backoff import RetryDelay, exponential_backoff
 from tickr.errors import RedisUnavailable
 from tickr.mux import CallNext, ServeMux
@@ -111,6 +113,8 @@ class Server(Service):
         max_result_bytes: Largest result stored, encoded (default 1 MiB).  A task that
             returns a larger one (with retention) is archived with the error
             ``result cannot be stored: ...``.  Error messages are stored cut to 4 KiB.
+        autoscale: Let the server size its concurrency to the load, within these bounds
+            (`tickr.Autoscale`); `concurrency` is where it starts (kept within them).
 
     Raises:
         TypeError, ValueError: For invalid settings.
@@ -137,6 +141,7 @@ class Server(Service):
         archive_max_age: float | timedelta = DEFAULT_ARCHIVE_MAX_AGE,
         scheduler: Scheduler | None = None,
         max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
+        autoscale: Autoscale | None = None,
     ) -> None:
         super().__init__()
         check_url(url)
@@ -157,7 +162,10 @@ class Server(Service):
         self._url = url
         self._redis = redis
         self.namespace = namespace
-        self.concurrency = concurrency
+        if autoscale is not None and not isinstance(autoscale, Autoscale):
+            raise TypeError(f"autoscale must be a tickr.Autoscale, not {autoscale!r}")
+        self.autoscale = autoscale
+        self.concurrency = concurrency if autoscale is None else autoscale.clamp(concurrency)
         self._processor: Processor | None = None
         self.strict_priority = strict_priority
         self._retry_delay = retry_delay or exponential_backoff()
@@ -402,6 +410,11 @@ class Server(Service):
             fetcher=fetcher,
             burst=BurstWatcher(ctx, lambda: self._empty(run)) if burst else None,
             scheduler=None if self.scheduler is None else _SchedulerPart(self.scheduler),
+            autoscaler=(
+                None
+                if self.autoscale is None
+                else Autoscaler(self.autoscale, processor, fetcher, self._resize)
+            ),
         )
 
     def _registry_record(self, ctx: ServerContext, supervisor: Supervisor, run: Run) -> bytes:
@@ -422,7 +435,9 @@ class Server(Service):
 
     async def _shut_down(self, run: Run, ctx: ServerContext, parts: _Parts) -> None:
         """Stop the parts in the order of the module docstring."""
-        for part in _present(parts.scheduler, parts.burst, parts.fetcher, parts.inbox):
+        for part in _present(
+            parts.autoscaler, parts.scheduler, parts.burst, parts.fetcher, parts.inbox
+        ):
             await part.stop()  # 1. take nothing new...
         await parts.forwarder.stop()
         await parts.processor.drain(self._shutdown_timeout, run.force)  # 2. to 4.
@@ -453,6 +468,7 @@ class _Parts:
     fetcher: Fetcher
     burst: BurstWatcher | None
     scheduler: _SchedulerPart | None
+    autoscaler: Autoscaler | None
 
     def start_order(self) -> list[Part]:
         """The parts to start once subscribed: nothing is fetched before what handles it."""
@@ -466,6 +482,7 @@ class _Parts:
             self.fetcher,
             self.burst,
             self.scheduler,
+            self.autoscaler,
         )
 
 

@@ -215,3 +215,26 @@ async def _value(check: Callable[[], bool]) -> bool:
 
 async def _concurrency(inspector: tickr.Inspector, size: int) -> bool:
     return [server.concurrency for server in await inspector.servers()] == [size]
+
+
+async def test_autoscale_grows_under_a_backlog_and_shrinks_when_quiet(
+    client: tickr.Client, inspector: tickr.Inspector, running_server: ServerFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    caplog.set_level("INFO", logger="tickr.server.autoscale")
+
+    async def io_bound(task: tickr.Task) -> None:
+        await asyncio.sleep(0.2)
+
+    settings = tickr.Autoscale(min=2, max=16, target_latency=0.3, quiet=1.0)
+    async with running_server(io_bound, concurrency=2, autoscale=settings) as server:
+        began = time.monotonic()
+        await client.enqueue_many([tickr.TaskSpec("t", n) for n in range(300)])
+        await eventually(lambda: _value(lambda: server.concurrency > 2), timeout=5)
+        grew_after = time.monotonic() - began
+        await eventually(lambda: _drained(inspector), timeout=30)
+        peak = server.concurrency
+        await eventually(lambda: _value(lambda: server.concurrency < peak), timeout=10)
+    assert grew_after < 2.5, "it reacts within two seconds"
+    assert 2 < peak <= 16
+    assert any("autoscale: concurrency 2 -> 3" in message for message in caplog.messages)

@@ -29,6 +29,7 @@ CONTRACT_NAMES = {
 }
 ADDITIONS = {
     "AuditEntry",
+    "Autoscale",
     "ServerNotFound",
     "RateLimit",
     "TaskSearch",
@@ -75,10 +76,11 @@ PUBLIC_MODULES = {
     "tickr.cli": {"main"},
     "tickr.client": {"Client"},
     "tickr.clock": {"Clock", "SystemClock"},
+    "tickr.autoscale": {"Autoscale"},
     "tickr.errors": {
         "DuplicateTask", "EntryNotFound", "QueueNotEmpty", "QueueNotFound", "RedisUnavailable",
-        "ServerNotFound", "SkipRetry", "TaskFailed", "TaskIDConflict", "TaskNotFound", "TaskStateConflict",
-        "TickrError",
+        "ServerNotFound", "SkipRetry", "TaskFailed", "TaskIDConflict", "TaskNotFound",
+        "TaskStateConflict", "TickrError",
     },
     "tickr.inspector": {
         "AUDIT_KEEP", "BULK_STATES", "MAX_PAGE", "MAX_PAGE_SIZE", "SEARCH_SCAN", "Inspector",

@@ -73,6 +73,9 @@ class Fetcher(Loop):
         """Queue -> loop time its latest dequeue was sent (a hold counts from then)."""
         self.handoff = HandOff(ctx, processor, self.wake)
         """This server's registrations as a waiter (see handoff.py)."""
+        self.backlog = False
+        """Whether the latest round filled every free worker with queues left to ask:
+        tasks are likely waiting for a worker (the autoscaler reads it)."""
         self.taking = False
         """Whether a round of calls to Redis is in flight (its replies must not be
         dropped: they may carry tasks)."""
@@ -137,6 +140,7 @@ class Fetcher(Loop):
                     await wait_event(self._wake, SAFETY_RECHECK_SECONDS)
                     continue
                 exhausted = await self._round(wanted)
+                self.backlog = not exhausted
                 # Idle, unless dequeues left behind may still bring tasks.
                 if exhausted and not self._stopping.is_set() and not self._stragglers:
                     await asyncio.sleep(0)  # workers start what came in before we write again

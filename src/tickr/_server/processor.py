@@ -115,6 +115,8 @@ class Processor:
         self._held = ctx.held
         self.running: dict[tuple[str, str], Job] = {}
         """Jobs whose handler is running now."""
+        self.longest_wait = 0.0
+        """The longest a task started since this was last reset had waited (s)."""
         self._job_by_worker: dict[asyncio.Task[Any], Job] = {}
         self._cancelling = False
         self._factory_loop: asyncio.AbstractEventLoop | None = None
@@ -425,9 +427,10 @@ class Processor:
                 "task %s (%s) in %r started", job.id, task.type, job.queue, extra=job.log_fields
             )
         ready_ms = job.ready_ms or (message.enqueued_ms if job.retried == 0 else 0)
-        observe.attempt_started(
-            job.queue, task.type, max(0.0, (started_ms - ready_ms) / 1000) if ready_ms else None
-        )
+        waited = max(0.0, (started_ms - ready_ms) / 1000) if ready_ms else None
+        if waited is not None and waited > self.longest_wait:
+            self.longest_wait = waited
+        observe.attempt_started(job.queue, task.type, waited)
         running = _RUNNING_TASK.set(task)
         traced = job.trace.enter()
         began = time.perf_counter()
