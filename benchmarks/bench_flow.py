@@ -5,7 +5,8 @@ each, a no-op handler):
 
 1. overhead: drains ``--tasks`` tasks with no limit, then the same with a rate limit far
    above the load (1,000,000,000 a second) and with a concurrency limit far above it
-   (100,000), in turns, ``--repeat`` times: the drain rates and their ratios;
+   (100,000), in an order rotated from one repeat to the next, ``--repeat`` times: the
+   drain rates and their ratios;
 2. precision: ``--starts`` tasks under a rate limit of ``--rate`` a second, for each
    burst of ``--bursts``, each handler recording when it started; the report gives the
    largest excess over what the limit allows in any window, in ms (how much earlier than
@@ -87,8 +88,9 @@ async def _noop(task: tickr.Task) -> None:
 async def overhead(url: str, tasks: int, repeat: int) -> dict[str, list[float]]:
     rates: dict[str, list[float]] = {"no limit": [], "rate limit far above": [],
                                      "concurrency limit far above": []}  # fmt: skip
+    names = list(rates)
     for run in range(repeat):
-        for name in rates:
+        for name in names[run % len(names) :] + names[: run % len(names)]:  # rotated
             namespace = f"flow-{run}-{len(rates[name])}-{name.split()[0]}"
             async with tickr.Inspector(url, namespace=namespace) as inspector:
                 if name.startswith("rate"):
