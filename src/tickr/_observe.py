@@ -78,6 +78,9 @@ class Observer(Protocol):
     ) -> None:
         """An attempt ended; the seconds its handler ran (None when it did not run)."""
 
+    def queue_held(self, queue: str, limit: str, seconds: float) -> None:
+        """A server left `queue` alone this long for its "rate" or "concurrency" limit."""
+
 
 _observers: list[Observer] = []
 _lock = threading.Lock()
@@ -120,6 +123,12 @@ def attempt_ended(
     """Report the end of an attempt."""
     for observer in _observers:
         observer.attempt_ended(queue, task_type, outcome, duration_seconds)
+
+
+def queue_held(queue: str, limit: str, seconds: float) -> None:
+    """Report that a limit holds a queue back."""
+    for observer in _observers:
+        observer.queue_held(queue, limit, seconds)
 
 
 class ServerGauges(NamedTuple):

@@ -180,6 +180,13 @@ class Metrics:
             buckets=tuple(wait_buckets),
             registry=registry,
         )
+        self.held = prometheus.Counter(
+            "tickr_queue_limited_seconds",
+            "Seconds this process' servers left a queue alone because its rate or "
+            "concurrency limit held its tasks back (counted when the hold ends).",
+            ("queue", "limit"),
+            registry=registry,
+        )
         self._servers = _ServerCollector(prometheus)
         registry.register(self._servers)
         self._children: dict[tuple[str, ...], Any] = {}
@@ -210,6 +217,10 @@ class Metrics:
         self._child(self.processed, queue, label, outcome).inc()
         if duration_seconds is not None:
             self._child(self.duration, queue, label).observe(duration_seconds)
+
+    def queue_held(self, queue: str, limit: str, seconds: float) -> None:
+        """Count the time a limit held a queue back."""
+        self._child(self.held, queue, limit).inc(seconds)
 
     def close(self) -> None:
         """Stop counting and take the metrics out of the registry."""
@@ -308,6 +319,7 @@ def uninstall(metrics: Metrics) -> None:
                 metrics.processed,
                 metrics.duration,
                 metrics.wait,
+                metrics.held,
                 metrics._servers,
             ):
                 metrics.registry.unregister(collector)

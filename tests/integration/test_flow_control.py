@@ -238,3 +238,29 @@ async def test_autoscale_grows_under_a_backlog_and_shrinks_when_quiet(
     assert grew_after < 2.5, "it reacts within two seconds"
     assert 2 < peak <= 16
     assert any("autoscale: concurrency 2 -> 3" in message for message in caplog.messages)
+
+
+async def test_metrics_count_the_time_a_limit_held_a_queue(
+    client: tickr.Client, inspector: tickr.Inspector, running_server: ServerFactory
+) -> None:
+    import prometheus_client
+
+    import tickr.metrics
+
+    registry = prometheus_client.CollectorRegistry()
+    metrics = tickr.metrics.install(registry)
+    try:
+        await inspector.set_rate_limit("default", 10, 1.0)
+
+        async def noop(task: tickr.Task) -> None:
+            return None
+
+        async with running_server(noop):
+            await client.enqueue_many([tickr.TaskSpec("t", n) for n in range(6)])
+            await eventually(lambda: _drained(inspector), timeout=10)
+        held = registry.get_sample_value(
+            "tickr_queue_limited_seconds_total", {"queue": "default", "limit": "rate"}
+        )
+        assert held is not None and 0.3 < held < 1.5, "five gaps of 0.1 s"
+    finally:
+        tickr.metrics.uninstall(metrics)

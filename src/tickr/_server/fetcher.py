@@ -18,6 +18,7 @@ import functools
 import logging
 from typing import Any, Final
 
+from tickr import _observe as observe
 from tickr._aio import Backoff, wait_event
 from tickr._broker import Broker, Dequeued, DequeuedTask
 from tickr._server.context import ServerContext
@@ -69,6 +70,8 @@ class Fetcher(Loop):
         self._reclaiming: dict[str, asyncio.Future[None]] = {}
         self._held: dict[str, float] = {}
         """Queue -> loop time until which a limit holds it back."""
+        self._held_since: dict[str, tuple[float, str]] = {}
+        """Queue -> loop time a limit began to hold it back, and which limit."""
         self._asked: dict[str, float] = {}
         """Queue -> loop time its latest dequeue was sent (a hold counts from then)."""
         self.handoff = HandOff(ctx, processor, self.wake)
@@ -88,6 +91,14 @@ class Fetcher(Loop):
         """Ask `queue` again now, though a limit held it back (its limits changed)."""
         if self._held.pop(queue, None) is not None:
             self._wake.set()
+        self._hold_ended(queue)
+
+    def _hold_ended(self, queue: str) -> None:
+        """Report how long a limit held `queue` back since the hold began (or was reported)."""
+        since = self._held_since.pop(queue, None)
+        if since is not None:
+            began, limit = since
+            observe.queue_held(queue, limit, asyncio.get_running_loop().time() - began)
 
     def slot_freed(self, queue: str, server: str) -> None:
         """A task of `queue` finished and freed a concurrency slot for `server`."""
@@ -96,9 +107,11 @@ class Fetcher(Loop):
 
     def _hold(self, queue: str, tasks: list[DequeuedTask]) -> None:
         hold_ms = tasks.hold_ms if isinstance(tasks, Dequeued) else 0
+        self._hold_ended(queue)  # counts the time held up to this dequeue
         if hold_ms:
-            asked = self._asked.get(queue, asyncio.get_running_loop().time())
-            self._held[queue] = asked + abs(hold_ms) / 1000
+            now = asyncio.get_running_loop().time()
+            self._held[queue] = self._asked.get(queue, now) + abs(hold_ms) / 1000
+            self._held_since[queue] = (now, "rate" if hold_ms > 0 else "concurrency")
 
     def _is_held(self, queue: str) -> bool:
         until = self._held.get(queue)
