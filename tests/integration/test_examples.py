@@ -64,3 +64,13 @@ def test_the_http_example_posts_a_task_with_curl_and_reads_its_result(
     assert completed.returncode == 0, completed.stderr
     assert '"id":"greet-ada-1"' in completed.stdout
     assert completed.stdout.rstrip().endswith('result: {"result":{"greeting":"Hello, Ada!"}}')
+
+
+def test_the_flow_control_example_keeps_its_limits(url: str) -> None:
+    completed = run_example("flow_control.py", {**os.environ, "TICKR_REDIS_URL": url})
+    assert completed.returncode == 0, completed.stderr
+    lines = completed.stdout.splitlines()
+    gap = next(line for line in lines if "API calls started" in line)
+    assert float(gap.split("started ")[1].split("s apart")[0]) >= 0.1, "0.2 s, less jitter"
+    assert any("at most 2 videos encoded at once" in line for line in lines)
+    assert lines[-1].endswith("all tasks done")
