@@ -65,6 +65,7 @@ class TaskSpec:
         "deadline",
         "delay",
         "headers",
+        "lane",
         "max_retry",
         "payload",
         "priority",
@@ -92,6 +93,7 @@ class TaskSpec:
         unique: float | timedelta | None = None,
         retention: float | timedelta = 0,
         headers: Mapping[str, str] | None = None,
+        lane: str | None = None,
     ) -> None:
         self.type = type
         self.payload = payload
@@ -106,6 +108,7 @@ class TaskSpec:
         self.unique = unique
         self.retention = retention
         self.headers = headers
+        self.lane = lane
 
     def __repr__(self) -> str:
         return f"TaskSpec({self.type!r}, queue={self.queue!r}, task_id={self.task_id!r})"
@@ -155,7 +158,7 @@ class PreparedTask:
     def info(self) -> TaskInfo:
         """The task as enqueued (state "pending" or "scheduled")."""
         if self._info is None:
-            task_id, _msg, priority, due, _digest, _ttl, max_retry, _token = self.item
+            task_id, _msg, priority, due, _digest, _ttl, max_retry, _token, lane = self.item
             timeout_ms = self._timeout_ms
             self._info = TaskInfo(
                 id=task_id,
@@ -171,6 +174,7 @@ class PreparedTask:
                 enqueued_at=self._now,
                 retention=self._retention_ms / 1000,
                 headers=self._headers,
+                lane=lane or None,
             )
         return self._info
 
@@ -249,6 +253,7 @@ def prepare_task(
     retention_ms = check_duration_ms(spec.retention, "retention")
     unique_ms = None if spec.unique is None else check_positive_ms(spec.unique, "unique")
     task_id, token = _id_and_token(spec.task_id)
+    lane = "" if spec.lane is None else check_name(spec.lane, "lane")
     given = spec.headers if headers == "spec" else headers
     headers = _NO_HEADERS if given is None else MappingProxyType(check_headers(given))
 
@@ -270,5 +275,5 @@ def prepare_task(
     scheduled = due_ms > now_ms
     enqueued_at = now if now is not None else datetime_from_ms(now_ms)
     due = due_ms if scheduled else 0
-    item = EnqueueItem(task_id, msg, priority, due, digest, unique_ms or 0, max_retry, token)
+    item = EnqueueItem(task_id, msg, priority, due, digest, unique_ms or 0, max_retry, token, lane)
     return PreparedTask(queue, item, spec, timeout_ms, due_ms, enqueued_at, retention_ms, headers)

@@ -77,6 +77,7 @@ def task_info(queue: str, task_id: str, fields: dict[str, bytes]) -> TaskInfo:
         last_failed_at=datetime_from_ms(_int(failed))
         if (failed := fields.get("failed_at"))
         else None,
+        lane=_text(fields.get("ln")) or None,
     )
 
 

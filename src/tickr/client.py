@@ -127,6 +127,7 @@ class Client(ClosedOnExit):
         unique: float | timedelta | None = None,
         retention: float | timedelta = 0,
         headers: Mapping[str, str] | None = None,
+        lane: str | None = None,
     ) -> TaskInfo:
         """Enqueue one task.
 
@@ -147,6 +148,11 @@ class Client(ClosedOnExit):
             headers: String metadata carried with the task to `Task.headers` on every
                 attempt and shown in `TaskInfo` (at most 64 names of HTTP token
                 characters, 8 KiB in all); not part of what `unique` compares.
+            lane: The lane of the task within its queue (a name, as queue names are):
+                the lanes of a queue are served round-robin, one task per turn, so
+                that one lane's backlog does not delay another's; priority and FIFO
+                hold within a lane.  None: the queue's tasks without a lane, which take
+                turns as one lane while lanes exist.
 
         Returns:
             The task as enqueued, in state "pending" or "scheduled".
@@ -166,7 +172,7 @@ class Client(ClosedOnExit):
         spec = TaskSpec(
             type, payload, queue=queue, priority=priority, delay=delay, at=at,
             max_retry=max_retry, timeout=timeout, deadline=deadline, task_id=task_id,
-            unique=unique, retention=retention, headers=headers,
+            unique=unique, retention=retention, headers=headers, lane=lane,
         )  # fmt: skip
         trace = observe.sending(queue, 1)
         try:

@@ -780,4 +780,5 @@ def _queue_info(queue: str, read: QueueOverview, now_ms: int) -> QueueInfo:
         rate_limit=rate_limit,
         concurrency_limit=int(float(limits["conc"])) if "conc" in limits else None,
         concurrency_per_lane=limits.get("conc_lane") == "1",
+        lanes=sizes.get("lanes", 0),
     )

@@ -58,6 +58,7 @@ class TaskInfo:
         headers: The string metadata given at enqueue, read-only (empty when none).
         last_failed_at: When the latest failed attempt ended (or an operator archived
             the task), if one did.
+        lane: Its lane within the queue, if it was given one.
     """
 
     id: str
@@ -78,6 +79,7 @@ class TaskInfo:
     retention: float = 0.0
     headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     last_failed_at: datetime | None = None
+    lane: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +118,7 @@ class QueueInfo:
         concurrency_limit: How many of its tasks may be active at once across every
             server, if it is limited (`Inspector.set_concurrency_limit`).
         concurrency_per_lane: Whether that limit applies to each lane separately.
+        lanes: How many lanes have pending tasks (the tasks without a lane not counted).
     """
 
     queue: str
@@ -134,6 +137,7 @@ class QueueInfo:
     rate_limit: RateLimit | None = None
     concurrency_limit: int | None = None
     concurrency_per_lane: bool = False
+    lanes: int = 0
 
 
 @dataclass(frozen=True, slots=True)

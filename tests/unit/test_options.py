@@ -21,9 +21,10 @@ def test_defaults() -> None:
     assert info.state == "pending"
     assert (info.queue, info.priority, info.max_retry, info.timeout) == ("default", 0, 25, 1800.0)
     assert len(info.id) == 32
-    task_id, msg, priority, due, digest, unique_ttl, max_retry, token = prepared.item
+    task_id, msg, priority, due, digest, unique_ttl, max_retry, token, lane = prepared.item
     assert (task_id, priority, due, digest, unique_ttl, max_retry) == (info.id, 0, 0, "", 0, 25)
     assert token == "", "a fresh id needs no token: it is the call's own"
+    assert lane == "", "no lane"
     chosen = prepare(task_id="order-1").item[7]
     assert len(chosen) == 16 and chosen != prepare(task_id="order-1").item[7]
     assert decode_message(msg).payload == {"to": "a"}

@@ -294,7 +294,7 @@ class Admin(Calls):
         of counts for every queue, then one list_pending.lua call per queue with tasks
         pending.  A queue whose node cannot be reached (on a Cluster) is left out.
         """
-        per_queue = len(_STATE_SETS) + 4
+        per_queue = len(_STATE_SETS) + 6
         commands: list[tuple[Any, ...]] = []
         for queue in queues:
             keys = self.keys(queue)
@@ -303,6 +303,8 @@ class Admin(Calls):
             commands.append(("EXISTS", keys.paused))
             commands.append(("MGET", keys.processed_on(day), keys.failed_on(day)))
             commands.append(("HMGET", keys.limits, *LIMIT_FIELDS))
+            commands.append(("ZCARD", keys.pending_lanes))
+            commands.append(("ZSCORE", keys.pending_lanes, ""))
         replies = await self._pipeline_partial(commands)
         read: dict[str, tuple[dict[str, int], DailyCounts, dict[str, str]]] = {}
         for index, queue in enumerate(queues):
@@ -310,14 +312,15 @@ class Admin(Calls):
             if any(isinstance(reply, Exception) for reply in row):
                 continue
             sizes = {state: int(count) for state, count in zip(_STATE_SETS, row, strict=False)}
-            sizes["pending"] = int(row[-4] or 0)
-            sizes["paused"] = int(row[-3])
-            processed, failed = row[-2]
+            sizes["pending"] = int(row[-6] or 0)
+            sizes["paused"] = int(row[-5])
+            processed, failed = row[-4]
             limits = {
                 name: text(value)
-                for name, value in zip(LIMIT_FIELDS, row[-1], strict=True)
+                for name, value in zip(LIMIT_FIELDS, row[-3], strict=True)
                 if value is not None
             }
+            sizes["lanes"] = int(row[-2]) - (0 if row[-1] is None else 1)
             read[queue] = (sizes, DailyCounts(int(processed or 0), int(failed or 0)), limits)
         waiting = [queue for queue, (sizes, _, _) in read.items() if sizes["pending"]]
         calls: list[ScriptCall] = [

@@ -23,6 +23,9 @@ P pend:b:<n>             hash    bucket n of the pending records: id -> cmsgpack
 P pend:l:<priority>      list    ids of the tasks pending at one priority, in run order
 P pend:pri               zset    the priorities whose list exists (score -priority)
 P pend:gone              hash    id -> list entries left behind by removals, to skip
+P pend:n:<lane>:l:<pri>  list    a lane's run order, as pend:l:<pri> (and pend:n:<lane>:pri)
+P pend:lanes, pend:turn  zset    while some lane has tasks: lane ('' for the tasks without
+                         string  one) -> its turn, and the turn counter (round-robin)
 P pending, P seq         zset    0.1's pending set ("<12 hex digits of sequence><id>") and
                          string  its counter, read only to migrate them (migrate.lua)
 P active                 zset    task id -> lease expiry (ms)
@@ -148,6 +151,11 @@ class QueueKeys:
     def pending_priorities(self) -> str:
         """Key of the sorted set of priorities that have a pending list."""
         return self.pending_prefix + "pri"
+
+    @property
+    def pending_lanes(self) -> str:
+        """Key of the sorted set of the lanes with pending tasks, by turn."""
+        return self.pending_prefix + "lanes"
 
     @property
     def pending_gone(self) -> str:

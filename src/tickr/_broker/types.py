@@ -50,6 +50,8 @@ class EnqueueItem(NamedTuple):
     max_retry: int
     token: str
     """The token of the call that chose the id; '' for a fresh random id."""
+    lane: str = ""
+    """Its lane; '' for none."""
 
 
 class EnqueueOutcome(enum.Enum):

@@ -58,6 +58,7 @@ SCHEMAS: Final[dict[str, dict[str, Any]]] = {
             "unique": {"type": "number", "description": "Seconds an equal task is refused."},
             "retention": {"type": "number", "minimum": 0},
             "headers": {"type": "object", "additionalProperties": {"type": "string"}},
+            "lane": {"type": "string", "description": "Lanes are served round-robin."},
         },
     },
     "Task": {
@@ -80,6 +81,7 @@ SCHEMAS: Final[dict[str, dict[str, Any]]] = {
             "last_failed_at": _TIME,
             "retention": {"type": "number"},
             "headers": {"type": "object", "additionalProperties": {"type": "string"}},
+            "lane": {"type": ["string", "null"]},
             "payload": {**_ANY_JSON, "description": "Only for a token with payload:read."},
         },
     },
@@ -123,6 +125,7 @@ SCHEMAS: Final[dict[str, dict[str, Any]]] = {
             },
             "concurrency_limit": {"type": ["integer", "null"]},
             "concurrency_per_lane": {"type": "boolean"},
+            "lanes": {"type": "integer", "description": "Lanes with pending tasks."},
         },
     },
     "RateLimitBody": {

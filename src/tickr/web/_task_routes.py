@@ -26,7 +26,17 @@ IDEMPOTENCY_HEADER: Final = "tickr-idempotency"
 """The task header holding the digest of the request that an Idempotency-Key made."""
 
 ENQUEUE_OPTIONS: Final = frozenset(
-    {"priority", "delay", "max_retry", "timeout", "task_id", "unique", "retention", "headers"}
+    {
+        "priority",
+        "delay",
+        "max_retry",
+        "timeout",
+        "task_id",
+        "unique",
+        "retention",
+        "headers",
+        "lane",
+    }
 )
 """The enqueue options a submission may give as they are, besides type and payload."""
 TIME_OPTIONS: Final = frozenset({"at", "deadline"})
@@ -66,6 +76,7 @@ def task_json(info: TaskInfo, token: Token) -> dict[str, Any]:
         "last_failed_at": _iso(info.last_failed_at),
         "retention": info.retention,
         "headers": dict(info.headers),
+        "lane": info.lane,
         **({"payload": to_json(info.payload)} if shown else {}),
     }
 

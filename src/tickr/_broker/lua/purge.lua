@@ -28,7 +28,8 @@ if left == 0 and ran_out then
   for _, name in ipairs(priorities) do
     redis.call('DEL', st.prefix .. 'l:' .. name)
   end
-  redis.call('DEL', st.prefix .. 'pri', st.prefix .. 'gone', st.prefix .. 'meta')
+  redis.call('DEL', st.prefix .. 'pri', st.prefix .. 'gone', st.prefix .. 'meta',
+    st.prefix .. 'lanes', st.prefix .. 'turn')
 elseif left == 0 then
   left = 1  -- entries left to skip: call again
 end

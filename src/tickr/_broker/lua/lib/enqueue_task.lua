@@ -1,6 +1,6 @@
 -- enqueue_task(st, scheduled_key, task_prefix, unique_prefix, item, handoff):
 -- add one task; item = {id, msg, priority, due (ms; 0 = runnable now), unique digest
--- ('' = none), unique ttl (ms), max retries, token}.  The token identifies the call that
+-- ('' = none), unique ttl (ms), max retries, token, lane ('' = none)}.  The token identifies the call that
 -- chose the id: '' when the id is a fresh random one, so that it is the call's own.
 -- `st` is the queue's pending store (lib/pending_store.lua), where a task runnable now
 -- waits.
@@ -33,7 +33,7 @@ local function pending_token(st, id)
 end
 
 local function enqueue_task(st, scheduled_key, task_prefix, unique_prefix, item, handoff)
-  local id, msg, priority, due, digest, unique_ttl, max_retry, token = unpack(item)
+  local id, msg, priority, due, digest, unique_ttl, max_retry, token, lane = unpack(item)
   local key = task_prefix .. id
   local existing = false  -- the token of the task holding the id ('' when none)
   if redis.call('EXISTS', key) == 1 then
@@ -43,6 +43,10 @@ local function enqueue_task(st, scheduled_key, task_prefix, unique_prefix, item,
     local record = {msg, priority, max_retry}
     if token ~= '' then
       record[4], record[5] = 'tok', token
+    end
+    if lane and lane ~= '' then
+      record[#record + 1] = 'ln'
+      record[#record + 1] = lane
     end
     if pending_add(st, id, record) then
       return 1, true, false
@@ -68,6 +72,10 @@ local function enqueue_task(st, scheduled_key, task_prefix, unique_prefix, item,
   if token ~= '' then
     extra[#extra + 1] = 'tok'
     extra[#extra + 1] = token
+  end
+  if lane and lane ~= '' then
+    extra[#extra + 1] = 'ln'
+    extra[#extra + 1] = lane
   end
   if due > 0 then
     redis.call('HSET', key, 'msg', msg, 'state', 'scheduled', 'pri', priority, 'mr', max_retry,

@@ -9,7 +9,7 @@
 -- Removing a task from the middle of a long list would cost a scan of it, so its entry
 -- stays there and is counted in `<p>gone` (id -> entries to skip); every entry is checked
 -- against the record when it is taken: one whose record is gone or lives in another
--- priority's list is skipped.
+-- priority's (or lane's) list is skipped.  Lanes: see below.
 
 local PENDING_LOAD = 16          -- records per bucket before the next split
 local PENDING_LREM_MAX = 10000   -- lists up to this long lose an entry at once (LREM)
@@ -205,15 +205,58 @@ local function priority_name(priority)
   return string.format('%d', priority)
 end
 
-local function pending_line_up(st, id, priority, front)
-  local list = st.lists[priority]
-  if not list then
-    list = st.prefix .. 'l:' .. priority_name(priority)
-    st.lists[priority] = list
+-- Lanes.  A record with an `ln` field waits in the run order of its lane:
+-- `<p>n:<lane>:l:<priority>` and `<p>n:<lane>:pri`, as the tasks without a lane wait in
+-- `<p>l:<priority>` and `<p>pri`.  While some lane has tasks, `<p>lanes` ranks the lanes
+-- (the tasks without a lane among them, as '') by their turn, and a take serves them
+-- round-robin, one task per turn (`<p>turn` counts the turns); without lanes nothing of
+-- this is read but one EXISTS per call.
+
+local function record_lane(record)
+  return (record and record_field(record, 'ln')) or ''
+end
+
+-- line_keys(st, lane): the list prefix and the priority zset of a lane's run order.
+local function line_keys(st, lane)
+  if lane == '' then
+    return st.prefix .. 'l:', st.prefix .. 'pri'
   end
-  if redis.call(front and 'LPUSH' or 'RPUSH', list, id) == 1 then
-    redis.call('ZADD', st.prefix .. 'pri', -priority, priority_name(priority))
+  local base = st.prefix .. 'n:' .. lane .. ':'
+  return base .. 'l:', base .. 'pri'
+end
+
+local function lanes_in_use(st)
+  if st.laned == nil then
+    st.laned = redis.call('EXISTS', st.prefix .. 'lanes') == 1
   end
+  return st.laned
+end
+
+-- lane_joined(st, lane): a lane got a task: it takes turns from now on (and the tasks
+-- without a lane, if any wait, take theirs too once the first lane appears).
+local function lane_joined(st, lane)
+  local ring = st.prefix .. 'lanes'
+  if lane == '' and not lanes_in_use(st) then
+    return
+  end
+  local turn = tonumber(redis.call('GET', st.prefix .. 'turn')) or 0
+  if lane ~= '' and not lanes_in_use(st) then
+    st.laned = true
+    if redis.call('EXISTS', st.prefix .. 'pri') == 1 then
+      redis.call('ZADD', ring, 'NX', turn, '')
+    end
+  end
+  redis.call('ZADD', ring, 'NX', turn, lane)
+end
+
+local function pending_line_up(st, id, priority, front, lane)
+  lane = lane or ''
+  local lists, priorities = line_keys(st, lane)
+  local name = priority_name(priority)
+  if redis.call(front and 'LPUSH' or 'RPUSH', lists .. name, id) == 1 then
+    redis.call('ZADD', priorities, -priority, name)
+  end
+  lane_joined(st, lane)
 end
 
 -- pending_add(st, id, record): make a new task pending, at the back of its priority;
@@ -222,7 +265,7 @@ local function pending_add(st, id, record)
   if not store_add(st, id, cmsgpack.pack(record)) then
     return false
   end
-  pending_line_up(st, id, record[2], false)
+  pending_line_up(st, id, record[2], false, record_lane(record))
   return true
 end
 
@@ -230,18 +273,33 @@ end
 -- (at the front when `front`: a task that goes back to where it was taken from).
 local function pending_push(st, id, record, front)
   store_set(st, id, cmsgpack.pack(record))
-  pending_line_up(st, id, record[2], front)
+  pending_line_up(st, id, record[2], front, record_lane(record))
 end
 
--- pending_forget(st, id, priority): drop a task's list entry (priority nil: unknown).
-local function pending_forget(st, id, priority)
+-- lane_emptied(st, lane, priorities): drop a lane from the turns once it has no task.
+local function lane_emptied(st, lane, priorities)
+  if redis.call('EXISTS', priorities) == 0 and lanes_in_use(st) then
+    redis.call('ZREM', st.prefix .. 'lanes', lane)
+    if redis.call('EXISTS', st.prefix .. 'lanes') == 0 then
+      st.laned = false
+      redis.call('DEL', st.prefix .. 'turn')
+    end
+  end
+end
+
+-- pending_forget(st, id, priority, lane): drop a task's list entry (priority nil:
+-- unknown, and the entry is left to be skipped).
+local function pending_forget(st, id, priority, lane)
   if priority then
+    lane = lane or ''
+    local lists, priorities = line_keys(st, lane)
     local name = priority_name(priority)
-    local list = st.prefix .. 'l:' .. name
+    local list = lists .. name
     if redis.call('LLEN', list) <= PENDING_LREM_MAX then
       redis.call('LREM', list, 1, id)
       if redis.call('EXISTS', list) == 0 then
-        redis.call('ZREM', st.prefix .. 'pri', name)
+        redis.call('ZREM', priorities, name)
+        lane_emptied(st, lane, priorities)
       end
       return
     end
@@ -252,7 +310,7 @@ end
 -- pending_remove(st, id, record): a pending task leaves (record nil: it is unreadable).
 local function pending_remove(st, id, record)
   store_remove(st, id)
-  pending_forget(st, id, record and record[2])
+  pending_forget(st, id, record and record[2], record_lane(record))
 end
 
 -- skip_gone(st, id): whether a list entry of `id` was left behind by a removal.
@@ -286,10 +344,7 @@ local function store_recount(st)
     if entries.err == nil then
       for i = 1, #entries, 2 do
         local record = record_read(entries[i + 1])
-        local name = priority_name(record and record[2] or 0)
-        if redis.call('RPUSH', st.prefix .. 'l:' .. name, entries[i]) == 1 then
-          redis.call('ZADD', st.prefix .. 'pri', -(record and record[2] or 0), name)
-        end
+        pending_line_up(st, entries[i], record and record[2] or 0, false, record_lane(record))
         found = found + 1
       end
     end
@@ -300,16 +355,15 @@ local function store_recount(st)
   end
 end
 
--- pending_take(st, wanted, busy): take up to `wanted` tasks from the front of the lists,
--- highest priority first.  `busy(id)` says whether an id without a record lives in another
--- state.  Returns a list of {id, record or false, problem}: record false and problem nil
--- for a task whose record vanished; and whether the lists ran out.
-local function pending_take(st, wanted, busy)
+-- line_take(st, lane, wanted, busy, recount): take up to `wanted` tasks from the front
+-- of one lane's lists, highest priority first (see pending_take); `recount` allows a
+-- recount when the lists ran out while records remain.
+local function line_take(st, lane, wanted, busy, recount)
   local taken, skipped = {}, 0
-  local priorities = st.prefix .. 'pri'
+  local lists, priorities = line_keys(st, lane)
   while #taken < wanted and skipped < PENDING_SKIP_MAX do
     local head = redis.call('ZRANGE', priorities, 0, 0)[1]
-    if not head and st.n > 0 and not st.recounted then
+    if not head and recount and st.n > 0 and not st.recounted then
       st.recounted = true
       store_recount(st)
       head = redis.call('ZRANGE', priorities, 0, 0)[1]
@@ -318,7 +372,7 @@ local function pending_take(st, wanted, busy)
       return taken, true
     end
     local asked = wanted - #taken
-    local ids = redis.call('LPOP', st.prefix .. 'l:' .. head, asked) or {}
+    local ids = redis.call('LPOP', lists .. head, asked) or {}
     if #ids < asked then
       redis.call('ZREM', priorities, head)
     end
@@ -328,8 +382,8 @@ local function pending_take(st, wanted, busy)
         taken[#taken + 1] = {id, false, failure}
       elseif raw then
         local record, problem = record_read(raw)
-        if record and priority_name(record[2]) ~= head then
-          skip_gone(st, id)  -- its live entry is in the list of its priority
+        if record and (priority_name(record[2]) ~= head or record_lane(record) ~= lane) then
+          skip_gone(st, id)  -- its live entry is in the list of its priority and lane
           skipped = skipped + 1
         else
           store_remove(st, id, bucket)
@@ -340,6 +394,45 @@ local function pending_take(st, wanted, busy)
       else
         taken[#taken + 1] = {id, false, nil}
       end
+    end
+  end
+  return taken, false
+end
+
+-- pending_take(st, wanted, busy): take up to `wanted` tasks, highest priority first and
+-- FIFO among equals, the lanes (if any) round-robin.  `busy(id)` says whether an id
+-- without a record lives in another state.  Returns a list of {id, record or false,
+-- problem}: record false and problem nil for a task whose record vanished; and whether
+-- the lists ran out.
+local function pending_take(st, wanted, busy)
+  if not lanes_in_use(st) then
+    return line_take(st, '', wanted, busy, true)
+  end
+  local ring = st.prefix .. 'lanes'
+  local taken, idle_turns = {}, 0
+  while #taken < wanted and idle_turns < PENDING_SKIP_MAX do
+    local lane = redis.call('ZRANGE', ring, 0, 0)[1]
+    if not lane then
+      st.laned = false
+      redis.call('DEL', st.prefix .. 'turn')
+      local rest, ran_out = line_take(st, '', wanted - #taken, busy, true)
+      for _, entry in ipairs(rest) do
+        taken[#taken + 1] = entry
+      end
+      return taken, ran_out
+    end
+    local got, ran_out = line_take(st, lane, 1, busy, false)
+    for _, entry in ipairs(got) do
+      taken[#taken + 1] = entry
+    end
+    if #got == 0 then
+      idle_turns = idle_turns + 1
+    end
+    local _, priorities = line_keys(st, lane)
+    if ran_out or redis.call('EXISTS', priorities) == 0 then
+      redis.call('ZREM', ring, lane)
+    else
+      redis.call('ZADD', ring, 'XX', redis.call('INCR', st.prefix .. 'turn'), lane)
     end
   end
   return taken, false
