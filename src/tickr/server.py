@@ -310,6 +310,7 @@ class Server(Service):
             observe.unregister_server(self.id)
             run.stop.set()  # from now on the parts may end: the supervisor lets them
             await self._shut_down(run, ctx, parts)
+            self._processor = None
         if cancelled:
             raise asyncio.CancelledError
         if supervisor.gave_up is not None:

@@ -264,3 +264,42 @@ async def test_metrics_count_the_time_a_limit_held_a_queue(
         assert held is not None and 0.3 < held < 1.5, "five gaps of 0.1 s"
     finally:
         tickr.metrics.uninstall(metrics)
+
+
+async def test_resizing_after_serving_leaves_no_worker_behind(
+    inspector: tickr.Inspector, running_server: ServerFactory
+) -> None:
+    async def noop(task: tickr.Task) -> None:
+        return None
+
+    async with running_server(noop, concurrency=2) as server:
+        pass
+    await server.set_concurrency(6)
+    workers = [t for t in asyncio.all_tasks() if t.get_name().startswith("tickr-worker")]
+    assert workers == [] and server.concurrency == 6
+
+
+async def test_a_stopped_servers_wait_does_not_take_the_slots_wake_up(
+    client: tickr.Client, inspector: tickr.Inspector, running_server: ServerFactory
+) -> None:
+    await inspector.set_concurrency_limit("default", 1)
+    release = asyncio.Event()
+    started: list[float] = []
+
+    async def held(task: tickr.Task) -> None:
+        started.append(time.monotonic())
+        if task.payload == 0:
+            await release.wait()
+
+    await client.enqueue("t", 0)
+    async with running_server(held) as first:
+        await eventually(lambda: _value(lambda: len(started) == 1))
+        await client.enqueue_many([tickr.TaskSpec("t", n) for n in (1, 2)])
+        async with running_server(held, queues={"default": 1}):
+            async with running_server(held):
+                await asyncio.sleep(0.3)  # both wait for the slot
+            freed = time.monotonic()
+            release.set()
+            await eventually(lambda: _value(lambda: len(started) >= 2), timeout=5)
+            assert started[1] - freed < 1.0, "a live waiter got the slot at once"
+        del first

@@ -123,3 +123,51 @@ async def test_times_are_iso_8601_with_an_offset(http: httpx.AsyncClient) -> Non
         TASKS, json={"type": "t", "at": "2030-01-01T00:00"}, headers=auth(SUBMIT)
     )
     assert naive.status_code == 400 and "with an offset" in naive.json()["detail"]
+
+
+async def test_anonymous_access_refuses_other_sites_and_rebound_names(
+    url: str, namespace: str, inspector: tickr.Inspector
+) -> None:
+    app = create_app(url, namespace=namespace, tokens=(), anonymous_scopes=["admin"])
+    with Running(app) as base:
+        async with httpx.AsyncClient(base_url=base) as http:
+            cross_site = await http.post(
+                "/api/v1/queues/default/pause", headers={"Origin": "https://evil.example"}
+            )
+            rebound = await http.post(
+                "/api/v1/queues/default/pause", headers={"Host": "evil.example:8080"}
+            )
+            plain_form = await http.post(
+                TASKS, content=b'{"type": "t"}', headers={"Content-Type": "text/plain"}
+            )
+            page = await http.get("/", headers={"Host": "evil.example"})
+            own = await http.post("/api/v1/queues/default/pause")
+    assert (cross_site.status_code, rebound.status_code) == (403, 403)
+    assert plain_form.status_code == 415, "a cross-site form cannot send JSON without preflight"
+    assert page.status_code == 403
+    assert own.status_code == 200
+    logged = [(entry.action, entry.status) for entry in await inspector.audit_log()]
+    assert logged == [("queue.pause", 200), ("task.submit", 415)], "nothing for other sites"
+
+
+async def test_bad_input_gets_a_problem_never_a_500(http: httpx.AsyncClient) -> None:
+    odd_id = await http.post(TASKS, json={"type": "t", "task_id": "café✓"}, headers=auth(SUBMIT))
+    assert odd_id.status_code == 201
+    assert odd_id.headers["location"].endswith("/caf%C3%A9%E2%9C%93")
+    idempotent = await http.post(
+        TASKS, json={"type": "t", "headers": ["x"]},
+        headers={"Idempotency-Key": "k-1", **auth(SUBMIT)},
+    )  # fmt: skip
+    assert idempotent.status_code == 400
+    unknown = await http.delete("/api/v1/queues/nowhere/rate-limit", headers=auth(ADMIN))
+    assert unknown.status_code == 404
+    huge = await http.put(
+        "/api/v1/queues/default/rate-limit", json={"limit": 5, "period": 10**400},
+        headers=auth(ADMIN),
+    )  # fmt: skip
+    assert huge.status_code == 400
+    deep = b"[" * 100_000 + b"]" * 100_000
+    nested = await http.post(
+        TASKS, content=deep, headers={"Content-Type": "application/json", **auth(SUBMIT)}
+    )
+    assert nested.status_code == 400

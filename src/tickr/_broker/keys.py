@@ -37,7 +37,8 @@ P paused                 string  present while the queue is paused
 P limits                 hash    the queue's flow control: rate, period (ms), burst,
                                  rate_lane, conc, conc_lane (absent: no limit)
 P tat                    string  the rate limiter's theoretical arrival time (ms)
-P capwait                zset    servers held by the concurrency limit (id -> since ms);
+P capwait                zset    servers held by the concurrency limit (id -> when the
+                                 wait lapses: the lease expiry of its dequeue);
                                  a finished task wakes one with 'w<id>' on P events
 P idle                   string  present while some server found the queue empty
 P waiters                zset    idle servers ("<lease ms> <server id>" -> registration

@@ -292,6 +292,10 @@ class Serving(Calls):
         )
         return [q for q, reply in zip(queues, replies, strict=True) if isinstance(reply, Exception)]
 
+    async def leave_slot_waits(self, queues: Sequence[str], owner: str) -> None:
+        """Stop waiting for a concurrency slot in these queues (a server stops)."""
+        await self._pipeline_partial([("ZREM", self.keys(q).capwait, owner) for q in queues])
+
     async def leave_waiters(self, queues: Sequence[str], waiter: str, owner: str) -> LeftWaiters:
         """End a server's registrations, and take what was handed to it meanwhile."""
         commands: list[tuple[Any, ...]] = [("ZREM", self.keys(q).waiters, waiter) for q in queues]

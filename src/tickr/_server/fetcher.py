@@ -14,6 +14,7 @@ limits, or a slot freed for this server, brings it back at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from typing import Any, Final
@@ -72,6 +73,8 @@ class Fetcher(Loop):
         """Queue -> loop time until which a limit holds it back."""
         self._held_since: dict[str, tuple[float, str]] = {}
         """Queue -> loop time a limit began to hold it back, and which limit."""
+        self._released: dict[str, float] = {}
+        """Queue -> loop time of its latest release."""
         self._asked: dict[str, float] = {}
         """Queue -> loop time its latest dequeue was sent (a hold counts from then)."""
         self.handoff = HandOff(ctx, processor, self.wake)
@@ -88,10 +91,20 @@ class Fetcher(Loop):
         self._wake.set()
 
     def release(self, queue: str) -> None:
-        """Ask `queue` again now, though a limit held it back (its limits changed)."""
+        """Ask `queue` again now, though a limit held it back (its limits changed).
+
+        A dequeue sent before this and answered after holds nothing: its hold may be the
+        one this release ends.
+        """
+        self._released[queue] = asyncio.get_running_loop().time()
         if self._held.pop(queue, None) is not None:
             self._wake.set()
         self._hold_ended(queue)
+
+    def release_all(self) -> None:
+        """Ask every held queue again (after a resubscription: events may have been lost)."""
+        for queue in list(self._held):
+            self.release(queue)
 
     def _hold_ended(self, queue: str) -> None:
         """Report how long a limit held `queue` back since the hold began (or was reported)."""
@@ -108,9 +121,10 @@ class Fetcher(Loop):
     def _hold(self, queue: str, tasks: list[DequeuedTask]) -> None:
         hold_ms = tasks.hold_ms if isinstance(tasks, Dequeued) else 0
         self._hold_ended(queue)  # counts the time held up to this dequeue
-        if hold_ms:
-            now = asyncio.get_running_loop().time()
-            self._held[queue] = self._asked.get(queue, now) + abs(hold_ms) / 1000
+        now = asyncio.get_running_loop().time()
+        asked = self._asked.get(queue, now)
+        if hold_ms and self._released.get(queue, -1.0) < asked:
+            self._held[queue] = asked + abs(hold_ms) / 1000
             self._held_since[queue] = (now, "rate" if hold_ms > 0 else "concurrency")
 
     def _is_held(self, queue: str) -> bool:
@@ -134,6 +148,9 @@ class Fetcher(Loop):
         if in_flight:
             await asyncio.wait(in_flight, timeout=FETCH_GRACE)
         await self._end(FETCH_GRACE if self.taking else 0)
+        if self._held:  # else the wait lapses with the lease of its last dequeue
+            with contextlib.suppress(RedisUnavailable):
+                await self._broker.leave_slot_waits(list(self._held), self._owner)
 
     async def run(self) -> None:
         """Fetch until stopped or cancelled."""

@@ -61,6 +61,7 @@ class Listener(Loop):
         elif kind is EventKind.CANCEL:
             self._processor.stop_job(event.queue, event.task_id, StopReason.CANCELLED)
         elif kind is EventKind.RESYNC:
+            self._fetcher.release_all()
             self._fetcher.wake()
             self._forwarder.wake()
         elif kind is EventKind.LIMITS:

@@ -174,6 +174,8 @@ class Processor:
             return
         self._concurrency = concurrency
         self._free += change
+        if self._supervisor is None or self._cancelling:
+            return  # no workers yet (start() makes `concurrency`), or none any more
         if change > 0:
             cancelling = min(self._retiring, change)
             self._retiring -= cancelling  # workers about to retire stay instead

@@ -8,6 +8,7 @@ learns nothing while it waits.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import time
@@ -20,7 +21,14 @@ from starlette.requests import Request
 from tickr.web._problems import Failure
 from tickr.web.tokens import SCOPES, Token, TokenStore
 
-__all__ = ["ANONYMOUS", "FailedAuthLimiter", "Guard", "client_address"]
+__all__ = [
+    "ANONYMOUS",
+    "FailedAuthLimiter",
+    "Guard",
+    "client_address",
+    "limiter_key",
+    "local_request",
+]
 
 ANONYMOUS: Final = "anonymous"
 """The actor named in the audit log for a request without a token."""
@@ -31,6 +39,40 @@ _logger = logging.getLogger("tickr.web")
 def client_address(request: Request) -> str:
     """The client's address as the server saw it (behind a proxy: as forwarded)."""
     return request.client.host if request.client is not None else ""
+
+
+_LOCAL_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+
+def _host_of(value: str) -> str:
+    """The host name of a Host header or an Origin, without port or scheme."""
+    host = value.rpartition("://")[2].split("/", 1)[0].lower()
+    if host.startswith("["):
+        return host.partition("]")[0] + "]"
+    return host.rpartition(":")[0] if host.count(":") == 1 else host
+
+
+def local_request(request: Request) -> bool:
+    """Whether a request is addressed to this machine by its own name, from its own pages.
+
+    Anonymous access is for the machine's own programs and browser: a request sent by
+    another site (its Origin) or through a name that resolves here (DNS rebinding: its
+    Host) is not.
+    """
+    host = _host_of(request.headers.get("host", ""))
+    origin = request.headers.get("origin")
+    return host in _LOCAL_HOSTS and (origin is None or _host_of(origin) in _LOCAL_HOSTS)
+
+
+def limiter_key(address: str) -> str:
+    """What failures are counted by: the address, or an IPv6 address's /64 network."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if parsed.version == 6 and parsed.ipv4_mapped is None:
+        return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
+    return address
 
 
 class FailedAuthLimiter:
@@ -128,9 +170,15 @@ class Guard:
         """
         header = request.headers.get("authorization")
         if header is None and self.anonymous is not None:
+            if not local_request(request):
+                raise Failure(
+                    403,
+                    "requests without a token must come from this machine's own pages "
+                    "(Host 127.0.0.1, localhost or [::1], and no other site's Origin)",
+                )
             request.state.tickr_token = self.anonymous
             return self.anonymous
-        address = client_address(request)
+        address = limiter_key(client_address(request))
         wait = self.limiter.blocked_for(address)
         if wait > 0:
             raise Failure(

@@ -47,9 +47,13 @@ class Context:
         """The request's JSON object.
 
         Raises:
-            Failure: 413 for a body over MAX_BODY_BYTES, 400 for one that is not a JSON
-                object.
+            Failure: 415 without a JSON Content-Type (which also keeps other sites'
+                plain forms out), 413 for a body over MAX_BODY_BYTES, 400 for one that
+                is not a JSON object.
         """
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind != "application/json" and not kind.endswith("+json"):
+            raise Failure(415, "the body must be JSON, sent as Content-Type: application/json")
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
             raise Failure(413, f"the body is over {MAX_BODY_BYTES} bytes")
@@ -60,6 +64,8 @@ class Context:
                 raise Failure(413, f"the body is over {MAX_BODY_BYTES} bytes")
         try:
             document = json.loads(raw or b"null")
+        except RecursionError:
+            raise Failure(400, "the body nests too deep") from None
         except (ValueError, UnicodeDecodeError) as exc:
             raise Failure(400, f"the body is not JSON: {exc}") from None
         if not isinstance(document, dict):

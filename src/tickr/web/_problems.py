@@ -15,8 +15,10 @@ PROBLEM_TYPES: Final = {
     404: "not-found",
     409: "conflict",
     413: "too-large",
+    415: "unsupported-media-type",
     429: "too-many-requests",
     501: "not-implemented",
+    500: "internal",
     503: "unavailable",
 }
 """The status codes the API answers with a problem, and the last part of their type URI."""
@@ -28,8 +30,10 @@ _TITLES: Final = {
     404: "Not Found",
     409: "Conflict",
     413: "Payload Too Large",
+    415: "Unsupported Media Type",
     429: "Too Many Requests",
     501: "Not Implemented",
+    500: "Internal Server Error",
     503: "Service Unavailable",
 }
 

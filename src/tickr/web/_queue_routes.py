@@ -158,6 +158,8 @@ async def schedulers(ctx: Context, request: Request) -> Response:
     token = ctx.guard.authorize(request, "tasks:read")
     entries = []
     for entry in await ctx.inspector.scheduler_entries():
+        if not token.may_touch(entry.queue):
+            continue
         shown = record_json(entry)
         if not token.allows("payload:read", entry.queue):
             shown.pop("payload", None)
@@ -220,7 +222,9 @@ async def limit(ctx: Context, request: Request) -> Response:
             else:
                 await inspector.set_concurrency_limit(name, count, per_lane=per_lane)
         info = await inspector.queue_info(name, memory=False)
-    except (TypeError, ValueError) as exc:
+    except tickr.QueueNotFound:
+        raise Failure(404, f"no queue {name!r}") from None
+    except (TypeError, ValueError, OverflowError) as exc:
         raise Failure(400, str(exc)) from None
     return JSONResponse(queue_json(info))
 

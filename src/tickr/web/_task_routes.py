@@ -7,6 +7,7 @@ import hashlib
 import json
 from datetime import datetime
 from typing import Any, Final
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -85,12 +86,8 @@ def _path_task(request: Request) -> tuple[str, str]:
     return request.path_params["queue"], request.path_params["task_id"]
 
 
-async def submit(ctx: Context, request: Request) -> Response:
-    """Enqueue a task; an Idempotency-Key header names it, so a replay finds it."""
-    queue = request.path_params["queue"]
-    token = ctx.guard.authorize(request, "tasks:submit", queue)
-    ctx.guard.writable()
-    body = await ctx.body(request)
+def _submission(body: dict[str, Any]) -> tuple[str, Any, dict[str, Any]]:
+    """The type, payload and enqueue options of a submission's body."""
     task_type = body.get("type")
     if not isinstance(task_type, str):
         raise Failure(400, "type is required: a task type, a string")
@@ -103,14 +100,31 @@ async def submit(ctx: Context, request: Request) -> Response:
         raise Failure(400, f"payload: {exc}") from None
     options = {name: body[name] for name in ENQUEUE_OPTIONS & set(body)}
     options.update({name: _moment(name, body[name]) for name in TIME_OPTIONS & set(body)})
+    return task_type, payload, options
+
+
+def _idempotent(options: dict[str, Any], key: str, body: dict[str, Any]) -> str:
+    """Name the task after the Idempotency-Key; returns the digest of the body."""
+    if "task_id" in options:
+        raise Failure(400, "give Idempotency-Key or task_id, not both")
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    options["task_id"] = key
+    given = options.get("headers") or {}
+    if not isinstance(given, dict):
+        raise Failure(400, "headers must be an object of strings")
+    options["headers"] = {**given, IDEMPOTENCY_HEADER: digest}
+    return digest
+
+
+async def submit(ctx: Context, request: Request) -> Response:
+    """Enqueue a task; an Idempotency-Key header names it, so a replay finds it."""
+    queue = request.path_params["queue"]
+    token = ctx.guard.authorize(request, "tasks:submit", queue)
+    ctx.guard.writable()
+    body = await ctx.body(request)
+    task_type, payload, options = _submission(body)
     key = request.headers.get("idempotency-key")
-    digest = None
-    if key is not None:
-        if "task_id" in options:
-            raise Failure(400, "give Idempotency-Key or task_id, not both")
-        digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-        options["task_id"] = key
-        options["headers"] = {**(options.get("headers") or {}), IDEMPOTENCY_HEADER: digest}
+    digest = None if key is None else _idempotent(options, key, body)
     client = ctx.client
     try:
         info = await client.enqueue(task_type, payload, queue=queue, **options)
@@ -131,7 +145,7 @@ async def submit(ctx: Context, request: Request) -> Response:
     return JSONResponse(
         task_json(info, token),
         201,
-        headers={"Location": f"{request.url.path.rstrip('/')}/{info.id}"},
+        headers={"Location": f"{request.url.path.rstrip('/')}/{quote(info.id, safe='')}"},
     )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Final
 
@@ -37,6 +38,8 @@ from tickr.web._problems import Failure, problem
 from tickr.web.tokens import Token, TokenStore
 
 __all__ = ["create_app"]
+
+_logger = logging.getLogger("tickr.web")
 
 Route_ = Callable[[Context, Request], Awaitable[Response]]
 
@@ -364,6 +367,9 @@ def _route(ctx: Context, endpoint: Endpoint) -> Route:
             response = failure.response
         except tickr.RedisUnavailable as exc:
             response = problem(503, str(exc))
+        except Exception:
+            _logger.exception("%s %s failed", request.method, request.url.path)
+            response = problem(500, "the request failed inside Tickr; see the server's log")
         if endpoint.audit is not None:
             await _audit(ctx, endpoint.audit, request, response)
         return response

@@ -3,7 +3,8 @@
 -- record (lib/pending_store.lua).
 -- KEYS[1] pending store meta    KEYS[2] active zset    KEYS[3] paused flag    KEYS[4] idle flag
 -- KEYS[5] archived zset    KEYS[6] limits hash    KEYS[7] rate limiter's arrival time
--- KEYS[8] servers waiting for a concurrency slot (zset)
+-- KEYS[8] servers waiting for a concurrency slot (zset: server -> when its wait lapses,
+-- the lease expiry of its latest dequeue, so that a dead server's wait lapses too)
 -- ARGV[1] task key prefix    ARGV[2] N    ARGV[3] lease expiry (ms)    ARGV[4] owner (server id)
 -- ARGV[5] now (ms)    ARGV[6] pending store prefix
 -- Each task records the expiry as `dq`: it names this call for reclaim.lua.
@@ -51,7 +52,7 @@ local allowed, held_by = wanted, nil
 if conc then
   local slots = conc - redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf')
   if slots <= 0 then
-    redis.call('ZADD', KEYS[8], now, owner)
+    redis.call('ZADD', KEYS[8], ARGV[3], owner)
     return {{}, {}, lease_wait()}
   end
   redis.call('ZREM', KEYS[8], owner)
@@ -123,7 +124,7 @@ if got < allowed then
 elseif held_by == 'rate' then
   hold = math.max(1, math.floor(arrival + got * interval - tolerance - now))
 elseif held_by == 'conc' then
-  redis.call('ZADD', KEYS[8], now, owner)
+  redis.call('ZADD', KEYS[8], ARGV[3], owner)
   hold = lease_wait()
 end
 return {taken, rejected, hold}

@@ -2,7 +2,8 @@
 -- KEYS[1] active    KEYS[2] pending store meta    KEYS[3] retry    KEYS[4] archived
 -- KEYS[5] completed    KEYS[6] processed    KEYS[7] failed    KEYS[8] processed today
 -- KEYS[9] failed today    KEYS[10] idle flag    KEYS[11] this hour's minute counters
--- KEYS[12] servers waiting for a concurrency slot (zset; see dequeue.lua)
+-- KEYS[12] servers waiting for a concurrency slot (zset: server -> when its wait lapses;
+-- see dequeue.lua)
 -- ARGV[1] task key prefix    ARGV[2] unique key prefix    ARGV[3] events channel
 -- ARGV[4] done channel    ARGV[5] now (ms)    ARGV[6] owner (server id)
 -- ARGV[7] daily counter ttl (s)    ARGV[8] archive max size    ARGV[9] archive max age (ms)
@@ -123,7 +124,10 @@ if archived > 0 then
 end
 trim_completed(KEYS[5], now)
 if freed > 0 then
-  local waiting = redis.call('ZPOPMIN', KEYS[12], freed)
+  redis.call('ZREMRANGEBYSCORE', KEYS[12], '-inf', now)  -- waits of servers gone since
+  -- One more than the slots freed: a server that stopped within its lease may still be
+  -- listed, and must not take the only wake-up.
+  local waiting = redis.call('ZPOPMIN', KEYS[12], freed + 1)
   for i = 1, #waiting, 2 do
     redis.call('PUBLISH', events, 'w' .. waiting[i])
   end

@@ -11,6 +11,7 @@ from typing import Any, Final
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from tickr.web._auth import local_request
 from tickr.web._context import Context
 from tickr.web._dashboard.render import page
 from tickr.web._dashboard.session import LOGIN_COOKIE, SESSION_COOKIE, SessionKeys
@@ -140,6 +141,10 @@ class Dashboard:
         if session is not None:
             viewer = Viewer(session.token, self.keys.csrf(session.nonce), True)
         elif self.ctx.guard.anonymous is not None:
+            if not local_request(request):
+                raise self.error(
+                    request, None, 403, "Without a token, only this machine's own pages may look."
+                )
             nonce = self.keys.open_login(request.cookies.get(LOGIN_COOKIE))
             if nonce is None:  # the forms of this page need a nonce: set one with it
                 cookie, nonce = self.keys.login_nonce()

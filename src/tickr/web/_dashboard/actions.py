@@ -16,7 +16,7 @@ import tickr
 from tickr.inspector import BULK_STATES
 from tickr.values import TASK_STATES, TaskState
 from tickr.web import _audit as audit
-from tickr.web._auth import client_address
+from tickr.web._auth import client_address, limiter_key
 from tickr.web._dashboard import pages
 from tickr.web._dashboard.access import Dashboard, Viewer
 from tickr.web._dashboard.session import LOGIN_COOKIE, SESSION_COOKIE
@@ -41,7 +41,7 @@ async def log_in(dash: Dashboard, request: Request) -> Response:
     if nonce is None or not dash.keys.csrf_valid(nonce, form.get("csrf")):
         return await pages.login_form(dash, request, "The form expired: try again.", 403)
     guard = dash.ctx.guard
-    address = client_address(request)
+    address = limiter_key(client_address(request))
     wait = guard.limiter.blocked_for(address)
     if wait > 0:
         return await pages.login_form(

@@ -6,6 +6,7 @@ import asyncio
 import time
 from datetime import UTC, datetime
 from typing import Any, Final
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -250,7 +251,8 @@ async def search(dash: Dashboard, request: Request) -> Response:
         matches = [found for found in await asyncio.gather(*map(look, names)) if found]
     if len(matches) == 1:
         found = matches[0]
-        raise Shown(dash.redirect(request, f"/queues/{found.queue}/tasks/{found.id}"))
+        path = f"/queues/{quote(found.queue, safe='')}/tasks/{quote(found.id, safe='')}"
+        raise Shown(dash.redirect(request, path))
     return dash.render(request, viewer, "search.html", task_id=task_id, matches=matches)
 
 

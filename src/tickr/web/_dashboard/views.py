@@ -29,8 +29,11 @@ def _view(dash: Dashboard, view: View) -> Callable[[Request], Awaitable[Response
         except Shown as shown:
             return shown.response
         except tickr.RedisUnavailable as exc:
-            viewer = None
-            return dash.render(request, viewer, "error.html", 503, message=f"Redis: {exc}")
+            return dash.render(request, None, "error.html", 503, message=f"Redis: {exc}")
+        except (tickr.QueueNotFound, tickr.TaskNotFound, tickr.EntryNotFound) as exc:
+            return dash.render(request, None, "error.html", 404, message=f"{exc}.")
+        except (TypeError, ValueError) as exc:
+            return dash.render(request, None, "error.html", 400, message=f"Not done: {exc}.")
 
     return answer
 
