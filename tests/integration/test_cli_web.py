@@ -107,3 +107,14 @@ def test_a_redis_that_cannot_be_reached_fails_at_once(namespace: str) -> None:
         assert any(line.startswith("error: ") for line in process.lines)
     finally:
         process.stop()
+
+
+def test_a_short_session_secret_is_refused(url: str, namespace: str, tmp_path: Path) -> None:
+    secret = tmp_path / "session.key"
+    secret.write_bytes(b"too short")
+    process = WebProcess(url, namespace, "--session-secret-file", str(secret))
+    try:
+        assert process.wait(timeout=30) == 2
+        assert any("32 bytes or more" in line for line in process.lines)
+    finally:
+        process.stop()

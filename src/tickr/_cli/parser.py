@@ -234,6 +234,12 @@ def _add_web(commands: Adder) -> None:
     web.add_argument("--token-file", metavar="FILE", help="the tokens, as TOML ([[token]] tables)")
     web.add_argument("--read-only", action="store_true", help="refuse every change (403)")
     web.add_argument(
+        "--session-secret-file",
+        metavar="FILE",
+        help="the key (32 bytes or more) that signs dashboard sessions, shared by every "
+        "process behind one address (default: a random key per process)",
+    )
+    web.add_argument(
         "--root-path",
         default="",
         metavar="PATH",

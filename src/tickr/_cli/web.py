@@ -150,13 +150,23 @@ def run_web(args: Namespace) -> int:
         tickr.metrics.install()
     except ImportError:
         pass  # /metrics answers 501 and names the extra
-    app = create_app(
-        args.url,
-        namespace=namespace,
-        tokens=store,
-        read_only=args.read_only,
-        anonymous_scopes=anonymous,
-    )
+    session_secret = None
+    if args.session_secret_file is not None:
+        try:
+            session_secret = Path(args.session_secret_file).read_bytes().strip()
+        except OSError as exc:
+            raise CLIError(f"cannot read the session secret: {exc}") from None
+    try:
+        app = create_app(
+            args.url,
+            namespace=namespace,
+            tokens=store,
+            read_only=args.read_only,
+            anonymous_scopes=anonymous,
+            session_secret=session_secret,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
     log_config["handlers"]["access"]["stream"] = "ext://sys.stderr"  # with the other logs
     config = uvicorn.Config(
