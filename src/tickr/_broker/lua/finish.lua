@@ -123,7 +123,7 @@ if archived > 0 then
   trim_archive(KEYS[4], task_prefix, tonumber(ARGV[8]), tonumber(ARGV[9]), now)
 end
 trim_completed(KEYS[5], now)
-if freed > 0 then
+if freed > 0 and redis.call('EXISTS', KEYS[12]) == 1 then  -- a concurrency limit is full
   redis.call('ZREMRANGEBYSCORE', KEYS[12], '-inf', now)  -- waits of servers gone since
   -- One more than the slots freed: a server that stopped within its lease may still be
   -- listed, and must not take the only wake-up.
