@@ -24,8 +24,7 @@ from tickr._checks import check_name
 from tickr._cli.commands import DEFAULT_NAMESPACE
 from tickr._cli.errors import CLIError, UsageError
 from tickr._cli.output import masked_url
-from tickr.errors import RedisUnavailable
-from tickr.inspector import Inspector
+from tickr._cli.worker import check_redis
 
 __all__ = ["is_loopback", "run_web"]
 
@@ -55,18 +54,6 @@ def _tokens(path: str | None) -> list[Any]:
         raise CLIError(f"cannot read the token file: {exc}") from None
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-
-
-async def _check_redis(url: str | None, namespace: str) -> None:
-    try:
-        inspector = Inspector(url, namespace=namespace)
-    except ValueError as exc:
-        raise UsageError(f"invalid Redis URL: {exc}") from None
-    async with inspector:
-        try:
-            await inspector.check_ready()
-        except RedisUnavailable as exc:
-            raise CLIError(f"{exc} (url: {masked_url(resolve_url(url))})") from None
 
 
 def _reload(store: Any, path: str, loopback: bool) -> None:
@@ -136,7 +123,7 @@ def run_web(args: Namespace) -> int:
     level = args.log_level.upper()
     logging.basicConfig(level=level, format=_LOG_FORMAT, stream=sys.stderr)
     logging.getLogger("tickr").setLevel(level)
-    asyncio.run(_check_redis(args.url, namespace))
+    asyncio.run(check_redis(args.url, namespace))
     store = TokenStore(tokens)
     anonymous: frozenset[str] = frozenset()
     if not tokens:

@@ -34,7 +34,7 @@ from tickr.inspector import Inspector
 from tickr.mux import Handler, ServeMux
 from tickr.server import Server
 
-__all__ = ["run_worker"]
+__all__ = ["check_redis", "run_worker"]
 
 logger = logging.getLogger("tickr.cli")
 
@@ -143,19 +143,28 @@ def build(args: Namespace) -> tuple[Server, ServeMux | Handler]:
     return server, target
 
 
-async def _check_redis(server: Server) -> None:
-    """Fail now if Redis cannot be reached or the URL is invalid."""
-    if server._redis is not None:
-        return  # the application's own client; checking it here would bind it to this loop
+async def check_redis(url: str | None, namespace: str) -> None:
+    """Fail now if the URL is invalid, or Redis cannot be reached or lacks the scripts.
+
+    Raises:
+        UsageError: For an invalid URL.
+        CLIError: If Redis cannot be reached.
+    """
     try:
-        inspector = Inspector(server._url, namespace=server.namespace)
+        inspector = Inspector(url, namespace=namespace)
     except ValueError as exc:
         raise UsageError(f"invalid Redis URL: {exc}") from None
     async with inspector:
         try:
-            await inspector.queues()
+            await inspector.check_ready()
         except RedisUnavailable as exc:
-            raise CLIError(f"{exc} (url: {masked_url(resolve_url(server._url))})") from None
+            raise CLIError(f"{exc} (url: {masked_url(resolve_url(url))})") from None
+
+
+async def _check_redis(server: Server) -> None:
+    if server._redis is not None:
+        return  # the application's own client; checking it here would bind it to this loop
+    await check_redis(server._url, server.namespace)
 
 
 def _serve_metrics(server: Server, addr: str, port: int) -> None:
